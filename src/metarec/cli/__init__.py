@@ -1,0 +1,69 @@
+"""Command-line interface (typer). Thin: parse, call the library, print.
+
+Each command group lives in its own module and is registered here. A
+:class:`~metarec.errors.MetarecError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from metarec import __version__
+from metarec.errors import MetarecError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="metarec: meta-learning recommendation.")
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"metarec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    from metarec.cli import datasets
+
+    app.add_typer(datasets.app, name="datasets", help="List, fetch and describe data sets.")
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point: run the app, turning project errors into one line + exit 2."""
+    try:
+        app(standalone_mode=False)
+    except MetarecError as error:
+        err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as error:  # click usage errors
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

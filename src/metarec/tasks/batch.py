@@ -1,0 +1,149 @@
+"""Padding tasks into one batch of tensors ready for ``torch.func.vmap``.
+
+This is the one place where tasks are padded: everything downstream takes a
+:class:`TaskBatch` and never re-pads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import torch
+
+from metarec.data.dataset import FeatureTable, Fields
+from metarec.tasks.taskset import TaskSet
+
+
+@dataclass
+class TaskBatch:
+    """A meta-batch of B tasks padded to S support and Q query rows.
+
+    ``user_fields`` are ``[B, ...]``; ``support_fields`` ``[B, S, ...]``;
+    ``support_ratings`` float ``[B, S]``; ``support_mask`` bool ``[B, S]`` (False = padding);
+    the same for the query. Padding rows repeat a real row of their task with mask False,
+    so they are valid model inputs that contribute nothing.
+    """
+
+    users: torch.Tensor
+    user_fields: Fields
+    support_fields: Fields
+    support_ratings: torch.Tensor
+    support_mask: torch.Tensor
+    query_fields: Fields
+    query_ratings: torch.Tensor
+    query_mask: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+    @property
+    def support_items(self) -> torch.Tensor:
+        return self.support_fields["id"]
+
+    @property
+    def query_items(self) -> torch.Tensor:
+        return self.query_fields["id"]
+
+    def to(self, device: torch.device | str | None = None,
+           dtype: torch.dtype | None = None) -> TaskBatch:
+        """Move every tensor to ``device``; cast float tensors to ``dtype``."""
+        def move(t: torch.Tensor) -> torch.Tensor:
+            if dtype is not None and t.is_floating_point():
+                t = t.to(dtype)
+            return t.to(device) if device is not None else t
+
+        changes = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            changes[f.name] = ({k: move(v) for k, v in value.items()} if isinstance(value, dict)
+                               else move(value))
+        return replace(self, **changes)
+
+    def select(self, index: slice | torch.Tensor) -> TaskBatch:
+        """Tasks ``index`` of this batch (padding kept as is)."""
+        changes = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            changes[f.name] = ({k: v[index] for k, v in value.items()} if isinstance(value, dict)
+                               else value[index])
+        return replace(self, **changes)
+
+
+def pad_tasks(tasks: TaskSet, index: np.ndarray, users: FeatureTable,
+              items: FeatureTable) -> TaskBatch:
+    """Pad tasks ``index`` of ``tasks`` into one :class:`TaskBatch` (vectorised)."""
+    index = np.asarray(index, dtype=np.int64)
+    user_idx = torch.from_numpy(tasks.users[index])
+    s_rows, s_mask = _padded_rows(tasks.support_offsets, index)
+    q_rows, q_mask = _padded_rows(tasks.query_offsets, index)
+    return TaskBatch(
+        users=user_idx,
+        user_fields=users.take(user_idx),
+        support_fields=items.take(torch.from_numpy(tasks.support.item[s_rows])),
+        support_ratings=torch.from_numpy(tasks.support.rating[s_rows] * s_mask),
+        support_mask=torch.from_numpy(s_mask),
+        query_fields=items.take(torch.from_numpy(tasks.query.item[q_rows])),
+        query_ratings=torch.from_numpy(tasks.query.rating[q_rows] * q_mask),
+        query_mask=torch.from_numpy(q_mask),
+    )
+
+
+def _padded_rows(offsets: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts, sizes = offsets[index], offsets[index + 1] - offsets[index]
+    width = max(int(sizes.max(initial=0)), 1)
+    position = np.arange(width)[None, :]
+    mask = position < sizes[:, None]
+    # Padding points at the task's first row (or row 0 for an empty task): a valid input.
+    rows = np.where(mask, starts[:, None] + position, np.where(sizes > 0, starts, 0)[:, None])
+    if offsets[-1] == 0:
+        rows = np.zeros_like(rows)
+    return rows.astype(np.int64), mask
+
+
+class TaskBatcher:
+    """Seeded iterator over meta-batches of a :class:`TaskSet`.
+
+    Each epoch visits every task once in a permutation drawn from ``seed`` and the epoch
+    number, so iteration is reproducible and resumable from ``(epoch, position)``.
+    """
+
+    def __init__(self, tasks: TaskSet, users: FeatureTable, items: FeatureTable,
+                 meta_batch_size: int, *, seed: int = 0, shuffle: bool = True,
+                 drop_last: bool = False) -> None:
+        if meta_batch_size < 1:
+            raise ValueError("meta_batch_size must be >= 1")
+        self.tasks, self.users, self.items = tasks, users, items
+        self.meta_batch_size, self.seed, self.shuffle = meta_batch_size, seed, shuffle
+        self.drop_last = drop_last
+        self.epoch, self.position = 0, 0
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.tasks), self.meta_batch_size)
+        return full if (self.drop_last or rest == 0) else full + 1
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The task order of ``epoch``."""
+        if not self.shuffle:
+            return np.arange(len(self.tasks))
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.tasks))
+
+    def batch_indices(self) -> Iterator[np.ndarray]:
+        """Task indices of the remaining meta-batches of the current epoch; advances state."""
+        order = self.order(self.epoch)
+        while self.position < len(self):
+            start = self.position * self.meta_batch_size
+            self.position += 1
+            yield order[start:start + self.meta_batch_size]
+        self.epoch, self.position = self.epoch + 1, 0
+
+    def __iter__(self) -> Iterator[TaskBatch]:
+        for index in self.batch_indices():
+            yield pad_tasks(self.tasks, index, self.users, self.items)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.position, self.seed = state["epoch"], state["position"], state["seed"]

@@ -1,0 +1,89 @@
+"""A set of per-user tasks stored flat, in CSR form: no Python object per task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from metarec.data.dataset import Interactions
+
+
+@dataclass
+class TaskSet:
+    """Tasks of one scenario. Task ``t`` belongs to user ``users[t]``; its support rows are
+    ``support[support_offsets[t]:support_offsets[t + 1]]`` and likewise for the query.
+    Rows keep time order within a task where the data had timestamps."""
+
+    users: np.ndarray
+    support: Interactions
+    support_offsets: np.ndarray
+    query: Interactions
+    query_offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def support_sizes(self) -> np.ndarray:
+        return np.diff(self.support_offsets)
+
+    @property
+    def query_sizes(self) -> np.ndarray:
+        return np.diff(self.query_offsets)
+
+    @staticmethod
+    def from_rows(support: Interactions, query: Interactions) -> TaskSet:
+        """Group support and query rows by user into tasks (users present in both)."""
+        users = np.intersect1d(np.unique(support.user), np.unique(query.user))
+        support = support.subset(np.isin(support.user, users))
+        query = query.subset(np.isin(query.user, users))
+        support, support_offsets = _group(support, users)
+        query, query_offsets = _group(query, users)
+        return TaskSet(users, support, support_offsets, query, query_offsets)
+
+    def select(self, tasks: np.ndarray) -> TaskSet:
+        """The tasks at positions ``tasks`` (a bool mask or index array), in that order."""
+        tasks = np.flatnonzero(tasks) if tasks.dtype == bool else np.asarray(tasks)
+        support_rows, support_offsets = _rows_of(self.support_offsets, tasks)
+        query_rows, query_offsets = _rows_of(self.query_offsets, tasks)
+        return TaskSet(self.users[tasks], self.support.subset(support_rows), support_offsets,
+                       self.query.subset(query_rows), query_offsets)
+
+    def cap_support(self, k: int, seed: int) -> TaskSet:
+        """Keep at most ``k`` support ratings per task, drawn at random (k-shot)."""
+        rng = np.random.default_rng(seed)
+        sizes = self.support_sizes
+        keep = np.zeros(len(self.support), dtype=bool)
+        for t in np.flatnonzero(sizes > 0):
+            start = self.support_offsets[t]
+            chosen = rng.choice(sizes[t], size=min(k, sizes[t]), replace=False)
+            keep[start + np.sort(chosen)] = True
+        support = self.support.subset(keep)
+        offsets = np.concatenate([[0], np.cumsum(np.minimum(sizes, k))]).astype(np.int64)
+        return TaskSet(self.users, support, offsets, self.query, self.query_offsets)
+
+    def all_ratings(self) -> Interactions:
+        """Support and query rows together (what plain training may learn from)."""
+        return _concat(self.support, self.query)
+
+
+def _group(rows: Interactions, users: np.ndarray) -> tuple[Interactions, np.ndarray]:
+    task_of_row = np.searchsorted(users, rows.user)
+    order = np.argsort(task_of_row, kind="stable")
+    counts = np.bincount(task_of_row, minlength=len(users))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return rows.subset(order), offsets
+
+
+def _rows_of(offsets: np.ndarray, tasks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    sizes = offsets[tasks + 1] - offsets[tasks]
+    new_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    rows = np.repeat(offsets[tasks] - new_offsets[:-1], sizes) + np.arange(new_offsets[-1])
+    return rows.astype(np.int64), new_offsets
+
+
+def _concat(a: Interactions, b: Interactions) -> Interactions:
+    return Interactions(np.concatenate([a.user, b.user]), np.concatenate([a.item, b.item]),
+                        np.concatenate([a.rating, b.rating]),
+                        np.concatenate([a.timestamp, b.timestamp]))
