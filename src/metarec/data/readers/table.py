@@ -1,0 +1,103 @@
+"""Any interaction log in one table: CSV (separator sniffed or given) or Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from metarec.data.dataset import Dataset, build_dataset
+from metarec.data.readers._common import (
+    parse_dates,
+    parse_ids,
+    parse_numbers,
+    parse_text_ids,
+    ratings_frame,
+    read_quoted_csv,
+)
+from metarec.errors import DataError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def read_table(
+    path: str | Path,
+    *,
+    user_col: str = "user",
+    item_col: str = "item",
+    rating_col: str = "rating",
+    time_col: str | None = None,
+    sep: str | None = None,
+    name: str | None = None,
+) -> Dataset:
+    """Read a log of (user, item, rating[, time]) rows from a CSV file with a header (or
+    a Parquet file, by suffix ``.parquet``/``.pq``) into a :class:`Dataset` without side
+    features.
+
+    ``sep`` is sniffed among ``, ; tab |`` when not given. Ids that are all integers
+    become ints, otherwise strings. ``time_col`` holds unix seconds or ISO 8601 dates
+    (empty = missing). The rating range is the observed (min, max). ``name`` defaults to
+    the file name without suffix.
+    """
+    path = Path(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        frame, lines = _read_parquet(path)
+    else:
+        if sep is not None and len(sep) != 1:
+            raise ValueError(f"sep must be one character, got {sep!r}")
+        frame, lines = read_quoted_csv(path, sep=sep)
+    wanted = [user_col, item_col, rating_col] + ([time_col] if time_col else [])
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise DataError(f"missing column(s) {missing}; found {list(frame.columns)}",
+                        path=path, line=1)
+    if not len(frame):
+        raise DataError("no rating rows after the header", path=path)
+    rating = parse_numbers(frame[rating_col], lines, path, rating_col)
+    ratings = ratings_frame(
+        _ids(frame[user_col], lines, path, user_col),
+        _ids(frame[item_col], lines, path, item_col),
+        rating,
+        None if time_col is None else _times(frame[time_col], lines, path, time_col),
+    )
+    return build_dataset(name or path.stem, ratings,
+                         rating_range=(float(rating.min()), float(rating.max())),
+                         source=str(path))
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise DataError("file not found", path=path) from None
+    except Exception as err:  # pyarrow raises many types for a corrupt file
+        raise DataError(f"cannot read as Parquet: {err}", path=path) from None
+    frame.columns = [str(c) for c in frame.columns]
+    return frame.reset_index(drop=True), np.arange(1, len(frame) + 1)
+
+
+def _ids(cells: pd.Series, lines: np.ndarray, path: Path, field: str) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(cells.dtype) or _all_integers(cells):
+        return parse_ids(cells, lines, path, field)
+    return parse_text_ids(cells, lines, path, field)
+
+
+def _all_integers(cells: pd.Series) -> bool:
+    text = cells.astype("string").str.strip()
+    return bool(text.str.fullmatch(r"[+-]?\d{1,18}").fillna(False).all())
+
+
+def _times(cells: pd.Series, lines: np.ndarray, path: Path, field: str) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(cells.dtype):
+        stamps = pd.to_datetime(cells, utc=True)
+        return ((stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
+            dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(cells.dtype):
+        return parse_numbers(cells, lines, path, field, allow_missing=True)
+    text = cells.astype("string").str.strip()
+    given = text.notna() & (text != "")
+    numeric = pd.to_numeric(text.where(given), errors="coerce").notna()
+    if bool((numeric | ~given).all()):
+        return parse_numbers(cells, lines, path, field, allow_missing=True)
+    return parse_dates(cells, lines, path, field, "ISO8601")

@@ -1,0 +1,183 @@
+"""Cold-start splits: warm, new users, new items, new users x new items.
+
+Two protocols share one implementation:
+
+* ``melu`` (as published for MovieLens-1M by MeLU): a seeded random
+  ``new_user_fraction`` of all users are new users; items released after ``cutoff_year``
+  are new items. (MeLU's published state files hold all 6,040 users, 4,832 existing and
+  1,208 new; the ``min_ratings``..``max_ratings`` bound applies per scenario, below.)
+* ``time``: for data without release years, an item is new if it was first rated after
+  the ``new_item_quantile`` of all timestamps.
+
+Each of the four scenarios groups a user's ratings in that scenario into one task: the
+query set is ``query_size`` random ratings (or the latest, with ``query="latest"``), the
+support set the rest; a user whose count in the scenario is outside the bounds is left out
+of it, as MeLU does.
+
+The warm scenario is honest: its query ratings are never trained on. Meta-training
+tasks (``train``) are built from the warm support sets of existing users only, split again
+into an inner support and query; a ``validation`` fraction of existing users is held out of
+training altogether for tuning and early stopping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+
+from metarec.data.dataset import Dataset, Interactions
+from metarec.errors import ConfigError
+from metarec.tasks.taskset import TaskSet
+
+SCENARIOS = ("warm", "new_users", "new_items", "new_users_new_items")
+
+
+@dataclass
+class SplitConfig:
+    """How to split a data set into cold-start scenarios (see the module docstring)."""
+
+    protocol: Literal["melu", "time"] = "melu"
+    min_ratings: int = 13
+    max_ratings: int = 100
+    new_user_fraction: float = 0.2
+    cutoff_year: float = 1997
+    new_item_quantile: float = 0.8
+    query_size: int = 10
+    query: Literal["random", "latest"] = "random"
+    validation_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("melu", "time"):
+            raise ConfigError(f"split protocol must be 'melu' or 'time', got {self.protocol!r}")
+        if not 0 <= self.new_user_fraction < 1 or not 0 <= self.validation_fraction < 1:
+            raise ConfigError("new_user_fraction and validation_fraction must be in [0, 1)")
+        if self.min_ratings <= self.query_size:
+            raise ConfigError(f"min_ratings ({self.min_ratings}) must exceed query_size "
+                              f"({self.query_size}) so every task has a support set")
+
+
+@dataclass
+class ColdStartSplit:
+    """The result of :func:`split_dataset`: evaluation tasks per scenario, plus the
+    meta-training and validation tasks built from existing users' support sets."""
+
+    config: SplitConfig
+    scenarios: dict[str, TaskSet]
+    train: TaskSet
+    validation: TaskSet
+    existing_users: np.ndarray
+    new_users: np.ndarray
+    validation_users: np.ndarray
+    new_items: np.ndarray
+
+    @property
+    def train_ratings(self) -> Interactions:
+        """Every rating training may see: the warm support sets of training users."""
+        return self.train.all_ratings()
+
+    def summary(self) -> list[dict[str, object]]:
+        """One row per scenario and per training set: users, support and query ratings."""
+        rows = []
+        for name, tasks in [*self.scenarios.items(), ("meta-train", self.train),
+                            ("validation", self.validation)]:
+            rows.append({"scenario": name, "users": len(tasks),
+                         "support_ratings": int(tasks.support_sizes.sum()),
+                         "query_ratings": int(tasks.query_sizes.sum())})
+        return rows
+
+    def to_dict(self) -> dict[str, object]:
+        return {"config": asdict(self.config), "summary": self.summary()}
+
+
+def new_item_mask(dataset: Dataset, config: SplitConfig) -> np.ndarray:
+    """Boolean mask over item indices: True for new (cold) items."""
+    if config.protocol == "melu":
+        if "year" not in dataset.items.names:
+            raise ConfigError(f"data set {dataset.name!r} has no item release year: use the "
+                              "'time' split protocol")
+        year = dataset.items.values["year"].numpy()
+        return np.nan_to_num(year, nan=-np.inf) > config.cutoff_year
+    inter = dataset.interactions
+    if not np.isfinite(inter.timestamp).any():
+        raise ConfigError(f"data set {dataset.name!r} has neither release years nor "
+                          "timestamps: no new-item scenario can be formed")
+    cutoff = np.nanquantile(inter.timestamp, config.new_item_quantile)
+    first = np.full(dataset.num_items, np.inf)
+    np.minimum.at(first, inter.item, np.nan_to_num(inter.timestamp, nan=np.inf))
+    return first > cutoff
+
+
+def split_dataset(dataset: Dataset, config: SplitConfig | None = None) -> ColdStartSplit:
+    """Split ``dataset`` into the four cold-start scenarios (see the module docstring)."""
+    cfg = config or SplitConfig()
+    rng = np.random.default_rng(cfg.seed)
+    inter = dataset.interactions
+    kept_users = np.unique(inter.user)
+    shuffled = rng.permutation(kept_users)
+    n_new = int(round(cfg.new_user_fraction * len(shuffled)))
+    new_users = np.sort(shuffled[:n_new])
+    existing = shuffled[n_new:]
+    n_val = int(round(cfg.validation_fraction * len(existing)))
+    validation_users = np.sort(existing[:n_val])
+    existing_users = np.sort(existing)
+
+    is_new_user = np.zeros(dataset.num_users, dtype=bool)
+    is_new_user[new_users] = True
+    new_items_mask = new_item_mask(dataset, cfg)
+    rows = inter
+    scenario_of_row = (is_new_user[rows.user].astype(int)
+                       + 2 * new_items_mask[rows.item].astype(int))
+    codes = {"warm": 0, "new_users": 1, "new_items": 2, "new_users_new_items": 3}
+
+    scenarios = {}
+    for name in SCENARIOS:
+        part = rows.subset(scenario_of_row == codes[name])
+        scenarios[name] = _support_query(part, cfg, rng, bounded=True)
+
+    warm = scenarios["warm"]
+    is_val = np.isin(warm.users, validation_users)
+    train = _resplit(warm.select(~is_val).support, cfg, rng)
+    validation = _resplit(warm.select(is_val).support, cfg, rng)
+    return ColdStartSplit(cfg, scenarios, train, validation, existing_users, new_users,
+                          validation_users, np.flatnonzero(new_items_mask))
+
+
+def _support_query(rows: Interactions, cfg: SplitConfig, rng: np.random.Generator,
+                   *, bounded: bool, query_size: int | None = None) -> TaskSet:
+    """Group ``rows`` by user; the query is ``query_size`` rows per user, the rest support."""
+    counts = np.bincount(rows.user, minlength=int(rows.user.max(initial=-1)) + 1)
+    if bounded:
+        ok = (counts >= cfg.min_ratings) & (counts <= cfg.max_ratings)
+        rows = rows.subset(ok[rows.user])
+    key = (rng.random(len(rows)) if cfg.query == "random"
+           else -np.nan_to_num(rows.timestamp, nan=-np.inf))
+    # Sort by user, then by the query key; the first q rows of each user are the query.
+    order = np.lexsort((key, rows.user))
+    rows = rows.subset(order)
+    starts = np.searchsorted(rows.user, rows.user, side="left")
+    rank = np.arange(len(rows)) - starts
+    size = cfg.query_size if query_size is None else query_size
+    if query_size is None:
+        is_query = rank < size
+    else:
+        per_user = np.bincount(rows.user, minlength=len(counts))[rows.user]
+        is_query = rank < np.minimum(size, per_user // 2)
+    support, query = rows.subset(~is_query), rows.subset(is_query)
+    tasks = TaskSet.from_rows(_time_order(support), _time_order(query))
+    return tasks
+
+
+def _resplit(support: Interactions, cfg: SplitConfig, rng: np.random.Generator) -> TaskSet:
+    """Meta-training tasks from support rows only: each user's rows split again into an
+    inner support and an inner query of ``min(query_size, n // 2)`` rows."""
+    counts = np.bincount(support.user, minlength=int(support.user.max(initial=-1)) + 1)
+    support = support.subset(counts[support.user] >= 2)
+    return _support_query(support, cfg, rng, bounded=False, query_size=cfg.query_size)
+
+
+def _time_order(rows: Interactions) -> Interactions:
+    order = np.lexsort((np.nan_to_num(rows.timestamp, nan=np.inf), rows.user))
+    return rows.subset(order)

@@ -1,0 +1,279 @@
+"""The surface every learner shares: ``fit``, ``adapt``, ``predict``, ``predict_tasks``,
+``score_items``, ``recommend``, ``save`` / ``load``.
+
+A learner wraps a :class:`~metarec.models.RatingModel`. Hyper-parameters live in a
+:class:`LearnerConfig`; learned state ends in ``_``. Data is a :class:`TaskSet` plus the
+side-feature tables of a :class:`~metarec.data.Dataset` (anything with ``users`` and
+``items`` :class:`FeatureTable` attributes).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch.func import functional_call, vmap
+
+from metarec.data.dataset import FeatureTable, Fields, Interactions
+from metarec.errors import CheckpointError
+from metarec.learners.config import LearnerConfig
+from metarec.learners.inner_loop import Forward, Params, StepSizes, adapt
+from metarec.models.base import RatingModel, model_from_config
+from metarec.tasks.batch import TaskBatch, pad_tasks
+from metarec.tasks.taskset import TaskSet
+
+Progress = Callable[[dict[str, Any]], None]
+"""Called after every epoch with ``{"epoch", "train_loss", "val_loss"}``."""
+
+
+class HasFeatures(Protocol):
+    users: FeatureTable
+    items: FeatureTable
+
+
+@dataclass
+class Adapted:
+    """Per-user parameters after adaptation: ``params`` have a leading task dimension and
+    replace the model's parameters of the same name (``head.``-relative when
+    ``head_only``)."""
+
+    params: Params
+    head_only: bool
+
+
+class Learner(ABC):
+    """Base of every learner. Subclasses define :meth:`fit_batches` (training) and the
+    adaptation scope (which parameters a user's support set adapts, and how)."""
+
+    name: ClassVar[str] = "learner"
+    scope: ClassVar[str] = "all"
+    """Parameters adapted per user: ``all``, ``head`` or ``output``."""
+    first_order: ClassVar[bool] = False
+
+    def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
+        self.model = model
+        self.config = config or LearnerConfig()
+        self.history_: list[dict[str, Any]] = []
+        self.features_: HasFeatures | None = None
+        self.known_: Interactions | None = None
+        self.dtype = getattr(torch, self.config.dtype)
+        self.model.to(self.dtype)
+
+    # ---- training -------------------------------------------------------------------
+    def fit(self, train: TaskSet, features: HasFeatures, val: TaskSet | None = None, *,
+            progress: Progress | None = None) -> Learner:
+        """Train on ``train`` tasks; early-stop on ``val`` (query MSE after adaptation)."""
+        torch.manual_seed(self.config.seed)
+        self.features_ = features
+        self.known_ = train.all_ratings()
+        best, best_state, waited = float("inf"), None, 0
+        for epoch in range(self.config.epochs):
+            self.model.train()
+            train_loss = self.fit_epoch(train, features, epoch)
+            record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
+            if val is not None and len(val):
+                record["val_loss"] = self.validation_loss(val)
+                if record["val_loss"] < best - 1e-6:
+                    best, waited = record["val_loss"], 0
+                    best_state = copy.deepcopy(self.state_dict())
+                else:
+                    waited += 1
+            self.history_.append(record)
+            if progress is not None:
+                progress(record)
+            if self.config.patience is not None and waited >= self.config.patience:
+                break
+        if best_state is not None:
+            self.load_state_dict(best_state)
+        self.model.eval()
+        return self
+
+    @abstractmethod
+    def fit_epoch(self, train: TaskSet, features: HasFeatures, epoch: int) -> float:
+        """One pass over the training tasks; returns the mean training loss."""
+
+    def validation_loss(self, tasks: TaskSet) -> float:
+        """Mean squared error on the query sets of ``tasks`` after adaptation."""
+        pred = self.predict_tasks(tasks)
+        return float(np.mean((pred - tasks.query.rating) ** 2))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every learned tensor (model parameters and learner-owned ones)."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+    # ---- adaptation -----------------------------------------------------------------
+    def adapted_names(self) -> list[str]:
+        """Names of the parameters a user's support set adapts."""
+        if self.scope == "head":
+            return self.model.head_names()
+        if self.scope == "output":
+            return self.model.output_names()
+        return [n for n, _ in self.model.named_parameters()]
+
+    def head_only(self) -> bool:
+        """Whether adaptation can run on precomputed body embeddings."""
+        return self.model.splits_head and all(
+            n.startswith("head.") for n in self.adapted_names())
+
+    def forward_fn(self) -> Forward:
+        return Forward(self.model, head_only=self.head_only())
+
+    def split_params(self) -> tuple[Params, Params]:
+        """(adapted, fixed) parameter dicts, ``head.``-relative when head-only."""
+        params = dict(self.model.named_parameters())
+        names = set(self.adapted_names())
+        if self.head_only():
+            head = {n[len("head."):]: p for n, p in params.items() if n.startswith("head.")}
+            adapted = {n: p for n, p in head.items() if f"head.{n}" in names}
+            fixed = {n: p for n, p in head.items() if f"head.{n}" not in names}
+            return adapted, fixed
+        return ({n: p for n, p in params.items() if n in names},
+                {n: p for n, p in params.items() if n not in names})
+
+    def step_sizes(self) -> StepSizes:
+        """The inner learning rate(s); Meta-SGD overrides with learned tensors."""
+        return self.config.inner_lr
+
+    def task_inputs(self, batch: TaskBatch) -> tuple:
+        """The per-task tuple the inner loop maps over (body embeddings if head-only)."""
+        if self.head_only():
+            body = self.model.body
+            return ({}, body(batch.user_fields, batch.support_fields), batch.support_ratings,
+                    batch.support_mask, body(batch.user_fields, batch.query_fields),
+                    batch.query_ratings, batch.query_mask)
+        return (batch.user_fields, batch.support_fields, batch.support_ratings,
+                batch.support_mask, batch.query_fields, batch.query_ratings, batch.query_mask)
+
+    def adapt(self, batch: TaskBatch, steps: int | None = None) -> Adapted:
+        """Adapt to each task's support set (``config.inner_steps`` steps by default)."""
+        steps = self.config.inner_steps if steps is None else steps
+        batch = batch.to(dtype=self.dtype)
+        forward = self.forward_fn()
+        adapted, fixed = self.split_params()
+        lr = self.step_sizes()
+        with torch.no_grad():
+            inputs = self.task_inputs(batch)
+
+        def one(task: tuple) -> Params:
+            user, s_items, s_ratings, s_mask = task[:4]
+            return adapt(forward, adapted, fixed, user, s_items, s_ratings, s_mask,
+                         steps=steps, lr=lr, first_order=True)
+
+        with torch.enable_grad():
+            params = vmap(one)(inputs)
+        return Adapted({k: v.detach() for k, v in params.items()}, forward.head_only)
+
+    @torch.no_grad()
+    def predict(self, adapted: Adapted, user: Fields, item: Fields) -> torch.Tensor:
+        """Ratings ``[B, N]`` of items ``item`` (``[B, N]`` fields) for the adapted users."""
+        forward = self.forward_fn()
+        _, fixed = self.split_params()
+        item_inputs: Fields | torch.Tensor = item
+        user_inputs: Fields | None = user
+        if adapted.head_only:
+            item_inputs, user_inputs = self.model.body(user, item), {}
+
+        def one(params: Params, u: Fields | None, i: Fields | torch.Tensor) -> torch.Tensor:
+            return forward({**fixed, **params}, u, i)
+
+        return vmap(one)(adapted.params, user_inputs, item_inputs)
+
+    def predict_tasks(self, tasks: TaskSet, steps: int | None = None) -> np.ndarray:
+        """A prediction for every query row of ``tasks`` (aligned with ``tasks.query``),
+        after adapting each task to its support set."""
+        features = self._features()
+        out = np.empty(len(tasks.query), dtype=np.float64)
+        chunk = self.config.eval_batch_size
+        for start in range(0, len(tasks), chunk):
+            index = np.arange(start, min(start + chunk, len(tasks)))
+            batch = pad_tasks(tasks, index, features.users, features.items).to(dtype=self.dtype)
+            adapted = self.adapt(batch, steps)
+            pred = self.predict(adapted, batch.user_fields, batch.query_fields)
+            rows = slice(tasks.query_offsets[index[0]], tasks.query_offsets[index[-1] + 1])
+            out[rows] = pred[batch.query_mask].double().numpy()
+        return out
+
+    def score_items(self, user: int, support: Interactions, items: np.ndarray) -> np.ndarray:
+        """Scores of ``items`` for ``user`` after adapting to ``support`` (their ratings)."""
+        items = np.asarray(items, dtype=np.int64)
+        query = Interactions(np.full(len(items), user), items, np.zeros(len(items), np.float32),
+                             np.full(len(items), np.nan))
+        task = TaskSet(np.array([user]), support, np.array([0, len(support)]), query,
+                       np.array([0, len(items)]))
+        return self.predict_tasks(task)
+
+    def recommend(self, user: int, k: int = 10, exclude_seen: bool = True,
+                  support: Interactions | None = None) -> list[tuple[int, float]]:
+        """Top-``k`` (item index, score) for ``user``, adapted to ``support`` (default: the
+        user's ratings seen in training)."""
+        features = self._features()
+        if support is None:
+            known = self.known_
+            support = known.subset(known.user == user) if known is not None else _empty()
+        items = np.arange(features.items.num_rows)
+        scores = self.score_items(user, support, items)
+        if exclude_seen and len(support):
+            scores[np.unique(support.item)] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def _features(self) -> HasFeatures:
+        if self.features_ is None:
+            raise CheckpointError("this learner has no feature tables: call fit() first, or "
+                                  "pass features= to load()")
+        return self.features_
+
+    # ---- persistence ----------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write ``weights.safetensors`` and ``learner.json`` into folder ``path``."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / "weights.safetensors"))
+        meta = {"learner": self.name, "config": self.config.to_dict(),
+                "model": self.model.config(), "history": self.history_}
+        (folder / "learner.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @staticmethod
+    def load(path: str | Path, features: HasFeatures | None = None) -> Learner:
+        """Load a learner written by :meth:`save` (any learner kind)."""
+        from metarec.learners.registry import learner_class
+
+        folder = Path(path)
+        meta_path, weights_path = folder / "learner.json", folder / "weights.safetensors"
+        if not meta_path.is_file() or not weights_path.is_file():
+            raise CheckpointError(f"{folder}: not a saved learner (expected learner.json and "
+                                  "weights.safetensors)")
+        meta = json.loads(meta_path.read_text())
+        model = model_from_config(meta["model"])
+        learner = learner_class(meta["learner"])(model, LearnerConfig.from_dict(meta["config"]))
+        state = load_file(str(weights_path))
+        learner.load_state_dict({k: v.to(learner.dtype) if v.is_floating_point() else v
+                                 for k, v in state.items()})
+        learner.history_ = meta.get("history", [])
+        learner.features_ = features
+        learner.model.eval()
+        return learner
+
+
+def _empty() -> Interactions:
+    return Interactions(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
+                        np.zeros(0))
+
+
+def functional_predict(model: RatingModel, params: Params, user: Fields, item: Fields
+                       ) -> torch.Tensor:
+    """Predictions of ``model`` with ``params`` substituted (no adaptation)."""
+    return functional_call(model, params, (user, item))

@@ -1,0 +1,55 @@
+"""Hyper-parameters of a learner, as one dataclass (defaults tuned on the generated data
+and ML-1M; see README)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from metarec.errors import ConfigError
+
+
+@dataclass
+class LearnerConfig:
+    """Training and adaptation settings shared by every learner.
+
+    ``inner_steps`` / ``inner_lr``: the per-user adaptation (SGD on the support set);
+    ``meta_lr``: Adam's step size for the outer (meta) update; ``meta_batch_size``: tasks
+    per meta-step; ``epochs``: passes over the training tasks; ``grad_clip``: max global
+    norm of the meta-gradient (None = off); ``patience``: epochs without validation
+    improvement before early stopping (None = off); ``batch_size``: rating pairs per step
+    for plain (``pretrain``) training; ``dtype``: ``float32`` or ``float64``.
+    """
+
+    inner_steps: int = 5
+    inner_lr: float = 0.05
+    meta_lr: float = 2e-3
+    meta_batch_size: int = 32
+    epochs: int = 30
+    grad_clip: float | None = 10.0
+    patience: int | None = 5
+    weight_decay: float = 0.0
+    batch_size: int = 1024
+    eval_batch_size: int = 256
+    dtype: str = "float32"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.inner_steps < 0 or self.epochs < 0:
+            raise ConfigError("inner_steps and epochs must be >= 0")
+        if self.meta_batch_size < 1 or self.batch_size < 1:
+            raise ConfigError("meta_batch_size and batch_size must be >= 1")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LearnerConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown learner setting(s) {sorted(unknown)}; "
+                              f"known: {sorted(known)}")
+        return cls(**values)

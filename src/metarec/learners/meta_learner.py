@@ -1,0 +1,98 @@
+"""The outer loop shared by every gradient-based meta-learner.
+
+A meta-step pads one meta-batch, computes the meta-gradient with the vectorised inner
+loop (:meth:`MetaLearner.meta_gradients`), optionally lets a hook average it across
+processes, clips it and takes an Adam step. Subclasses choose only what differs: the
+adaptation scope, first- or second-order, the step sizes, or (Reptile) the outer update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.func import vmap
+
+from metarec.learners.base import HasFeatures, Learner
+from metarec.learners.inner_loop import Params, query_loss_after_adapt
+from metarec.models.base import RatingModel
+from metarec.learners.config import LearnerConfig
+from metarec.tasks.batch import TaskBatch, TaskBatcher, pad_tasks
+from metarec.tasks.taskset import TaskSet
+
+GradientHook = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+"""Transforms meta-gradients before the optimiser step (e.g. an all-reduce average)."""
+
+
+class MetaLearner(Learner):
+    """Meta-training over tasks: the outer update goes through the inner loop."""
+
+    def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
+        super().__init__(model, config)
+        self.gradient_hook: GradientHook | None = None
+        self.optimizer_: torch.optim.Optimizer | None = None
+        self.batcher_: TaskBatcher | None = None
+
+    def meta_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """Every tensor the outer loop learns, by name."""
+        return dict(self.model.named_parameters())
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(list(self.meta_parameters().values()), lr=self.config.meta_lr,
+                                weight_decay=self.config.weight_decay)
+
+    def meta_gradients(self, batch: TaskBatch) -> tuple[float, dict[str, torch.Tensor]]:
+        """Mean query loss after adaptation over the batch's tasks, and its gradient with
+        respect to every meta-parameter (second order unless ``first_order``)."""
+        batch = batch.to(dtype=self.dtype)
+        adapted, fixed = self.split_params()
+        task_loss = query_loss_after_adapt(self.forward_fn(), self.config.inner_steps,
+                                           self.first_order)
+        losses = vmap(task_loss, in_dims=(None, None, None, 0))(
+            adapted, fixed, self.step_sizes(), self.task_inputs(batch))
+        loss = losses.mean()
+        params = self.meta_parameters()
+        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        return float(loss), {n: torch.zeros_like(p) if g is None else g
+                             for (n, p), g in zip(params.items(), grads)}
+
+    def apply_gradients(self, grads: dict[str, torch.Tensor]) -> None:
+        """Hook, clip and take one optimiser step with ``grads``."""
+        if self.gradient_hook is not None:
+            grads = self.gradient_hook(grads)
+        params = self.meta_parameters()
+        for name, param in params.items():
+            param.grad = grads[name].to(param.dtype)
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(list(params.values()), self.config.grad_clip)
+        assert self.optimizer_ is not None
+        self.optimizer_.step()
+        self.optimizer_.zero_grad(set_to_none=True)
+
+    def start(self, train: TaskSet, features: HasFeatures) -> None:
+        """Create the optimiser and the seeded task batcher (if not resumed)."""
+        if self.optimizer_ is None:
+            self.optimizer_ = self.make_optimizer()
+        if self.batcher_ is None or self.batcher_.tasks is not train:
+            state = None if self.batcher_ is None else self.batcher_.state_dict()
+            self.batcher_ = TaskBatcher(train, features.users, features.items,
+                                        self.config.meta_batch_size, seed=self.config.seed)
+            if state is not None:
+                self.batcher_.load_state_dict(state)
+
+    def fit_epoch(self, train: TaskSet, features: HasFeatures, epoch: int) -> float:
+        self.start(train, features)
+        assert self.batcher_ is not None
+        losses = []
+        for index in self.batcher_.batch_indices():
+            batch = pad_tasks(train, index, features.users, features.items)
+            loss, grads = self.meta_gradients(batch)
+            self.apply_gradients(grads)
+            losses.append(loss)
+        return float(np.mean(losses)) if losses else float("nan")
+
+
+def parameter_deltas(before: Params, after: Params) -> dict[str, torch.Tensor]:
+    """``before - mean_over_tasks(after)``: Reptile's outer direction."""
+    return {n: before[n].detach() - after[n].mean(0) for n in before}

@@ -1,0 +1,75 @@
+"""What every metarec model provides, and building one from a JSON-able config."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+from metarec.data.dataset import Fields
+
+
+class RatingModel(nn.Module):
+    """Base of every model: ``forward(user_fields, item_fields) -> ratings``.
+
+    User fields have batch shape ``U`` and item fields ``I``, where ``I == U`` (pairs) or
+    ``I == U + (S,)`` (S items per user); the output has shape ``I``. Subclasses set
+    ``head_prefixes`` (decision layers, adapted per user by MAML-R) and
+    ``output_prefixes`` (the last layer, adapted by ANIL); everything else is body.
+    """
+
+    head_prefixes: tuple[str, ...] = ()
+    output_prefixes: tuple[str, ...] = ()
+
+    @abstractmethod
+    def forward(self, user: Fields, item: Fields) -> torch.Tensor:
+        """Predicted ratings of the (user, item) pairs."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments as JSON-able values (``model_from_config`` inverts it)."""
+
+    @property
+    def splits_head(self) -> bool:
+        """True when ``forward == head(body(user, item))`` with ``body`` and ``head``
+        sub-modules, so head-only adaptation can embed once and adapt the head alone."""
+        return isinstance(getattr(self, "body", None), nn.Module) and isinstance(
+            getattr(self, "head", None), nn.Module)
+
+    def head_names(self) -> list[str]:
+        """Names of the head (decision-layer) parameters."""
+        return [n for n, _ in self.named_parameters() if n.startswith(self.head_prefixes)]
+
+    def output_names(self) -> list[str]:
+        """Names of the output-layer parameters."""
+        return [n for n, _ in self.named_parameters() if n.startswith(self.output_prefixes)]
+
+    def body_names(self) -> list[str]:
+        """Names of the body (embedding) parameters."""
+        head = set(self.head_names())
+        return [n for n, _ in self.named_parameters() if n not in head]
+
+
+def model_from_config(config: dict[str, Any]) -> RatingModel:
+    """Rebuild a model (with fresh weights) from :meth:`RatingModel.config`."""
+    from metarec.models.biased_mf import BiasedMF
+    from metarec.models.feature_mlp import FeatureMLP
+
+    kinds: dict[str, type[RatingModel]] = {"FeatureMLP": FeatureMLP, "BiasedMF": BiasedMF}
+    args = dict(config)
+    kind = args.pop("kind")
+    return kinds[kind].from_config(args)  # type: ignore[attr-defined]
+
+
+def build_model(kind: str, dataset: Any, **options: Any) -> RatingModel:
+    """Build a ``FeatureMLP`` or ``BiasedMF`` sized for ``dataset`` (a ``Dataset``)."""
+    from metarec.models.biased_mf import BiasedMF
+    from metarec.models.feature_mlp import FeatureMLP
+
+    if kind == "FeatureMLP":
+        return FeatureMLP.for_dataset(dataset, **options)
+    if kind == "BiasedMF":
+        return BiasedMF(dataset.num_users, dataset.num_items, **options)
+    raise ValueError(f"unknown model kind {kind!r}; expected FeatureMLP or BiasedMF")

@@ -1,0 +1,141 @@
+"""``metarec datasets list|fetch|info`` through typer's CliRunner, and exit codes through
+``python -m metarec``."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import threading
+import types
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from metarec.cli import app
+from metarec.data import registry
+from metarec.data.dataset import build_dataset
+from metarec.data.registry import DatasetInfo
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "cache"
+    monkeypatch.setenv("METAREC_DATA", str(root))
+    monkeypatch.setenv("COLUMNS", "200")
+    return root
+
+
+@pytest.fixture
+def archive_url():
+    """A one-file HTTP server on 127.0.0.1 serving a zip of ml-tiny/u.data."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("ml-tiny/u.data", "1\t10\t4\t881250949\n")
+    body = buffer.getvalue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/tiny.zip", hashlib.sha256(body).hexdigest()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def run_main(*args: str, env_data: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "METAREC_DATA": str(env_data), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "metarec", *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+def test_list_shows_every_data_set_and_what_is_cached(cache: Path):
+    (cache / "ml-1m").mkdir(parents=True)
+    (cache / "ml-1m" / "ratings.dat").write_text("1::1::5::0\n")
+    result = runner.invoke(app, ["datasets", "list"])
+    assert result.exit_code == 0, result.output
+    for name in registry.REGISTRY:
+        assert name in result.output
+    assert "yes" in result.output and "manual" in result.output
+
+
+def test_fetch_downloads_then_reports_the_folder(cache, archive_url, monkeypatch):
+    url, digest = archive_url
+    info = DatasetInfo(name="tiny", title="Tiny", size="1 rating", source="tests",
+                       licence="test", url="http://127.0.0.1:9/unused.zip", sha256=digest,
+                       folder="ml-tiny", reader="ml100k")
+    monkeypatch.setitem(registry.REGISTRY, "tiny", info)
+    result = runner.invoke(app, ["datasets", "fetch", "tiny", "--url", url])
+    assert result.exit_code == 0, result.output
+    assert (cache / "ml-tiny" / "u.data").exists()
+    assert "tiny is in" in result.output and "ml-tiny" in result.output
+    again = runner.invoke(app, ["datasets", "fetch", "tiny"])
+    assert again.exit_code == 0 and "already on disk" in again.output
+
+
+def test_info_prints_summary_and_scenarios(cache, monkeypatch):
+    ratings = pd.DataFrame({"user": [1, 1, 2], "item": [10, 20, 10], "rating": [4.0, 3.0, 5.0]})
+    monkeypatch.setattr(registry, "load_dataset",
+                        lambda name, data_dir=None: build_dataset("tiny-set", ratings))
+    configs = []
+
+    class SplitConfig:
+        def __init__(self, **fields: object) -> None:
+            configs.append(fields)
+
+    class Split:
+        def summary(self) -> list[dict[str, object]]:
+            return [{"scenario": "warm", "users": 1, "support_ratings": 1, "query_ratings": 1},
+                    {"scenario": "new_users", "users": 1, "support_ratings": 2,
+                     "query_ratings": 12345}]
+
+    splits = types.ModuleType("metarec.data.splits")
+    splits.SplitConfig = SplitConfig
+    splits.split_dataset = lambda dataset, config: Split()
+    monkeypatch.setitem(sys.modules, "metarec.data.splits", splits)
+
+    result = runner.invoke(app, ["datasets", "info", "whatever", "--seed", "7",
+                                 "--protocol", "time"])
+    assert result.exit_code == 0, result.output
+    assert configs == [{"protocol": "time", "seed": 7}]
+    assert "tiny-set" in result.output and "ratings" in result.output
+    assert "new_users" in result.output and "12,345" in result.output
+
+
+def test_manual_fetch_is_one_line_and_exit_2(tmp_path: Path):
+    # the one real process: `python -m metarec` exits 2 with one line on stderr
+    result = run_main("datasets", "fetch", "netflix", env_data=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "combined_data_1.txt" in lines[0] and str(tmp_path / "netflix") in lines[0]
+
+
+def test_info_of_missing_data_set_is_one_line_and_exit_2(cache, monkeypatch, capsys):
+    # in-process through main() (a subprocess pays the torch import again)
+    import metarec.cli
+
+    monkeypatch.setattr(sys, "argv", ["metarec", "datasets", "info", "movielens-100k"])
+    with pytest.raises(SystemExit) as exited:
+        metarec.cli.main()
+    assert exited.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "metarec datasets fetch movielens-100k" in lines[0]

@@ -1,0 +1,305 @@
+"""Metrics: exact values on hand-computed examples, and invariants against a slow reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metarec.evaluation.metrics import (
+    accuracy,
+    compute_metrics,
+    f1_at_k,
+    hit_rate_at_k,
+    mae,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+    rmse,
+)
+
+LOG3 = math.log2(3)
+LOG5 = math.log2(5)
+
+
+# --- rating metrics --------------------------------------------------------------------------
+
+def test_mae_rmse_exact():
+    true = np.array([1.0, 2.0, 3.0])
+    pred = np.array([2.0, 2.0, 5.0])
+    assert mae(true, pred) == pytest.approx(1.0)  # (1 + 0 + 2) / 3
+    assert rmse(true, pred) == pytest.approx(math.sqrt(5 / 3))  # sqrt((1 + 0 + 4) / 3)
+
+
+def test_accuracy_like_dislike():
+    true = np.array([5.0, 3.0, 4.0, 1.0])
+    pred = np.array([4.2, 4.0, 3.9, 1.0])
+    # likes: true T F T F, pred T T F F -> agree on rows 0 and 3
+    assert accuracy(true, pred) == pytest.approx(0.5)
+    # threshold 3: true T T T F, pred T T T F
+    assert accuracy(true, pred, threshold=3.0) == pytest.approx(1.0)
+
+
+def test_rating_metrics_ignore_unrated_rows():
+    true = np.array([1.0, np.nan, 3.0])
+    pred = np.array([2.0, 100.0, 3.0])
+    assert mae(true, pred) == pytest.approx(0.5)
+    assert rmse(true, pred) == pytest.approx(math.sqrt(0.5))
+    assert accuracy(true, pred) == pytest.approx(1.0)
+
+
+def test_rating_metrics_empty_is_nan():
+    assert math.isnan(mae(np.array([]), np.array([])))
+    assert math.isnan(rmse(np.array([np.nan]), np.array([1.0])))
+
+
+def test_rating_metrics_shape_mismatch():
+    with pytest.raises(ValueError, match="shape"):
+        mae(np.array([1.0, 2.0]), np.array([1.0]))
+
+
+# --- nDCG ------------------------------------------------------------------------------------
+
+def test_ndcg_three_items_by_hand():
+    user = np.array([7, 7, 7])
+    true = np.array([3.0, 5.0, 1.0])
+    pred = np.array([0.9, 0.5, 0.1])  # ranked: 3, 5, 1; ideal: 5, 3, 1
+    dcg = (2**3 - 1) / 1 + (2**5 - 1) / LOG3 + (2**1 - 1) / 2  # 7 + 31/log2(3) + 1/2
+    idcg = (2**5 - 1) / 1 + (2**3 - 1) / LOG3 + (2**1 - 1) / 2  # 31 + 7/log2(3) + 1/2
+    assert ndcg_at_k(user, true, pred, 3) == pytest.approx(dcg / idcg)
+    assert ndcg_at_k(user, true, pred, 3) == pytest.approx(0.753381, abs=1e-6)
+    assert ndcg_at_k(user, true, pred, 1) == pytest.approx(7 / 31)
+    linear = (3 + 5 / LOG3 + 1 / 2) / (5 + 3 / LOG3 + 1 / 2)
+    assert ndcg_at_k(user, true, pred, 3, gain="linear") == pytest.approx(linear)
+    assert ndcg_at_k(user, true, pred, 3, gain="linear") == pytest.approx(0.900154, abs=1e-6)
+    assert ndcg_at_k(user, true, pred, 1, gain="linear") == pytest.approx(3 / 5)
+    # k beyond the number of candidates: the same as k = 3
+    assert ndcg_at_k(user, true, pred, 10) == pytest.approx(dcg / idcg)
+
+
+def test_ndcg_averages_over_users_and_skips_zero_idcg():
+    user = np.array([1, 1, 2, 2, 3, 3])
+    true = np.array([5.0, 1.0, 1.0, 5.0, np.nan, np.nan])
+    pred = np.array([2.0, 1.0, 2.0, 1.0, 2.0, 1.0])
+    # user 1 perfect (1.0); user 2 reversed: (1 + 31/log2 3) / (31 + 1/log2 3); user 3 skipped
+    user2 = (1 + 31 / LOG3) / (31 + 1 / LOG3)
+    assert ndcg_at_k(user, true, pred, 2) == pytest.approx((1.0 + user2) / 2)
+
+
+def test_ndcg_over_all_candidates_unrated_gain_zero():
+    user = np.zeros(4, dtype=int)
+    true = np.array([np.nan, 5.0, np.nan, 3.0])
+    pred = np.array([0.9, 0.8, 0.7, 0.1])
+    dcg = 31 / LOG3 + 7 / LOG5  # ranks 2 and 4
+    idcg = 31 + 7 / LOG3
+    assert ndcg_at_k(user, true, pred, 4) == pytest.approx(dcg / idcg)
+    assert ndcg_at_k(user, true, pred, 1) == pytest.approx(0.0)
+
+
+def test_ties_broken_by_given_order():
+    user = np.array([0, 0, 0])
+    pred = np.array([1.0, 1.0, 1.0])
+    assert ndcg_at_k(user, np.array([5.0, 1.0, 1.0]), pred, 1) == pytest.approx(1.0)
+    assert ndcg_at_k(user, np.array([1.0, 5.0, 1.0]), pred, 1) == pytest.approx(1 / 31)
+
+
+def test_nan_predictions_rank_last():
+    user = np.array([0, 0])
+    true = np.array([5.0, 1.0])
+    assert ndcg_at_k(user, true, np.array([np.nan, 0.0]), 1) == pytest.approx(1 / 31)
+
+
+def test_interleaved_users_equal_grouped_users():
+    user = np.array([1, 2, 1, 2, 1])
+    true = np.array([5.0, 4.0, 2.0, 1.0, 3.0])
+    pred = np.array([0.1, 0.2, 0.9, 0.8, 0.5])
+    order = np.argsort(user, kind="stable")
+    for k in (1, 2, 3):
+        assert ndcg_at_k(user, true, pred, k) == pytest.approx(
+            ndcg_at_k(user[order], true[order], pred[order], k))
+        assert recall_at_k(user, true, pred, k) == pytest.approx(
+            recall_at_k(user[order], true[order], pred[order], k))
+
+
+def test_bad_arguments():
+    user, true, pred = np.array([0]), np.array([5.0]), np.array([1.0])
+    with pytest.raises(ValueError, match="gain"):
+        ndcg_at_k(user, true, pred, 1, gain="log")
+    with pytest.raises(ValueError, match="k must be"):
+        precision_at_k(user, true, pred, 0)
+    with pytest.raises(ValueError, match="one length"):
+        ndcg_at_k(user, np.array([5.0, 4.0]), pred, 1)
+
+
+# --- set metrics -----------------------------------------------------------------------------
+
+SET_USER = np.array([1, 1, 1, 1, 2, 2])
+SET_TRUE = np.array([5.0, 4.0, 2.0, 1.0, 3.0, 2.0])
+SET_PRED = np.array([0.1, 0.9, 0.8, 0.2, 1.0, 2.0])
+# user 1 ranks items 1 (4), 2 (2), 3 (1), 0 (5); relevant = {0, 1}
+# user 2 has no relevant item: counts for precision (0), skipped for recall, F1, hit
+
+
+def test_set_metrics_at_1():
+    args = (SET_USER, SET_TRUE, SET_PRED, 1)
+    assert precision_at_k(*args) == pytest.approx((1.0 + 0.0) / 2)
+    assert recall_at_k(*args) == pytest.approx(0.5)
+    assert f1_at_k(*args) == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    assert hit_rate_at_k(*args) == pytest.approx(1.0)
+
+
+def test_set_metrics_at_2():
+    args = (SET_USER, SET_TRUE, SET_PRED, 2)
+    assert precision_at_k(*args) == pytest.approx((0.5 + 0.0) / 2)
+    assert recall_at_k(*args) == pytest.approx(0.5)
+    assert f1_at_k(*args) == pytest.approx(0.5)
+    assert hit_rate_at_k(*args) == pytest.approx(1.0)
+
+
+def test_set_metrics_k_beyond_candidates_divides_by_list_length():
+    args = (SET_USER, SET_TRUE, SET_PRED, 5)
+    # user 1: 2 hits in a list of 4; user 2: 0 hits in a list of 2
+    assert precision_at_k(*args) == pytest.approx((2 / 4 + 0.0) / 2)
+    assert recall_at_k(*args) == pytest.approx(1.0)
+    assert f1_at_k(*args) == pytest.approx(2 * 0.5 * 1.0 / 1.5)
+
+
+def test_threshold_is_configurable():
+    args = (SET_USER, SET_TRUE, SET_PRED, 1)
+    # threshold 3: user 2 now has item 4 (true 3) relevant but ranks item 5 first
+    assert recall_at_k(*args, threshold=3.0) == pytest.approx((0.5 + 0.0) / 2)
+    assert hit_rate_at_k(*args, threshold=3.0) == pytest.approx(0.5)
+    assert precision_at_k(*args, threshold=5.0) == pytest.approx(0.0)
+
+
+def test_hit_rate_misses():
+    user = np.array([0, 0, 0])
+    true = np.array([5.0, 1.0, 1.0])
+    pred = np.array([0.0, 1.0, 2.0])
+    assert hit_rate_at_k(user, true, pred, 2) == pytest.approx(0.0)
+    assert hit_rate_at_k(user, true, pred, 3) == pytest.approx(1.0)
+
+
+def test_set_metrics_over_all_candidates():
+    user = np.zeros(4, dtype=int)
+    true = np.array([np.nan, 5.0, np.nan, 3.0])
+    pred = np.array([0.9, 0.8, 0.7, 0.1])
+    assert precision_at_k(user, true, pred, 2) == pytest.approx(0.5)
+    assert recall_at_k(user, true, pred, 2) == pytest.approx(1.0)
+    assert math.isnan(recall_at_k(user, np.full(4, np.nan), pred, 2))
+
+
+# --- compute_metrics -------------------------------------------------------------------------
+
+def test_compute_metrics_names_and_values():
+    frame = pd.DataFrame({"user": SET_USER, "item": np.arange(6), "true": SET_TRUE,
+                          "pred": SET_PRED})
+    out = compute_metrics(frame, ks=(1, 3))
+    names = ["mae", "rmse", "accuracy"]
+    for k in (1, 3):
+        names += [f"ndcg@{k}", f"ndcg_lin@{k}", f"precision@{k}", f"recall@{k}", f"f1@{k}",
+                  f"hit@{k}"]
+    assert list(out) == names
+    assert out["mae"] == pytest.approx(mae(SET_TRUE, SET_PRED))
+    assert out["ndcg@3"] == pytest.approx(ndcg_at_k(SET_USER, SET_TRUE, SET_PRED, 3))
+    assert out["ndcg_lin@3"] == pytest.approx(
+        ndcg_at_k(SET_USER, SET_TRUE, SET_PRED, 3, gain="linear"))
+    assert out["precision@1"] == pytest.approx(0.5)
+    assert out["f1@1"] == pytest.approx(2 / 3)
+    assert all(isinstance(v, float) for v in out.values())
+
+
+def test_compute_metrics_default_ks():
+    frame = pd.DataFrame({"user": [0], "item": [0], "true": [4.0], "pred": [4.0]})
+    out = compute_metrics(frame)
+    assert {"ndcg@1", "ndcg@3", "precision@5", "recall@5", "f1@5", "hit@5", "hit@10"} <= set(out)
+    assert out["ndcg@10"] == 1.0 and out["mae"] == 0.0
+
+
+def test_compute_metrics_missing_column():
+    with pytest.raises(ValueError, match="pred"):
+        compute_metrics(pd.DataFrame({"user": [0], "true": [1.0]}))
+
+
+# --- invariants ------------------------------------------------------------------------------
+
+def _reference(user, true, pred, k, threshold=4.0):
+    """Slow, looped per-user implementation of every ranking metric."""
+    per_user: dict[str, list[float]] = {m: [] for m in ("ndcg", "lin", "p", "r", "f1", "hit")}
+    for u in dict.fromkeys(user.tolist()):
+        rows = [j for j in range(len(user)) if user[j] == u]
+        ranked = sorted(rows, key=lambda j: (-pred[j], j))
+        ideal = sorted(rows, key=lambda j: -(true[j] if not math.isnan(true[j]) else -1e9))
+        for name, gain in (("ndcg", lambda r: 2**r - 1), ("lin", lambda r: r)):
+            def dcg(order, gain=gain):
+                return sum((0.0 if math.isnan(true[j]) else gain(true[j])) / math.log2(i + 2)
+                           for i, j in enumerate(order[:k]))
+            if dcg(ideal) > 0:
+                per_user[name].append(dcg(ranked) / dcg(ideal))
+        relevant = {j for j in rows if true[j] >= threshold}
+        hits = len(relevant.intersection(ranked[:k]))
+        precision = hits / min(k, len(rows))
+        per_user["p"].append(precision)
+        if relevant:
+            recall = hits / len(relevant)
+            per_user["r"].append(recall)
+            per_user["f1"].append(0.0 if hits == 0 else 2 * precision * recall
+                                  / (precision + recall))
+            per_user["hit"].append(float(hits > 0))
+    return {m: (float(np.mean(v)) if v else float("nan")) for m, v in per_user.items()}
+
+
+ratings = st.one_of(st.sampled_from([1.0, 2.0, 3.0, 4.0, 5.0]), st.just(float("nan")))
+
+
+@st.composite
+def ranking_cases(draw):
+    n = draw(st.integers(1, 30))
+    user = np.array(draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)))
+    true = np.array(draw(st.lists(ratings, min_size=n, max_size=n)))
+    # few distinct predictions, so that ties are common
+    pred = np.array(draw(st.lists(st.sampled_from([0.0, 1.0, 2.5, 4.0]), min_size=n,
+                                  max_size=n)))
+    k = draw(st.integers(1, 6))
+    return user, true, pred, k
+
+
+@settings(max_examples=150, deadline=None)
+@given(ranking_cases())
+def test_vectorised_equals_looped_reference(case):
+    user, true, pred, k = case
+    expected = _reference(user, true, pred, k)
+    got = {
+        "ndcg": ndcg_at_k(user, true, pred, k),
+        "lin": ndcg_at_k(user, true, pred, k, gain="linear"),
+        "p": precision_at_k(user, true, pred, k),
+        "r": recall_at_k(user, true, pred, k),
+        "f1": f1_at_k(user, true, pred, k),
+        "hit": hit_rate_at_k(user, true, pred, k),
+    }
+    for name, value in got.items():
+        assert value == pytest.approx(expected[name], nan_ok=True), name
+
+
+@settings(max_examples=100, deadline=None)
+@given(ranking_cases())
+def test_ndcg_between_zero_and_one_and_perfect_is_one(case):
+    user, true, pred, k = case
+    value = ndcg_at_k(user, true, pred, k)
+    assert math.isnan(value) or -1e-12 <= value <= 1 + 1e-12
+    perfect = np.where(np.isnan(true), -1.0, true)
+    for gain in ("exp", "linear"):
+        value = ndcg_at_k(user, true, perfect, k, gain=gain)
+        assert math.isnan(value) or value == pytest.approx(1.0)
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=50))
+def test_identical_arrays_have_zero_error(values):
+    values = np.array(values)
+    assert mae(values, values) == 0.0
+    assert rmse(values, values) == 0.0
+    assert accuracy(values, values) == 1.0
