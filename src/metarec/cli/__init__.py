@@ -40,6 +40,21 @@ def _register() -> None:
     from metarec.cli import datasets
 
     app.add_typer(datasets.app, name="datasets", help="List, fetch and describe data sets.")
+    from metarec.cli import run
+
+    app.command("run")(run.run)
+    app.command("evaluate")(run.evaluate)
+    from metarec.cli import train
+
+    app.command("train")(train.train)
+    from metarec.cli import online, serve
+
+    app.command("serve")(serve.serve_command)
+    app.command("prequential")(online.prequential_command)
+    from metarec.cli import transfer
+
+    app.command("transfer")(transfer.transfer)
+    app.command("distill")(transfer.distill)
 
 
 _register()

@@ -58,7 +58,7 @@ class IdMap:
         """Indices of ``raw_ids``; raises ``KeyError`` naming the first unknown id."""
         positions = self._index.get_indexer(pd.Index(raw_ids))
         if (positions < 0).any():
-            unknown = pd.Index(raw_ids)[positions < 0][0]
+            unknown = pd.Index(raw_ids)[positions < 0].tolist()[0]
             raise KeyError(f"unknown id {unknown!r}")
         return positions.astype(np.int64)
 
@@ -179,7 +179,7 @@ class FeatureTable:
                 lookup = {v: i + 1 for i, v in enumerate(vocab)}
                 width = max((len(c) for c in lists), default=0) or 1
                 codes = np.zeros((n, width), dtype=np.int64)
-                for row, cell in zip(positions, lists):
+                for row, cell in zip(positions, lists, strict=True):
                     encoded = [lookup[v] for v in cell if v in lookup]
                     codes[row, : len(encoded)] = encoded
                 specs.append(FieldSpec(name, kind, vocab))

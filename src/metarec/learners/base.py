@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from torch.func import functional_call, vmap
+from torch.func import vmap
 
 from metarec.data.dataset import FeatureTable, Fields, Interactions
 from metarec.errors import CheckpointError
@@ -194,14 +194,17 @@ class Learner(ABC):
         after adapting each task to its support set."""
         features = self._features()
         out = np.empty(len(tasks.query), dtype=np.float64)
+        # Similar sizes share a chunk (less padding); results go back to their rows.
+        order = np.argsort(tasks.support_sizes + tasks.query_sizes, kind="stable")
         chunk = self.config.eval_batch_size
         for start in range(0, len(tasks), chunk):
-            index = np.arange(start, min(start + chunk, len(tasks)))
+            index = order[start:start + chunk]
             batch = pad_tasks(tasks, index, features.users, features.items).to(dtype=self.dtype)
             adapted = self.adapt(batch, steps)
             pred = self.predict(adapted, batch.user_fields, batch.query_fields)
-            rows = slice(tasks.query_offsets[index[0]], tasks.query_offsets[index[-1] + 1])
-            out[rows] = pred[batch.query_mask].double().numpy()
+            sizes = tasks.query_sizes[index]
+            rows = np.repeat(tasks.query_offsets[index] - np.cumsum(sizes) + sizes, sizes)
+            out[rows + np.arange(sizes.sum())] = pred[batch.query_mask].double().numpy()
         return out
 
     def score_items(self, user: int, support: Interactions, items: np.ndarray) -> np.ndarray:
@@ -272,8 +275,3 @@ def _empty() -> Interactions:
     return Interactions(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
                         np.zeros(0))
 
-
-def functional_predict(model: RatingModel, params: Params, user: Fields, item: Fields
-                       ) -> torch.Tensor:
-    """Predictions of ``model`` with ``params`` substituted (no adaptation)."""
-    return functional_call(model, params, (user, item))

@@ -18,7 +18,9 @@ class LearnerConfig:
     per meta-step; ``epochs``: passes over the training tasks; ``grad_clip``: max global
     norm of the meta-gradient (None = off); ``patience``: epochs without validation
     improvement before early stopping (None = off); ``batch_size``: rating pairs per step
-    for plain (``pretrain``) training; ``dtype``: ``float32`` or ``float64``.
+    for plain (``pretrain``) training; ``bucket``: meta-batches per size-sorted pool (1 =
+    plain shuffling; see :class:`~metarec.tasks.TaskBatcher`); ``dtype``: ``float32`` or
+    ``float64``.
     """
 
     inner_steps: int = 5
@@ -31,6 +33,7 @@ class LearnerConfig:
     weight_decay: float = 0.0
     batch_size: int = 1024
     eval_batch_size: int = 256
+    bucket: int = 8
     dtype: str = "float32"
     seed: int = 0
 

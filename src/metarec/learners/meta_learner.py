@@ -15,9 +15,9 @@ import torch
 from torch.func import vmap
 
 from metarec.learners.base import HasFeatures, Learner
+from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Params, query_loss_after_adapt
 from metarec.models.base import RatingModel
-from metarec.learners.config import LearnerConfig
 from metarec.tasks.batch import TaskBatch, TaskBatcher, pad_tasks
 from metarec.tasks.taskset import TaskSet
 
@@ -54,8 +54,8 @@ class MetaLearner(Learner):
         loss = losses.mean()
         params = self.meta_parameters()
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-        return float(loss), {n: torch.zeros_like(p) if g is None else g
-                             for (n, p), g in zip(params.items(), grads)}
+        return float(loss.detach()), {n: torch.zeros_like(p) if g is None else g
+                             for (n, p), g in zip(params.items(), grads, strict=True)}
 
     def apply_gradients(self, grads: dict[str, torch.Tensor]) -> None:
         """Hook, clip and take one optimiser step with ``grads``."""
@@ -77,7 +77,8 @@ class MetaLearner(Learner):
         if self.batcher_ is None or self.batcher_.tasks is not train:
             state = None if self.batcher_ is None else self.batcher_.state_dict()
             self.batcher_ = TaskBatcher(train, features.users, features.items,
-                                        self.config.meta_batch_size, seed=self.config.seed)
+                                        self.config.meta_batch_size, seed=self.config.seed,
+                                        bucket=self.config.bucket)
             if state is not None:
                 self.batcher_.load_state_dict(state)
 

@@ -105,37 +105,53 @@ def _padded_rows(offsets: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np
 class TaskBatcher:
     """Seeded iterator over meta-batches of a :class:`TaskSet`.
 
-    Each epoch visits every task once in a permutation drawn from ``seed`` and the epoch
+    Each epoch visits every task once in an order drawn from ``seed`` and the epoch
     number, so iteration is reproducible and resumable from ``(epoch, position)``.
+    With ``bucket = b > 1`` the shuffled tasks are cut into pools of ``b`` meta-batches,
+    each pool sorted by support size before it is cut into meta-batches, and the batches
+    shuffled again: tasks of similar size share a batch, so padding (wasted compute)
+    shrinks while every batch stays a random draw from its pool.
     """
 
     def __init__(self, tasks: TaskSet, users: FeatureTable, items: FeatureTable,
                  meta_batch_size: int, *, seed: int = 0, shuffle: bool = True,
-                 drop_last: bool = False) -> None:
-        if meta_batch_size < 1:
-            raise ValueError("meta_batch_size must be >= 1")
+                 drop_last: bool = False, bucket: int = 1) -> None:
+        if meta_batch_size < 1 or bucket < 1:
+            raise ValueError("meta_batch_size and bucket must be >= 1")
         self.tasks, self.users, self.items = tasks, users, items
         self.meta_batch_size, self.seed, self.shuffle = meta_batch_size, seed, shuffle
-        self.drop_last = drop_last
+        self.drop_last, self.bucket = drop_last, bucket
         self.epoch, self.position = 0, 0
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.tasks), self.meta_batch_size)
         return full if (self.drop_last or rest == 0) else full + 1
 
-    def order(self, epoch: int) -> np.ndarray:
-        """The task order of ``epoch``."""
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        """Task indices of every meta-batch of ``epoch``, in order."""
+        size = self.meta_batch_size
         if not self.shuffle:
-            return np.arange(len(self.tasks))
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.tasks))
+            order = np.arange(len(self.tasks))
+            return [order[i:i + size] for i in range(0, len(self), size)][: len(self)]
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.tasks))
+        if self.bucket > 1:
+            sizes = self.tasks.support_sizes
+            pool = size * self.bucket
+            order = np.concatenate([
+                chunk[np.argsort(sizes[chunk], kind="stable")]
+                for chunk in np.split(order, range(pool, len(order), pool))] or [order])
+        batches = [order[i:i + size] for i in range(0, len(order), size)][: len(self)]
+        if self.bucket > 1:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
 
     def batch_indices(self) -> Iterator[np.ndarray]:
         """Task indices of the remaining meta-batches of the current epoch; advances state."""
-        order = self.order(self.epoch)
+        batches = self.batches(self.epoch)
         while self.position < len(self):
-            start = self.position * self.meta_batch_size
             self.position += 1
-            yield order[start:start + self.meta_batch_size]
+            yield batches[self.position - 1]
         self.epoch, self.position = self.epoch + 1, 0
 
     def __iter__(self) -> Iterator[TaskBatch]:

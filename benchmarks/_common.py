@@ -1,0 +1,36 @@
+"""Helpers shared by the benchmark scripts: data loading with a synthetic fallback, and
+writing the JSON result document."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from metarec.data.dataset import Dataset
+from metarec.evaluation.report import results_document
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
+
+
+def load_ml1m(data_dir: Path | None = None) -> Dataset | None:
+    """ML-1M with MeLU's side features from ``data_dir`` (default ``../shared/datasets``),
+    or None when the files are not there."""
+    from metarec.data.readers.ml1m import read_ml1m
+
+    root = Path(data_dir) if data_dir else SHARED
+    ml1m, melu = root / "ml-1m", root / "melu-ml1m" / "movies_extrainfos.dat"
+    if not (ml1m / "ratings.dat").is_file():
+        return None
+    return read_ml1m(ml1m, extras=melu if melu.is_file() else None)
+
+
+def write_json(name: str, dataset: str, protocol: str, seeds: list[int],
+               results: list[dict[str, Any]], **extra: Any) -> Path:
+    """Write ``benchmarks/results/NAME.json`` (the shared flat document format)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    document = results_document(dataset, protocol, seeds, results, **extra)
+    path.write_text(json.dumps(document, indent=2))
+    return path

@@ -1,0 +1,157 @@
+"""Meta-training throughput: vectorised (vmap) vs a per-task reference loop vs a
+MeLU-style loop (one task at a time, the model copied per task), side by side in one run,
+plus the latency of adapting one new user.
+
+    python benchmarks/meta_speed.py                 # ML-1M + MeLU features if present
+    python benchmarks/meta_speed.py --dataset synthetic --batches 3
+
+Writes ``benchmarks/results/meta_speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import load_ml1m, write_json
+from rich.console import Console
+from rich.table import Table
+
+from metarec.data.splits import SplitConfig, split_dataset
+from metarec.data.synthetic import generate
+from metarec.learners import LearnerConfig, learner_class
+from metarec.learners.inner_loop import masked_mse
+from metarec.learners.reference import reference_meta_gradients
+from metarec.models import FeatureMLP
+from metarec.tasks.batch import TaskBatcher, pad_tasks
+
+
+def melu_style_step(learner, batch) -> float:  # noqa: ANN001 - benchmark foil
+    """MeLU's way: per task, copy the model, take SGD steps on the adapted parameters with
+    autograd, compute the query loss and accumulate its gradient into the original."""
+    model = learner.model
+    names = set(learner.adapted_names())
+    lr, steps = learner.config.inner_lr, learner.config.inner_steps
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    total = 0.0
+    for t in range(len(batch)):
+        task = batch.select(slice(t, t + 1))
+        local = copy.deepcopy(model)
+        adapted = [p for n, p in local.named_parameters() if n in names]
+        for _ in range(steps):
+            loss = masked_mse(local(task.user_fields, task.support_fields),
+                              task.support_ratings, task.support_mask)
+            grads = torch.autograd.grad(loss, adapted)
+            with torch.no_grad():
+                for p, g in zip(adapted, grads, strict=True):
+                    p -= lr * g
+        query = masked_mse(local(task.user_fields, task.query_fields), task.query_ratings,
+                           task.query_mask) / len(batch)
+        query.backward()
+        for p, q in zip(model.parameters(), local.parameters(), strict=True):
+            if q.grad is not None:
+                p.grad += q.grad
+        total += float(query)
+    return total
+
+
+def timed(fn, repeats: int) -> float:  # noqa: ANN001
+    fn()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["auto", "ml1m", "synthetic"], default="auto")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--learners", default="maml-r,maml,fomaml,reptile,metasgd,anil")
+    parser.add_argument("--meta-batch", type=int, default=32)
+    parser.add_argument("--inner-steps", type=int, default=5)
+    parser.add_argument("--batches", type=int, default=3, help="meta-batches timed per method")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    dataset = None if args.dataset == "synthetic" else load_ml1m(args.data_dir)
+    name = "movielens-1m+melu" if dataset is not None else "synthetic"
+    if dataset is None:
+        dataset = generate()
+    split = split_dataset(dataset, SplitConfig(seed=0))
+    batcher = TaskBatcher(split.train, dataset.users, dataset.items, args.meta_batch, seed=0)
+    index = list(batcher.batch_indices())[: args.batches]
+    batches = [pad_tasks(split.train, i, dataset.users, dataset.items) for i in index]
+    cfg = LearnerConfig(inner_steps=args.inner_steps)
+
+    console = Console()
+    rows = []
+    for learner_name in args.learners.split(","):
+        torch.manual_seed(0)
+        learner = learner_class(learner_name)(FeatureMLP.for_dataset(dataset), cfg)
+        times = {}
+        it = iter(range(10**9))
+
+        def run(method: str) -> None:
+            batch = batches[next(it) % len(batches)]
+            if method == "vmap":
+                learner.meta_gradients(batch)
+            elif method == "loop":
+                reference_meta_gradients(learner, batch)
+            else:
+                melu_style_step(learner, batch)
+
+        for method in ("vmap", "loop", "melu"):
+            if method == "melu" and learner_name not in ("maml-r", "fomaml", "anil"):
+                continue  # MeLU's loop is first-order head adaptation; compare like for like
+            times[method] = timed(lambda m=method: run(m), args.batches)
+        row = {"learner": learner_name, "metric": "tasks_per_s",
+               **{f"{m}": args.meta_batch / t for m, t in times.items()}}
+        row["vmap_over_loop"] = times["loop"] / times["vmap"]
+        if "melu" in times:
+            row["vmap_over_melu"] = times["melu"] / times["vmap"]
+        rows.append(row)
+
+    # Adapting one new user: 20 support ratings, inner_steps steps.
+    learner = learner_class("maml-r")(FeatureMLP.for_dataset(dataset), cfg)
+    learner.features_ = dataset
+    new_users = split.scenarios["new_users"]
+    one = new_users.select(np.flatnonzero(new_users.support_sizes >= 20)[:1]).cap_support(20, 0)
+    batch = pad_tasks(one, np.array([0]), dataset.users, dataset.items)
+    samples = []
+    for _ in range(200):
+        start = time.perf_counter()
+        learner.adapt(batch)
+        samples.append((time.perf_counter() - start) * 1000)
+    latency = {"learner": "maml-r", "metric": "adapt_ms_20_ratings",
+               "p50": statistics.median(samples), "p95": float(np.percentile(samples, 95))}
+    rows.append(latency)
+
+    table = Table(title=f"meta-training throughput on {name} (tasks/s, meta-batch "
+                        f"{args.meta_batch}, {args.inner_steps} inner steps)")
+    for col in ("learner", "vmap", "loop", "melu", "vmap/loop", "vmap/melu"):
+        table.add_column(col, justify="right")
+    for r in rows[:-1]:
+        table.add_row(r["learner"], f"{r['vmap']:.0f}", f"{r['loop']:.0f}",
+                      f"{r['melu']:.0f}" if "melu" in r else "-",
+                      f"{r['vmap_over_loop']:.1f}x",
+                      f"{r['vmap_over_melu']:.1f}x" if "vmap_over_melu" in r else "-")
+    console.print(table)
+    console.print(f"adapt one new user (20 ratings, {args.inner_steps} steps): "
+                  f"p50 {latency['p50']:.2f} ms, p95 {latency['p95']:.2f} ms")
+    path = write_json("meta_speed", name, "melu", [0], rows,
+                      settings={"meta_batch": args.meta_batch, "inner_steps": args.inner_steps,
+                                "batches": args.batches, "threads": torch.get_num_threads()})
+    console.print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""``metarec run`` (train + evaluate everything in a config) and ``metarec evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from metarec.config import load_config
+from metarec.data.splits import SCENARIOS
+
+console = Console()
+
+
+def _table(aggregated: list[dict[str, Any]], metrics: tuple[str, ...] = ("mae", "ndcg@3")
+           ) -> Table:
+    scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in aggregated)]
+    table = Table(title="Cold-start results (mean ± sd over seeds)")
+    table.add_column("learner", style="bold")
+    for scenario in scenarios:
+        for metric in metrics:
+            table.add_column(f"{scenario}\n{metric}", justify="right")
+    learners = list(dict.fromkeys(r["learner"] for r in aggregated))
+    index = {(r["learner"], r["scenario"], r["metric"]): r for r in aggregated}
+    for learner in learners:
+        cells = []
+        for scenario in scenarios:
+            for metric in metrics:
+                r = index.get((learner, scenario, metric))
+                cells.append("-" if r is None else
+                             f"{r['mean']:.4f}" + (f" ± {r['sd']:.3f}" if r["n_seeds"] > 1
+                                                   else ""))
+        table.add_row(learner, *cells)
+    return table
+
+
+def run(
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML run config."),
+    dataset: str | None = typer.Option(None, help="Data set name or path (default: synthetic)."),
+    data_dir: Path | None = typer.Option(None, help="Folder with the data set's files."),
+    learners: str | None = typer.Option(None, help="Comma-separated learners, e.g. maml-r,maml."),
+    baselines: str | None = typer.Option(None, help="Comma-separated baselines ('' for none)."),
+    seed: list[int] = typer.Option(None, "--seed", help="Seed(s); repeat for several."),
+    epochs: int | None = typer.Option(None, help="Shortcut for --set learner.epochs=N."),
+    out: Path = typer.Option(Path("runs/latest"), help="Run folder to write."),
+    set_: list[str] = typer.Option(None, "--set", help="Override: section.field=value."),
+) -> None:
+    """Train the learners and baselines, evaluate every cold-start scenario, write a run
+    folder (config.toml, results.json, checkpoints, plots, report.html)."""
+    from metarec.experiment import run_experiment
+
+    overrides = list(set_ or [])
+    if dataset is not None:
+        overrides.append(f"data.dataset={dataset!r}")
+    if data_dir is not None:
+        overrides.append(f"data.data_dir={str(data_dir)!r}")
+    if learners is not None:
+        overrides.append(f"learners={[x for x in learners.split(',') if x]!r}")
+    if baselines is not None:
+        overrides.append(f"baselines={[x for x in baselines.split(',') if x]!r}")
+    if seed:
+        overrides.append(f"seeds={list(seed)!r}")
+    if epochs is not None:
+        overrides.append(f"learner.epochs={epochs}")
+    cfg = load_config(config, overrides)
+    with console.status("starting") as status:
+        def events(kind: str, payload: dict[str, Any]) -> None:
+            if kind == "stage":
+                status.update(payload["message"])
+                console.log(payload["message"])
+            elif kind == "epoch":
+                val = payload.get("val_loss")
+                status.update(f"{payload['learner']} seed {payload['seed']} epoch "
+                              f"{payload['epoch']}: train {payload['train_loss']:.4f}"
+                              + (f", val {val:.4f}" if val is not None else ""))
+
+        result = run_experiment(cfg, out, events)
+    console.print(_table(result.aggregated))
+    console.print(f"run folder: {out} (report.html, results.json); "
+                  f"{result.timings['total']:.1f} s")
+
+
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `metarec run`."),
+) -> None:
+    """Re-evaluate a saved run from its config and checkpoints."""
+    from metarec.experiment import evaluate_run
+
+    result = evaluate_run(run_dir)
+    console.print(_table(result.aggregated))

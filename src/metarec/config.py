@@ -1,0 +1,166 @@
+"""Run configuration: typed dataclasses, loaded from TOML, every field overridable with
+``section.field=value`` strings (e.g. ``learner.epochs=5``). One config reproduces a run."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import tomli_w
+
+from metarec.data.splits import SplitConfig
+from metarec.errors import ConfigError
+from metarec.learners.config import LearnerConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class DataConfig:
+    """Which data set to load: a registered name (``synthetic``, ``movielens-1m``, ...) or
+    a path; ``data_dir`` points at files already on disk; ``options`` go to the reader
+    (for ``synthetic``: :class:`~metarec.data.synthetic.SyntheticConfig` fields)."""
+
+    dataset: str = "synthetic"
+    data_dir: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """The model: ``FeatureMLP`` (MeLU architecture) or ``BiasedMF``."""
+
+    kind: str = "FeatureMLP"
+    embedding_dim: int = 32
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    user_id_embedding: bool = False
+    item_id_embedding: bool = False
+    factors: int = 32
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`metarec.models.build_model`."""
+        if self.kind == "BiasedMF":
+            return {"factors": self.factors}
+        return {"embedding_dim": self.embedding_dim, "hidden": tuple(self.hidden),
+                "user_id_embedding": self.user_id_embedding,
+                "item_id_embedding": self.item_id_embedding}
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation: cut-offs, the relevance threshold and the k-shot support sizes of the
+    cold-start curve (empty = no curve)."""
+
+    ks: list[int] = field(default_factory=lambda: [1, 3, 5, 10])
+    threshold: float = 4.0
+    shots: list[int] = field(default_factory=lambda: [1, 3, 5, 10, 20])
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; ``metarec run --config FILE.toml`` reads it."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    learners: list[str] = field(default_factory=lambda: ["maml-r", "maml", "reptile"])
+    baselines: list[str] = field(default_factory=lambda: [
+        "global-mean", "biases", "popularity", "biased-mf", "pretrain", "finetune"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return _drop_none(dataclasses.asdict(self))
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+
+SECTIONS = {"data": DataConfig, "split": SplitConfig, "model": ModelConfig,
+            "learner": LearnerConfig, "evaluation": EvalConfig}
+
+
+def config_from_dict(values: dict[str, Any], source: str = "config") -> RunConfig:
+    """Build a :class:`RunConfig`, naming any unknown section or field."""
+    values = dict(values)
+    kwargs: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        section = values.pop(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {unknown} in [{name}]; "
+                              f"known: {sorted(known)}")
+        try:
+            kwargs[name] = cls(**{k: _coerce(cls, k, v) for k, v in section.items()})
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{source}: [{name}]: {error}") from None
+    top = {f.name for f in fields(RunConfig)} - set(SECTIONS)
+    unknown = sorted(set(values) - top)
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting(s) {unknown}")
+    kwargs.update(values)
+    return RunConfig(**kwargs)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None
+                ) -> RunConfig:
+    """Read a TOML file (or the defaults), then apply ``section.field=value`` overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    for override in overrides or []:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise ConfigError(f"override {override!r} must look like section.field=value")
+        target = values
+        *parents, leaf = key.strip().split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = _parse_value(raw.strip())
+    return config_from_dict(values, str(path) if path else "config")
+
+
+def _parse_value(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    hint = str(get_type_hints(cls).get(name, ""))
+    if isinstance(value, list) and "tuple" in hint:
+        return tuple(value)
+    if isinstance(value, int) and not isinstance(value, bool) and hint.startswith("float"):
+        return float(value)
+    return value
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_drop_none(v) for v in value]
+    return value

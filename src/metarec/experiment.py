@@ -1,0 +1,239 @@
+"""One experiment = one :class:`~metarec.config.RunConfig`: load data, split it into
+cold-start scenarios, train learners and baselines for each seed, evaluate every scenario
+and a cold-start curve, and write a run folder. ``metarec run`` and ``metarec evaluate``
+are thin wrappers around :func:`run_experiment` and :func:`evaluate_run`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarec.config import RunConfig, load_config
+from metarec.data.dataset import Dataset
+from metarec.data.splits import SCENARIOS, ColdStartSplit, split_dataset
+from metarec.errors import CheckpointError, ConfigError
+from metarec.evaluation.baselines import Biases, GlobalMean, Popularity
+from metarec.evaluation.metrics import compute_metrics
+from metarec.evaluation.protocol import aggregate_seeds, predictions_frame
+from metarec.evaluation.report import bar_chart, line_chart, results_document, write_run_folder
+from metarec.learners.base import Learner
+from metarec.learners.pretrain import Pretrain
+from metarec.learners.registry import learner_class
+from metarec.models.base import build_model
+from metarec.tasks.taskset import TaskSet
+
+Predictor = Callable[[TaskSet], np.ndarray]
+Events = Callable[[str, dict[str, Any]], None]
+"""Progress events: ``(kind, payload)`` with kinds ``stage``, ``epoch``, ``done``."""
+
+BASELINES = ("global-mean", "biases", "popularity", "biased-mf", "pretrain", "finetune")
+TABLE_METRICS = ("mae", "rmse", "ndcg@3", "precision@5", "accuracy")
+
+
+@dataclass
+class RunResult:
+    """What a run produced: per-seed records, their aggregate, training histories."""
+
+    config: RunConfig
+    records: list[dict[str, Any]] = field(default_factory=list)
+    aggregated: list[dict[str, Any]] = field(default_factory=list)
+    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    split_summary: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_data(config: RunConfig) -> Dataset:
+    """The data set named by ``config.data``."""
+    from metarec.data.registry import load_dataset
+
+    data_dir = Path(config.data.data_dir) if config.data.data_dir else None
+    return load_dataset(config.data.dataset, data_dir=data_dir, **config.data.options)
+
+
+def make_split(dataset: Dataset, config: RunConfig, seed: int) -> ColdStartSplit:
+    return split_dataset(dataset, replace(config.split, seed=seed))
+
+
+def train_learner(name: str, dataset: Dataset, split: ColdStartSplit, config: RunConfig,
+                  seed: int, events: Events | None = None) -> Learner:
+    """Build and fit learner ``name`` (``biased-mf`` = :class:`Pretrain` on ``BiasedMF``)."""
+    torch.manual_seed(seed)
+    if name == "biased-mf":
+        model = build_model("BiasedMF", dataset, factors=config.model.factors)
+        learner: Learner = Pretrain(model, replace(config.learner, seed=seed, inner_steps=0))
+    else:
+        model = build_model(config.model.kind, dataset, **config.model.options())
+        learner = learner_class(name)(model, replace(config.learner, seed=seed))
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        if events is not None:
+            events("epoch", {"learner": name, "seed": seed, **record})
+
+    return learner.fit(split.train, dataset, split.validation, progress=on_epoch)
+
+
+def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: RunConfig,
+                   names: list[str]) -> dict[str, Predictor]:
+    """A ``predict_tasks`` function per learner or baseline name."""
+    train = split.train_ratings
+    n_users = int(max(train.user.max(initial=0), *(t.users.max(initial=0) for t in
+                                                   split.scenarios.values()))) + 1
+    n_items = int(max(train.item.max(initial=0), *(t.support.item.max(initial=0) for t in
+                                                   split.scenarios.values()),
+                      *(t.query.item.max(initial=0) for t in split.scenarios.values()))) + 1
+    simple = {"global-mean": GlobalMean, "biases": Biases, "popularity": Popularity}
+    out: dict[str, Predictor] = {}
+    for name in names:
+        if name in simple:
+            out[name] = simple[name]().fit(train, n_users, n_items).predict_tasks
+        elif name == "pretrain":
+            out[name] = _with_steps(trained["pretrain"], 0)
+        elif name == "finetune":
+            out[name] = _with_steps(trained["pretrain"], config.learner.inner_steps)
+        else:
+            out[name] = trained[name].predict_tasks
+    return out
+
+
+def _with_steps(learner: Learner, steps: int) -> Predictor:
+    return lambda tasks: learner.predict_tasks(tasks, steps=steps)
+
+
+def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
+                        config: RunConfig, seed: int) -> list[dict[str, Any]]:
+    """Records ``{learner, scenario, metric, value, seed}`` for every scenario, plus the
+    cold-start curve (``new_users_k{k}``: support capped at k ratings)."""
+    records: list[dict[str, Any]] = []
+    ks, threshold = tuple(config.evaluation.ks), config.evaluation.threshold
+    sets: dict[str, TaskSet] = {s: split.scenarios[s] for s in SCENARIOS
+                                if len(split.scenarios[s])}
+    for shots in config.evaluation.shots:
+        if len(split.scenarios["new_users"]):
+            sets[f"new_users_k{shots}"] = split.scenarios["new_users"].cap_support(shots, seed)
+    for name, predict in predictors.items():
+        for scenario, tasks in sets.items():
+            frame = predictions_frame(tasks, predict(tasks))
+            for metric, value in compute_metrics(frame, ks=ks, threshold=threshold).items():
+                records.append({"learner": name, "scenario": scenario, "metric": metric,
+                                "value": float(value), "seed": seed})
+    return records
+
+
+def run_experiment(config: RunConfig, out: str | Path | None = None,
+                   events: Events | None = None) -> RunResult:
+    """Train and evaluate everything in ``config``; write a run folder to ``out``."""
+    unknown = [b for b in config.baselines if b not in BASELINES]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
+    result = RunResult(config)
+    started = time.perf_counter()
+    emit = events or (lambda kind, payload: None)
+    emit("stage", {"message": f"loading {config.data.dataset}"})
+    dataset = load_data(config)
+    for seed in config.seeds:
+        split = make_split(dataset, config, seed)
+        result.split_summary = split.summary()
+        to_train = list(dict.fromkeys(
+            [*config.learners, *(["pretrain"] if {"pretrain", "finetune"} &
+                                 set(config.baselines) else []),
+             *(["biased-mf"] if "biased-mf" in config.baselines else [])]))
+        trained: dict[str, Learner] = {}
+        for name in to_train:
+            emit("stage", {"message": f"seed {seed}: training {name}"})
+            tic = time.perf_counter()
+            trained[name] = train_learner(name, dataset, split, config, seed, events)
+            result.timings[f"train/{name}/seed{seed}"] = time.perf_counter() - tic
+            result.histories.setdefault(name, trained[name].history_)
+            if out is not None:
+                trained[name].save(Path(out) / "checkpoints" / f"{name}-seed{seed}")
+        emit("stage", {"message": f"seed {seed}: evaluating"})
+        names = list(dict.fromkeys([*config.baselines, *config.learners]))
+        predictors = predictors_for(trained, split, config, names)
+        result.records += evaluate_predictors(predictors, split, config, seed)
+    result.aggregated = aggregate_seeds(result.records)
+    result.timings["total"] = time.perf_counter() - started
+    if out is not None:
+        write_results(result, dataset.name, Path(out))
+    emit("done", {"seconds": result.timings["total"]})
+    return result
+
+
+def evaluate_run(run_dir: str | Path, events: Events | None = None) -> RunResult:
+    """Re-evaluate a saved run folder from its ``config.toml`` and checkpoints."""
+    folder = Path(run_dir)
+    if not (folder / "config.toml").is_file():
+        raise CheckpointError(f"{folder}: not a run folder (no config.toml)")
+    config = load_config(folder / "config.toml")
+    result = RunResult(config)
+    dataset = load_data(config)
+    for seed in config.seeds:
+        split = make_split(dataset, config, seed)
+        trained: dict[str, Learner] = {}
+        needed = {*config.learners, *(["pretrain"] if {"pretrain", "finetune"} &
+                                      set(config.baselines) else []), "biased-mf"}
+        for name in needed:
+            path = folder / "checkpoints" / f"{name}-seed{seed}"
+            if path.is_dir():
+                trained[name] = Learner.load(path, features=dataset)
+        names = [n for n in dict.fromkeys([*config.baselines, *config.learners])
+                 if n in ("global-mean", "biases", "popularity") or n in trained
+                 or (n == "finetune" and "pretrain" in trained)]
+        result.records += evaluate_predictors(predictors_for(trained, split, config, names),
+                                              split, config, seed)
+    result.aggregated = aggregate_seeds(result.records)
+    return result
+
+
+def write_results(result: RunResult, dataset: str, out: Path) -> Path:
+    """Write ``results.json``, plots and ``report.html`` for ``result`` into ``out``."""
+    config = result.config
+    document = results_document(dataset, config.split.protocol, config.seeds, result.aggregated,
+                                split=result.split_summary, timings=result.timings,
+                                histories=result.histories)
+    figures = {}
+    full = [r for r in result.aggregated if r["scenario"] in SCENARIOS]
+    figures["scenarios_mae"] = bar_chart(full, "mae", [s for s in SCENARIOS if any(
+        r["scenario"] == s for r in full)])
+    figures["scenarios_ndcg3"] = bar_chart(full, "ndcg@3", [s for s in SCENARIOS if any(
+        r["scenario"] == s for r in full)])
+    curve: dict[str, tuple[list[float], list[float]]] = {}
+    for r in result.aggregated:
+        if r["scenario"].startswith("new_users_k") and r["metric"] == "mae":
+            xs, ys = curve.setdefault(r["learner"], ([], []))
+            xs.append(float(r["scenario"].rsplit("k", 1)[1]))
+            ys.append(r["mean"])
+    if curve:
+        figures["cold_start_curve"] = line_chart(curve, xlabel="support ratings per new user",
+                                                 ylabel="MAE", title="Cold-start curve",
+                                                 logx=True)
+    losses = {}
+    for name, history in result.histories.items():
+        if history:
+            losses[f"{name} train"] = ([h["epoch"] for h in history],
+                                       [h["train_loss"] for h in history])
+            if "val_loss" in history[0]:
+                losses[f"{name} val"] = ([h["epoch"] for h in history],
+                                         [h["val_loss"] for h in history])
+    if losses:
+        figures["training_curves"] = line_chart(losses, xlabel="epoch", ylabel="MSE",
+                                                title="Training curves")
+    return write_run_folder(out, config_toml=config.to_toml(), document=document,
+                            figures=figures, title=f"metarec run: {dataset}",
+                            table=summary_table(result.aggregated))
+
+
+def summary_table(aggregated: list[dict[str, Any]],
+                  metrics: tuple[str, ...] = ("mae", "ndcg@3")) -> list[dict[str, Any]]:
+    """One row per learner: ``scenario/metric`` columns with mean values."""
+    rows: dict[str, dict[str, Any]] = {}
+    for r in aggregated:
+        if r["scenario"] in SCENARIOS and r["metric"] in metrics:
+            row = rows.setdefault(r["learner"], {"learner": r["learner"]})
+            row[f"{r['scenario']}/{r['metric']}"] = r["mean"]
+    return list(rows.values())
