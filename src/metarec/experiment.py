@@ -126,16 +126,18 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
 
 
 def run_experiment(config: RunConfig, out: str | Path | None = None,
-                   events: Events | None = None) -> RunResult:
-    """Train and evaluate everything in ``config``; write a run folder to ``out``."""
+                   events: Events | None = None, dataset: Dataset | None = None) -> RunResult:
+    """Train and evaluate everything in ``config``; write a run folder to ``out``.
+    ``dataset`` replaces loading ``config.data`` (e.g. a data set assembled in code)."""
     unknown = [b for b in config.baselines if b not in BASELINES]
     if unknown:
         raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
     result = RunResult(config)
     started = time.perf_counter()
     emit = events or (lambda kind, payload: None)
-    emit("stage", {"message": f"loading {config.data.dataset}"})
-    dataset = load_data(config)
+    if dataset is None:
+        emit("stage", {"message": f"loading {config.data.dataset}"})
+        dataset = load_data(config)
     for seed in config.seeds:
         split = make_split(dataset, config, seed)
         result.split_summary = split.summary()

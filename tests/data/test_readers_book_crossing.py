@@ -25,7 +25,8 @@ BOOKS = '''"ISBN";"Book-Title";"Book-Author";"Year-Of-Publication";"Publisher";"
 "034545104X";"Flesh Tones: A Novel";"M. J. Rose";"2002";"Ballantine Books";"http://s"
 "0155061224";"Rites of Passage";"Judith Rae";"0";"Heinle";"http://s"
 "052165615X";"Help!: Level 1";"Philip Prowse";"1999";"Cambridge &amp; Co";"http://s"
-"0789466953";"DK Readers: Creating the X-Men (Level 4: Proficient Readers)\\";"James Buckley";"2000";"DK Publishing Inc";"http://s"
+"0789466953";"DK Readers: X-Men (Level 4)\\";James Buckley";"2000";"DK Publishing Inc";"s"
+"078946697X";"DK Readers: Began (Level 4)\\";"Michael Teitelbaum";"2000";"DK Publishing Inc";"s"
 '''
 
 
@@ -68,7 +69,11 @@ def test_features(bx, decode):
     assert decode(data.items, "author", help_) == "Philip Prowse"
     assert decode(data.items, "year", help_) == 1999.0
     assert np.isnan(decode(data.items, "year", rites))  # 0 means unknown
-    assert decode(data.items, "author", xmen) == "James Buckley"  # after an escaped quote
+    # the two known broken rows of BX-Books: a backslash before the closing quote
+    assert decode(data.items, "author", xmen) == "James Buckley"
+    assert decode(data.items, "year", xmen) == 2000.0
+    began = data.item_ids.index_of(["078946697X"])[0]
+    assert decode(data.items, "publisher", began) == "DK Publishing Inc"
 
 
 @pytest.mark.parametrize(("name", "text", "line", "field", "words"), [

@@ -3,8 +3,6 @@ data set when it is available."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 

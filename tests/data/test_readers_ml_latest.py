@@ -63,9 +63,10 @@ def test_duplicates_and_unknown_movie(latest):
 @pytest.mark.parametrize(("name", "text", "line", "field", "words"), [
     ("ratings.csv", RATINGS.replace(",", ";"), 1, None, "missing column(s)"),
     ("ratings.csv", "userId,movieId,timestamp\n1,2,3\n", 1, None, "['rating']"),
+    ("ratings.csv", "userId,movieId,rating\n1,2,3,4\n5,6,7,8\n", 2, None, "got more"),
     ("ratings.csv", RATINGS + "3,10,5.5,1\n", 6, "rating", "[0.5, 5]"),
     ("ratings.csv", RATINGS + "3,10,,1\n", 6, "rating", "got nothing"),
-    ("ratings.csv", RATINGS + "3,10,4,1,9\n", 6, None, "Expected 4 fields"),
+    ("ratings.csv", RATINGS + "3,10,4,1,9\n", 6, None, "expected 4 fields separated by ',', got 5"),
     ("ratings.csv", RATINGS + "3,x10,4,1\n", 6, "movieId", "'x10'"),
     ("movies.csv", MOVIES + "10,Again (2000),Drama\n", 6, "movieId", "first on line 2"),
     ("ratings.csv", b"userId,movieId,rating,timestamp\n1,2,3,4\n\xe9,2,3,4\n", 3, None,

@@ -63,7 +63,7 @@ def test_duplicates_and_notes(write):
     ("user,item,rating\n1,2,3\n1,3,high\n", {}, 3, "rating", "'high'"),
     ("user,item,rating,t\n1,2,3,2020-13-45\n", {"time_col": "t"}, 2, "t", "ISO8601"),
     ("user,item,rating\n1,,3\n", {}, 2, "item", "non-empty id"),
-    ("user,item,rating\n1,2,3,4\n", {}, 2, None, "Expected 3 fields"),
+    ("user,item,rating\n1,2,3,4\n", {}, 2, None, "expected 3 fields"),
     ("user,item,rating\n", {}, None, None, "no rating rows"),
     ("", {}, None, None, "empty"),
     (b"user,item,rating\n1,\xff,3\n", {}, 2, None, "utf-8"),

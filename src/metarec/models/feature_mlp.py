@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from metarec.data.dataset import Dataset, FieldSpec, Fields
+from metarec.data.dataset import Dataset, Fields, FieldSpec
 from metarec.models.base import RatingModel
 
 
@@ -33,10 +33,14 @@ class FieldEmbedding(nn.Module):
         else:
             rows = num_rows if num_rows is not None else spec.cardinality
             self.embedding = nn.Embedding(rows, dim, padding_idx=0 if num_rows is None else None)
-            nn.init.normal_(self.embedding.weight, std=0.1)
             if num_rows is None:
+                nn.init.normal_(self.embedding.weight, std=0.1)
                 with torch.no_grad():
                     self.embedding.weight[0].zero_()
+            else:
+                # Id embeddings start at zero: an id never trained on (a new item) then
+                # contributes nothing, and the features alone decide.
+                nn.init.zeros_(self.embedding.weight)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         if self.kind == "numeric":

@@ -78,16 +78,27 @@ def pad_tasks(tasks: TaskSet, index: np.ndarray, users: FeatureTable,
     user_idx = torch.from_numpy(tasks.users[index])
     s_rows, s_mask = _padded_rows(tasks.support_offsets, index)
     q_rows, q_mask = _padded_rows(tasks.query_offsets, index)
+    s_items, s_ratings = _gather(tasks.support.item, tasks.support.rating, s_rows)
+    q_items, q_ratings = _gather(tasks.query.item, tasks.query.rating, q_rows)
     return TaskBatch(
         users=user_idx,
         user_fields=users.take(user_idx),
-        support_fields=items.take(torch.from_numpy(tasks.support.item[s_rows])),
-        support_ratings=torch.from_numpy(tasks.support.rating[s_rows] * s_mask),
+        support_fields=items.take(torch.from_numpy(s_items)),
+        support_ratings=torch.from_numpy(s_ratings * s_mask),
         support_mask=torch.from_numpy(s_mask),
-        query_fields=items.take(torch.from_numpy(tasks.query.item[q_rows])),
-        query_ratings=torch.from_numpy(tasks.query.rating[q_rows] * q_mask),
+        query_fields=items.take(torch.from_numpy(q_items)),
+        query_ratings=torch.from_numpy(q_ratings * q_mask),
         query_mask=torch.from_numpy(q_mask),
     )
+
+
+def _gather(item: np.ndarray, rating: np.ndarray, rows: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Items and ratings at ``rows``; with no rows at all (every task empty), padding
+    points at item 0 with rating 0, which the mask hides."""
+    if len(item) == 0:
+        return np.zeros(rows.shape, np.int64), np.zeros(rows.shape, np.float32)
+    return item[rows], rating[rows]
 
 
 def _padded_rows(offsets: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from metarec.errors import DataError
 
 _UNIT_SEP = "\x1f"
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
-_PARSER_LINE = re.compile(r"line (\d+)")
+_PARSER_FIELDS = re.compile(
+    r"Expected (?P<width>\d+) fields in line (?P<line>\d+), saw (?P<got>\d+)")
 
 
 def find_file(folder: Path, *names: str, required: bool = True) -> Path | None:
@@ -110,7 +112,7 @@ def read_delimited(
     and the 1-based line number of each row.
     """
     text = read_text(path, encodings)
-    if _UNIT_SEP in text and sep != _UNIT_SEP:
+    if len(sep) > 1 and _UNIT_SEP in text:
         line = text.count("\n", 0, text.index(_UNIT_SEP)) + 1
         raise DataError("unexpected control character 0x1f", path=path, line=line)
     if len(sep) > 1:
@@ -149,13 +151,10 @@ def read_quoted_csv(
     *,
     sep: str | None = ",",
     encodings: str | Sequence[str] = "utf-8",
-    header: bool = True,
-    names: Sequence[str] | None = None,
     required: Sequence[str] = (),
-    escapechar: str | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read a CSV file with quoted cells into a frame of strings (missing cells ``NaN``,
-    empty cells ``""``) and the 1-based line number of each row.
+    """Read a CSV file with a header line and quoted cells into a frame of strings
+    (missing cells ``NaN``, empty cells ``""``) and the 1-based line number of each row.
 
     ``sep=None`` sniffs the separator among ``, ; tab |``. ``required`` columns must be
     present (a DataError lists the columns found, which usually reveals a wrong separator).
@@ -164,33 +163,51 @@ def read_quoted_csv(
     if sep is None:
         sep = sniff_separator(text)
     try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep=sep, header=0 if header else None,
-            names=None if names is None else list(names), dtype=str,
-            keep_default_na=False, na_values=[], skip_blank_lines=True,
-            escapechar=escapechar, engine="c", lineterminator="\n",
-        )
+        with warnings.catch_warnings():
+            # index_col=False: a row longer than the header must not become an index
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(text), sep=sep, header=0, dtype=str, index_col=False,
+                keep_default_na=False, na_values=[], skip_blank_lines=True, engine="c",
+                lineterminator="\n",
+            )
     except pd.errors.EmptyDataError:
         raise DataError("file is empty", path=path) from None
+    except pd.errors.ParserWarning:
+        line, width = _first_long_record(text, sep)
+        raise DataError(f"expected {width} fields separated by {sep!r}, got more",
+                        path=path, line=line) from None
     except (pd.errors.ParserError, ValueError) as err:
-        match = _PARSER_LINE.search(str(err))
-        line = int(match.group(1)) if match else None
-        raise DataError(f"cannot parse as {sep!r}-separated CSV: {err}", path=path,
-                        line=line) from None
+        match = _PARSER_FIELDS.search(str(err))
+        if match:
+            raise DataError(f"expected {match['width']} fields separated by {sep!r}, got "
+                            f"{match['got']}", path=path, line=int(match["line"])) from None
+        raise DataError(f"cannot parse as {sep!r}-separated CSV: {err}", path=path) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(
             f"missing column(s) {missing}; found {list(frame.columns)} "
-            f"(separator used: {sep!r})", path=path, line=1 if header else None)
-    if frame.columns.has_duplicates:
-        raise DataError(f"duplicate column names in {list(frame.columns)}", path=path, line=1)
-    _, blank = _line_layout(text, sep)
-    lines = np.flatnonzero(~blank) + 1
-    lines = lines[1:] if header else lines
+            f"(separator used: {sep!r})", path=path, line=1)
+    _, blank = _line_layout(text, ",")
+    lines = (np.flatnonzero(~blank) + 1)[1:]
     if len(lines) != len(frame):  # quoted line breaks: fall back to record numbers
-        lines = np.arange(len(frame)) + (2 if header else 1)
+        lines = np.arange(len(frame)) + 2
     return frame, lines
+
+
+def _first_long_record(text: str, sep: str) -> tuple[int | None, int | str]:
+    """(line, header width) of the first record longer than the header; None and "the
+    header's" when the csv module cannot tell (e.g. a lone carriage return)."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    try:
+        width = len(next(reader))
+        for record in reader:
+            if len(record) > width:
+                return reader.line_num, width
+    except csv.Error:
+        pass
+    return None, "the header's number of"
 
 
 def sniff_separator(text: str) -> str:
@@ -306,7 +323,8 @@ def check_unique(ids: np.ndarray, lines: np.ndarray, path: Path, field: str) -> 
     if dup.any():
         at = int(np.flatnonzero(dup)[0])
         first = int(lines[int(np.flatnonzero(ids == ids[at])[0])])
-        raise DataError(f"id {ids[at]!r} appears again (first on line {first}); "
+        value = ids[at].item() if isinstance(ids[at], np.generic) else ids[at]
+        raise DataError(f"id {value!r} appears again (first on line {first}); "
                         "expected one row per id", path=path, line=int(lines[at]), field=field)
 
 

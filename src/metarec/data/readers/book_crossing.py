@@ -1,10 +1,12 @@
 """Book-Crossing (Ziegler et al., 2005).
 
-Files (``;``-separated, every cell quoted, latin-1, header line; ``\\"`` escapes a quote):
+Files (``;``-separated, cells quoted, latin-1, header line):
 ``BX-Book-Ratings.csv`` ("User-ID";"ISBN";"Book-Rating"), ``BX-Users.csv`` ("User-ID";
 "Location";"Age", Age ``NULL`` when unknown) and ``BX-Books.csv`` ("ISBN";"Book-Title";
 "Book-Author";"Year-Of-Publication";"Publisher";image URLs...). Ratings 1-10 are
 explicit; 0 records an implicit interaction (the user read the book, gave no rating).
+A backslash before a closing quote (``...Readers)\\";``) is a literal backslash, not an
+escape: read that way, the known broken rows of BX-Books keep their columns aligned.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from metarec.data.readers._common import (
     read_quoted_csv,
 )
 
-_CSV = {"sep": ";", "encodings": "latin-1", "escapechar": "\\"}
+_CSV = {"sep": ";", "encodings": "latin-1"}
 
 
 def read_book_crossing(path: str | Path, keep_implicit: bool = False) -> Dataset:
@@ -106,4 +108,6 @@ def _read_books(path: Path | None) -> pd.DataFrame | None:
 
 
 def _clean(cells: pd.Series) -> list[str | None]:
-    return [(html.unescape(c).strip() or None) if isinstance(c, str) else None for c in cells]
+    # strip('"\\ ') drops the stray quote a broken row leaves (``James Buckley"``)
+    return [(html.unescape(c).strip('"\\ ') or None) if isinstance(c, str) else None
+            for c in cells]

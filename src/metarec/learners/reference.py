@@ -1,0 +1,82 @@
+"""A slow, obviously-correct reference for the vectorised meta-gradients.
+
+:func:`reference_meta_gradients` recomputes what :meth:`MetaLearner.meta_gradients` returns
+with a plain Python loop over the tasks of a batch: one task at a time, the full model
+through ``functional_call`` (never the head-only shortcut), inner steps with
+``torch.autograd.grad(create_graph=not first_order)``, no ``vmap``. Tests assert that the
+vectorised learners equal it; benchmarks use it as the per-task baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+from metarec.data.dataset import Fields
+from metarec.learners.inner_loop import masked_mse
+from metarec.learners.meta_learner import MetaLearner
+from metarec.learners.reptile import Reptile
+from metarec.tasks.batch import TaskBatch
+
+
+def reference_meta_gradients(learner: MetaLearner, batch: TaskBatch
+                             ) -> tuple[float, dict[str, torch.Tensor]]:
+    """Mean query loss after adaptation and its gradient for every meta-parameter of
+    ``learner``, computed task by task. For :class:`Reptile` the "gradient" is
+    ``theta - mean_over_tasks(theta_task)`` after adapting on support and query together,
+    and the loss the mean of the tasks' losses on that data after adaptation."""
+    batch = batch.to(dtype=learner.dtype)
+    params = dict(learner.model.named_parameters())
+    names = learner.adapted_names()
+    reptile = isinstance(learner, Reptile)
+    first_order = reptile or learner.first_order
+    losses, finals = [], []
+    for t in range(len(batch)):
+        task = batch.select(slice(t, t + 1))
+        user = task.user_fields
+        if reptile:
+            items = {k: torch.cat([task.support_fields[k], task.query_fields[k]], dim=1)
+                     for k in task.support_fields}
+            ratings = torch.cat([task.support_ratings, task.query_ratings], dim=1)
+            mask = torch.cat([task.support_mask, task.query_mask], dim=1)
+        else:
+            items, ratings, mask = task.support_fields, task.support_ratings, task.support_mask
+        adapted = {n: params[n] for n in names}
+        for _ in range(learner.config.inner_steps):
+            loss = masked_mse(_predict(learner, params, adapted, user, items), ratings, mask)
+            grads = torch.autograd.grad(loss, list(adapted.values()),
+                                        create_graph=not first_order)
+            adapted = {n: p - _step_size(learner, n) * g
+                       for (n, p), g in zip(adapted.items(), grads, strict=True)}
+        if reptile:
+            adapted = {n: p.detach() for n, p in adapted.items()}
+            losses.append(masked_mse(_predict(learner, params, adapted, user, items),
+                                     ratings, mask))
+            finals.append(adapted)
+        else:
+            losses.append(masked_mse(_predict(learner, params, adapted, user,
+                                              task.query_fields),
+                                     task.query_ratings, task.query_mask))
+    loss = torch.stack(losses).mean()
+    if reptile:
+        deltas = {n: params[n].detach() - torch.stack([f[n] for f in finals]).mean(0)
+                  for n in names}
+        return float(loss.detach()), deltas
+    meta = learner.meta_parameters()
+    grads = torch.autograd.grad(loss, list(meta.values()), allow_unused=True)
+    return float(loss.detach()), {n: torch.zeros_like(p) if g is None else g
+                         for (n, p), g in zip(meta.items(), grads, strict=True)}
+
+
+def _predict(learner: MetaLearner, params: dict[str, torch.Tensor],
+             adapted: dict[str, torch.Tensor], user: Fields, items: Fields) -> torch.Tensor:
+    return functional_call(learner.model, {**params, **adapted}, (user, items))
+
+
+def _step_size(learner: MetaLearner, name: str) -> torch.Tensor | float:
+    """The inner step size of parameter ``name`` (full model name)."""
+    sizes = learner.step_sizes()
+    if not isinstance(sizes, dict):
+        return sizes
+    key = name[len("head."):] if learner.head_only() else name
+    return sizes[key]

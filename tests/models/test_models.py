@@ -1,0 +1,126 @@
+"""FeatureMLP and BiasedMF: shapes, field embeddings, parameter naming, configs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from metarec.data.dataset import FieldSpec
+from metarec.data.synthetic import SyntheticConfig, generate
+from metarec.models import BiasedMF, FeatureMLP, build_model, model_from_config
+from metarec.models.feature_mlp import FieldEmbedding
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return generate(SyntheticConfig(num_users=40, num_items=30, num_ratings=800))
+
+
+def _fields(ds, users: torch.Tensor, items: torch.Tensor):
+    return ds.users.take(users), ds.items.take(items)
+
+
+def test_feature_mlp_pairs_shape(dataset) -> None:
+    model = FeatureMLP.for_dataset(dataset, embedding_dim=4, hidden=(8, 6))
+    users, items = torch.tensor([0, 1, 2, 3, 4]), torch.tensor([5, 6, 7, 8, 9])
+    out = model(*_fields(dataset, users, items))
+    assert out.shape == (5,)
+    assert torch.isfinite(out).all()
+    # 3 user fields and 3 item fields of 4 dims each.
+    assert model.body.width == 6 * 4
+
+
+def test_feature_mlp_per_user_lists_shape_and_broadcast(dataset) -> None:
+    model = FeatureMLP.for_dataset(dataset, embedding_dim=4, hidden=(8,))
+    users = torch.tensor([0, 3])
+    items = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    out = model(*_fields(dataset, users, items))
+    assert out.shape == (2, 3)
+    # The [B, S] form equals scoring each (user, item) pair separately.
+    pairs = model(*_fields(dataset, users.repeat_interleave(3), items.reshape(-1)))
+    torch.testing.assert_close(out.reshape(-1), pairs)
+
+
+def test_feature_mlp_output_bias_starts_at_rating_mean(dataset) -> None:
+    model = FeatureMLP.for_dataset(dataset, embedding_dim=4, hidden=(8,))
+    mean = float(dataset.interactions.rating.mean())
+    assert model.rating_mean == pytest.approx(mean)
+    assert model.head[-1].bias.item() == pytest.approx(mean)
+
+
+def test_multi_valued_mean_ignores_padding() -> None:
+    embed = FieldEmbedding(FieldSpec("genres", "multi", ("a", "b", "c")), dim=2)
+    with torch.no_grad():
+        embed.embedding.weight.copy_(torch.tensor([[100.0, 100.0], [1.0, 2.0], [3.0, 6.0],
+                                                   [5.0, -4.0]]))
+    values = torch.tensor([[1, 2, 0], [3, 0, 0], [2, 3, 1], [0, 0, 0]])
+    expected = torch.tensor([[2.0, 4.0], [5.0, -4.0], [3.0, 4.0 / 3.0], [0.0, 0.0]])
+    torch.testing.assert_close(embed(values), expected)
+    # Batched form [B, S, L] gives the same rows.
+    torch.testing.assert_close(embed(values.reshape(2, 2, 3)), expected.reshape(2, 2, 2))
+
+
+def test_categorical_missing_embeds_to_zero_and_numeric_is_standardised() -> None:
+    cat = FieldEmbedding(FieldSpec("g", "categorical", ("F", "M")), dim=3)
+    assert torch.equal(cat(torch.tensor([0]))[0], torch.zeros(3))
+    num = FieldEmbedding(FieldSpec("year", "numeric"), dim=2, mean=1990.0, std=5.0)
+    with torch.no_grad():
+        num.linear.weight.copy_(torch.tensor([[1.0], [-2.0]]))
+        num.linear.bias.copy_(torch.tensor([0.5, 0.0]))
+    out = num(torch.tensor([2000.0, float("nan")]))
+    torch.testing.assert_close(out, torch.tensor([[2.5, -4.0], [0.5, 0.0]]))
+
+
+def test_head_output_body_partition_the_parameters(dataset) -> None:
+    for options in ({}, {"user_id_embedding": True, "item_id_embedding": True}):
+        model = FeatureMLP.for_dataset(dataset, embedding_dim=4, hidden=(8, 8), **options)
+        names = [n for n, _ in model.named_parameters()]
+        head, body, output = model.head_names(), model.body_names(), model.output_names()
+        assert sorted(head + body) == sorted(names)
+        assert not set(head) & set(body)
+        assert set(output) < set(head)
+        assert output == ["head.4.weight", "head.4.bias"]
+        assert all(n.startswith("body.") for n in body)
+    assert any("id" in n for n in body)
+    mf = BiasedMF(5, 7, factors=3)
+    assert sorted(mf.head_names()) == ["user_bias.weight", "user_factors.weight"]
+    assert sorted(mf.body_names()) == ["global_mean", "item_bias.weight",
+                                       "item_factors.weight"]
+
+
+@pytest.mark.parametrize("kind", ["FeatureMLP", "BiasedMF"])
+def test_model_from_config_round_trip(dataset, kind: str) -> None:
+    options = {"embedding_dim": 4, "hidden": (8,), "item_id_embedding": True} \
+        if kind == "FeatureMLP" else {"factors": 3}
+    model = build_model(kind, dataset, **options)
+    config = json.loads(json.dumps(model.config()))  # JSON-able
+    again = model_from_config(config)
+    assert type(again) is type(model)
+    assert {n: p.shape for n, p in again.named_parameters()} == {
+        n: p.shape for n, p in model.named_parameters()}
+    assert again.config() == model.config()
+    again.load_state_dict(model.state_dict())
+    users, items = torch.tensor([0, 1]), torch.tensor([2, 3])
+    torch.testing.assert_close(again(*_fields(dataset, users, items)),
+                               model(*_fields(dataset, users, items)))
+
+
+def test_build_model_unknown_kind(dataset) -> None:
+    with pytest.raises(ValueError, match="unknown model kind"):
+        build_model("Transformer", dataset)
+
+
+def test_biased_mf_exact_prediction() -> None:
+    model = BiasedMF(2, 3, factors=2, rating_mean=3.0)
+    with torch.no_grad():
+        model.user_bias.weight.copy_(torch.tensor([[0.5], [-1.0]]))
+        model.item_bias.weight.copy_(torch.tensor([[0.0], [0.25], [1.0]]))
+        model.user_factors.weight.copy_(torch.tensor([[1.0, 2.0], [0.0, -1.0]]))
+        model.item_factors.weight.copy_(torch.tensor([[1.0, 1.0], [0.5, 0.0], [2.0, -1.0]]))
+    out = model({"id": torch.tensor([0, 1, 1])}, {"id": torch.tensor([0, 1, 2])})
+    # (0, 0): 3 + 0.5 + 0 + (1 + 2); (1, 1): 3 - 1 + 0.25 + 0; (1, 2): 3 - 1 + 1 + 1
+    torch.testing.assert_close(out, torch.tensor([6.5, 2.25, 4.0]))
+    lists = model({"id": torch.tensor([0, 1])}, {"id": torch.tensor([[0, 2], [1, 2]])})
+    torch.testing.assert_close(lists, torch.tensor([[6.5, 4.5], [2.25, 4.0]]))
