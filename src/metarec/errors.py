@@ -47,3 +47,7 @@ class ConfigError(MetarecError):
 
 class CheckpointError(MetarecError):
     """A saved model or run folder is missing or incompatible."""
+
+
+class DistributedError(MetarecError):
+    """Joining the process group failed, or a collective failed because a rank stopped."""

@@ -1,0 +1,403 @@
+"""Data-parallel meta-training over tasks with ``torch.distributed``.
+
+Every rank draws the same global meta-batch of task indices from the seeded
+:class:`~metarec.tasks.TaskBatcher` and takes a contiguous share of it
+(:func:`shard_indices`). :meth:`MetaLearner.meta_gradients` returns the mean over the
+rank's share; each rank multiplies it by its share size, the ranks sum the results in
+one flat all-reduce and divide by the global batch size, so the update is the
+single-process mean over the global batch (only the floating-point summation order
+differs). No ``DistributedDataParallel``: one explicit all-reduce per meta-step, then
+the learner's own :meth:`MetaLearner.apply_gradients` (hook, clip, Adam). Clipping acts
+on the averaged gradient, so it stays equivalent too.
+
+Rank 0 alone writes checkpoints; every rank can resume from one
+(:meth:`DistributedMetaTrainer.resume`), including the optimiser state and the task
+sampler's position, and a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from metarec.errors import CheckpointError, DistributedError
+from metarec.learners.base import HasFeatures, Progress
+from metarec.learners.meta_learner import MetaLearner
+from metarec.tasks.batch import pad_tasks
+from metarec.tasks.taskset import TaskSet
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "trainer_state.pt"
+StepCallback = Callable[[dict[str, Any]], None]
+"""Called after every meta-step with ``{"step", "epoch", "loss", "tasks"}``."""
+
+
+@dataclass
+class DistributedContext:
+    """Where this process stands in the job: ``rank`` of ``world_size``, the backend
+    (None when single-process), and the device collectives run on."""
+
+    rank: int = 0
+    world_size: int = 1
+    backend: str | None = None
+    local_rank: int = 0
+    owns_group: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def device(self) -> torch.device:
+        """Where all-reduce buffers live: the rank's GPU for NCCL, else the CPU."""
+        if self.backend == "nccl":
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
+
+    @staticmethod
+    def current() -> DistributedContext:
+        """The context of an already initialised process group (e.g. by Ray Train), or a
+        single-process one."""
+        if dist.is_available() and dist.is_initialized():
+            return DistributedContext(dist.get_rank(), dist.get_world_size(),
+                                      dist.get_backend(),
+                                      int(os.environ.get("LOCAL_RANK", "0")))
+        return DistributedContext()
+
+    def close(self) -> None:
+        """Leave the process group if this context created it."""
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+            self.owns_group = False
+
+
+def default_backend() -> str:
+    """``nccl`` when a GPU and NCCL are available, else ``gloo``."""
+    if torch.cuda.is_available() and dist.is_nccl_available():
+        return "nccl"
+    return "gloo"
+
+
+def init_distributed(backend: str | None = None, timeout_s: float = 300.0
+                     ) -> DistributedContext:
+    """Join the process group described by the environment ``torchrun`` sets (``RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``, ``LOCAL_RANK``).
+
+    Without ``WORLD_SIZE`` (or with 1) the run is single-process and no group is made; an
+    already initialised group (Ray Train) is reused. ``timeout_s`` bounds both the
+    rendezvous and every collective, so a failed rank ends the job with a
+    :class:`DistributedError` instead of a hang.
+    """
+    if not dist.is_available():
+        raise DistributedError("this torch build has no torch.distributed support")
+    if dist.is_initialized():
+        return DistributedContext.current()
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistributedContext()
+    missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    if missing:
+        raise DistributedError(f"WORLD_SIZE={world_size} but {', '.join(missing)} not set: "
+                               "launch with torchrun or set them for every process")
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    backend = backend or default_backend()
+    if backend not in ("gloo", "nccl", "mpi"):
+        raise DistributedError(f"unknown backend {backend!r}; choose gloo (CPU) or nccl (GPU)")
+    if backend == "nccl":
+        if not torch.cuda.is_available():
+            raise DistributedError("backend nccl needs a GPU and none is visible: use gloo")
+        torch.cuda.set_device(local_rank)
+    where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+    try:
+        dist.init_process_group(backend, rank=rank, world_size=world_size,
+                                timeout=timedelta(seconds=timeout_s))
+    except (RuntimeError, ValueError) as error:
+        raise DistributedError(f"rank {rank} of {world_size} could not join the process group "
+                               f"at {where} with {backend} within {timeout_s:g} s: "
+                               f"{_first_line(error)}") from error
+    return DistributedContext(rank, world_size, backend, local_rank, owns_group=True)
+
+
+def shard_indices(index: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+    """Rank ``rank``'s contiguous share of the global meta-batch ``index``: sizes differ
+    by at most one, earlier ranks take the smaller shares, and a share may be empty."""
+    n = len(index)
+    return index[n * rank // world_size:n * (rank + 1) // world_size]
+
+
+class DistributedMetaTrainer:
+    """Meta-trains ``learner`` on ``train`` with the meta-batches split across ranks.
+
+    Equivalent to ``learner.fit(train, features, val)`` on one process (same epochs,
+    validation, early stopping and restore of the best state), for any ``world_size``.
+    ``max_steps`` stops early (counting resumed steps) without restoring the best state;
+    rank 0 writes ``learner.save(checkpoint_dir)`` and :data:`STATE_FILE` there every
+    ``checkpoint_every`` steps and at the end. ``on_step`` / ``progress`` are called on
+    every rank: callers show them on rank 0 only.
+    """
+
+    def __init__(self, learner: MetaLearner, train: TaskSet, features: HasFeatures,
+                 val: TaskSet | None = None, *, context: DistributedContext | None = None,
+                 checkpoint_dir: str | Path | None = None, checkpoint_every: int = 100,
+                 max_steps: int | None = None, on_step: StepCallback | None = None,
+                 progress: Progress | None = None) -> None:
+        if not isinstance(learner, MetaLearner):
+            raise DistributedError(f"learner {learner.name!r} is not a meta-learner; "
+                                   "distributed training supports maml, fomaml, reptile, "
+                                   "metasgd, maml-r and anil")
+        if checkpoint_every < 1:
+            raise DistributedError("checkpoint_every must be >= 1")
+        self.learner, self.train, self.features, self.val = learner, train, features, val
+        self.context = context or DistributedContext.current()
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_every, self.max_steps = checkpoint_every, max_steps
+        self.on_step, self.progress = on_step, progress
+        self.step_ = 0
+        self.epoch_ = 0
+        self.epoch_losses_: list[float] = []
+        self.best_val_ = float("inf")
+        self.best_state_: dict[str, torch.Tensor] | None = None
+        self.waited_ = 0
+        self.finished_ = False
+        self._started = False
+
+    # ---- one meta-step --------------------------------------------------------------
+    def step(self, index: np.ndarray) -> float:
+        """One meta-step on the global meta-batch ``index``: this rank's share, the
+        weighted all-reduce, then the learner's update. Returns the global mean loss."""
+        learner = self.learner
+        shard = shard_indices(index, self.context.rank, self.context.world_size)
+        names = list(learner.meta_parameters())
+        if len(shard):
+            batch = pad_tasks(self.train, shard, self.features.users, self.features.items)
+            loss, grads = learner.meta_gradients(batch)
+        else:  # a short last batch can leave a rank without tasks
+            loss, grads = 0.0, {n: torch.zeros_like(p)
+                                for n, p in learner.meta_parameters().items()}
+        if self.context.world_size == 1:
+            learner.apply_gradients(grads)
+            return loss
+        count = float(len(shard))
+        flat = torch.cat([grads[n].detach().reshape(-1).to(learner.dtype) * count
+                          for n in names]
+                         + [torch.tensor([loss * count], dtype=learner.dtype)])
+        flat = self._all_reduce(flat) / len(index)
+        sizes = [grads[n].numel() for n in names]
+        pieces = flat[:-1].split(sizes)
+        averaged = {n: piece.view_as(grads[n]) for n, piece in zip(names, pieces, strict=True)}
+        learner.apply_gradients(averaged)
+        return float(flat[-1])
+
+    def _all_reduce(self, buffer: torch.Tensor) -> torch.Tensor:
+        return self._collective(buffer, "all-reduce")
+
+    def _collective(self, buffer: torch.Tensor, kind: str) -> torch.Tensor:
+        work = buffer.to(self.context.device)
+        try:
+            if kind == "broadcast":
+                dist.broadcast(work, src=0)
+            else:
+                dist.all_reduce(work, op=dist.ReduceOp.SUM)
+        except RuntimeError as error:
+            raise DistributedError(
+                f"rank {self.context.rank}: {kind} at step {self.step_ + 1} failed "
+                f"({_first_line(error)}); another rank probably stopped: see its log") from error
+        return work.to(buffer.device)
+
+    # ---- training -------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._started:
+            return
+        self.learner.features_ = self.features
+        self.learner.known_ = self.train.all_ratings()
+        self.learner.start(self.train, self.features)
+        if self.context.world_size > 1:
+            self._broadcast_parameters()
+        self._started = True
+
+    def _broadcast_parameters(self) -> None:
+        # Ranks that built their models from different seeds would silently diverge.
+        params = list(self.learner.meta_parameters().values())
+        flat = self._collective(torch.nn.utils.parameters_to_vector(params).detach(),
+                                "broadcast")
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(flat.to(params[0].dtype), params)
+
+    def fit(self) -> MetaLearner:
+        """Train until every epoch is done, early stopping, or ``max_steps``."""
+        learner, config = self.learner, self.learner.config
+        if not self._started:
+            torch.manual_seed(config.seed)
+        self._start()
+        batcher = learner.batcher_
+        assert batcher is not None
+        while not self.finished_:
+            if self._budget_spent():
+                self._checkpoint()
+                return learner
+            if self.epoch_ >= config.epochs:
+                break
+            learner.model.train()
+            for index in batcher.batch_indices():
+                loss = self.step(index)
+                self.step_ += 1
+                self.epoch_losses_.append(loss)
+                if self.on_step is not None:
+                    self.on_step({"step": self.step_, "epoch": self.epoch_ + 1, "loss": loss,
+                                  "tasks": len(index)})
+                if self.step_ % self.checkpoint_every == 0:
+                    self._checkpoint()
+                if self._budget_spent():
+                    break
+            else:
+                self._end_epoch()
+        self.finished_ = True
+        last_state = learner.state_dict()
+        if self.best_state_ is not None:
+            learner.load_state_dict(self.best_state_)
+        learner.model.eval()
+        self._checkpoint(learner_state=last_state)
+        return learner
+
+    def _budget_spent(self) -> bool:
+        return self.max_steps is not None and self.step_ >= self.max_steps
+
+    def _end_epoch(self) -> None:
+        learner, config = self.learner, self.learner.config
+        record: dict[str, Any] = {
+            "epoch": self.epoch_ + 1,
+            "train_loss": float(np.mean(self.epoch_losses_)) if self.epoch_losses_
+            else float("nan")}
+        if self.val is not None and len(self.val):
+            record["val_loss"] = self.validation_loss(self.val)
+            if record["val_loss"] < self.best_val_ - 1e-6:
+                self.best_val_, self.waited_ = record["val_loss"], 0
+                self.best_state_ = copy.deepcopy(learner.state_dict())
+            else:
+                self.waited_ += 1
+        learner.history_.append(record)
+        self.epoch_ += 1
+        self.epoch_losses_ = []
+        if self.progress is not None:
+            self.progress(record)
+        if config.patience is not None and self.waited_ >= config.patience:
+            self.finished_ = True
+        if self.context.is_main:
+            logger.info("epoch %d: %s", record["epoch"], record)
+
+    def validation_loss(self, tasks: TaskSet) -> float:
+        """Query MSE after adaptation over ``tasks``, each rank predicting a contiguous
+        share and the squared errors summed across ranks."""
+        learner = self.learner
+        learner.model.eval()
+        share = shard_indices(np.arange(len(tasks)), self.context.rank,
+                              self.context.world_size)
+        sse, rows = 0.0, 0.0
+        if len(share):
+            part = tasks.select(share)
+            pred = learner.predict_tasks(part)
+            sse, rows = float(np.sum((pred - part.query.rating) ** 2)), float(len(pred))
+        if self.context.world_size > 1:
+            totals = self._all_reduce(torch.tensor([sse, rows], dtype=torch.float64))
+            sse, rows = float(totals[0]), float(totals[1])
+        learner.model.train()
+        return sse / rows if rows else float("nan")
+
+    # ---- checkpoints ----------------------------------------------------------------
+    def state_dict(self, learner_state: dict[str, torch.Tensor] | None = None
+                   ) -> dict[str, Any]:
+        """Everything a resumed run needs: learner weights, optimiser, sampler position,
+        step, epoch, early-stopping state and the torch RNG."""
+        learner = self.learner
+        assert learner.optimizer_ is not None and learner.batcher_ is not None
+        return {
+            "learner": learner.name,
+            "config": learner.config.to_dict(),
+            "step": self.step_,
+            "epoch": self.epoch_,
+            "epoch_losses": list(self.epoch_losses_),
+            "history": copy.deepcopy(learner.history_),
+            "best_val": self.best_val_,
+            "best_state": self.best_state_,
+            "waited": self.waited_,
+            "finished": self.finished_,
+            "learner_state": learner_state or learner.state_dict(),
+            "optimizer": learner.optimizer_.state_dict(),
+            "batcher": learner.batcher_.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "world_size": self.context.world_size,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (any world size may resume)."""
+        learner = self.learner
+        saved = state["config"]
+        for key in ("meta_batch_size", "seed", "dtype"):
+            if saved.get(key) != getattr(learner.config, key):
+                raise CheckpointError(f"checkpoint was trained with {key}={saved.get(key)!r}, "
+                                      f"this run has {getattr(learner.config, key)!r}: "
+                                      "resume with the same setting or start a new --out")
+        if state["learner"] != learner.name:
+            raise CheckpointError(f"checkpoint holds learner {state['learner']!r}, not "
+                                  f"{learner.name!r}")
+        self._start()
+        assert learner.optimizer_ is not None and learner.batcher_ is not None
+        learner.load_state_dict(state["learner_state"])
+        learner.optimizer_.load_state_dict(state["optimizer"])
+        learner.batcher_.load_state_dict(state["batcher"])
+        learner.history_ = list(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step_, self.epoch_ = int(state["step"]), int(state["epoch"])
+        self.epoch_losses_ = list(state["epoch_losses"])
+        self.best_val_, self.best_state_ = float(state["best_val"]), state["best_state"]
+        self.waited_ = int(state["waited"])
+        # A finished run resumed with more epochs (or steps) goes on training.
+        self.finished_ = bool(state["finished"]) and self.epoch_ >= learner.config.epochs
+
+    def resume(self) -> bool:
+        """Load :data:`STATE_FILE` from ``checkpoint_dir`` if there is one (every rank)."""
+        if self.checkpoint_dir is None:
+            raise CheckpointError("resume needs a checkpoint_dir")
+        path = self.checkpoint_dir / STATE_FILE
+        if not path.is_file():
+            return False
+        try:
+            state = torch.load(path, weights_only=True)
+        except (RuntimeError, OSError, EOFError) as error:
+            raise CheckpointError(f"{path}: unreadable trainer state ({_first_line(error)}); "
+                                  "delete it to start over") from error
+        self.load_state_dict(state)
+        if self.context.is_main:
+            logger.info("resumed from %s at step %d (epoch %d)", path, self.step_, self.epoch_)
+        return True
+
+    def _checkpoint(self, learner_state: dict[str, torch.Tensor] | None = None) -> None:
+        if self.checkpoint_dir is None or not self.context.is_main:
+            return
+        folder = self.learner.save(self.checkpoint_dir)
+        temporary = folder / (STATE_FILE + ".tmp")
+        torch.save(self.state_dict(learner_state), temporary)
+        os.replace(temporary, folder / STATE_FILE)
+        logger.info("checkpoint at step %d in %s", self.step_, folder)
+
+    def total_steps(self) -> int:
+        """Meta-steps of the whole run if it does not stop early."""
+        steps = self.learner.config.epochs * -(-len(self.train)
+                                                // self.learner.config.meta_batch_size)
+        return steps if self.max_steps is None else min(steps, self.max_steps)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

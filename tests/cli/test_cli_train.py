@@ -1,0 +1,107 @@
+"""``metarec train``: launched directly (typer's CliRunner) and under ``torchrun`` with two
+processes, which must give the same weights as one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from metarec.cli import app
+from metarec.errors import ConfigError
+from metarec.learners import Learner
+
+runner = CliRunner()
+
+CONFIG = """\
+learners = ["reptile"]
+[data]
+dataset = "synthetic"
+options = {num_users = 300, num_items = 200, num_ratings = 15000}
+[model]
+embedding_dim = 4
+hidden = [8]
+[learner]
+epochs = 2
+inner_steps = 1
+meta_batch_size = 32
+dtype = "float64"
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+def _train(*args: str) -> dict:
+    result = runner.invoke(app, ["train", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _weights(out: Path, learner: str = "reptile") -> dict:
+    return load_file(str(out / "checkpoints" / learner / "weights.safetensors"))
+
+
+def test_train_writes_checkpoint_and_history_then_resumes(config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = _train("--config", str(config), "--out", str(out), "--max-steps", "4",
+                    "--checkpoint-every", "2")
+    assert "reptile: 4 meta-steps" in result.output
+    summary = json.loads((out / "train.json").read_text())
+    assert (summary["steps"], summary["epochs"], summary["world_size"]) == (4, 0, 1)
+    assert summary["finished"] is False and summary["history"] == []
+    folder = out / "checkpoints" / "reptile"
+    assert {p.name for p in folder.iterdir()} == {"learner.json", "weights.safetensors",
+                                                  "trainer_state.pt"}
+
+    # Resume to the end of the 2 epochs (6 steps each) ...
+    _train("--config", str(config), "--out", str(out), "--resume")
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["resumed_from_step"] == 4
+    assert (summary["steps"], summary["epochs"], summary["finished"]) == (12, 2, True)
+    assert [r["epoch"] for r in summary["history"]] == [1, 2]
+    # ... equals one uninterrupted run.
+    straight = tmp_path / "straight"
+    _train("--config", str(config), "--out", str(straight), "--set", "learner.patience=None")
+    resumed, uninterrupted = _weights(out), _weights(straight)
+    assert all((resumed[k] - uninterrupted[k]).abs().max() == 0 for k in uninterrupted)
+    assert json.loads((straight / "train.json").read_text())["history"] == summary["history"]
+    loaded = Learner.load(folder)
+    assert loaded.name == "reptile" and len(loaded.history_) == 2
+
+
+def test_train_refuses_a_learner_that_is_not_meta(config: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--config", str(config), "--learner", "pretrain",
+                                 "--out", str(tmp_path / "x")])
+    assert isinstance(result.exception, ConfigError)
+    assert "not a meta-learner" in str(result.exception)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_equal_one(config: Path, tmp_path: Path) -> None:
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not torchrun.exists() and shutil.which("torchrun") is None:
+        pytest.skip("torchrun is not installed")
+    command = [str(torchrun) if torchrun.exists() else "torchrun", "--standalone",
+               "--nproc-per-node", "2", "-m", "metarec", "train", "--config", str(config),
+               "--out", str(tmp_path / "two"), "--max-steps", "8", "--timeout", "60"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "reptile: 8 meta-steps" in done.stdout
+    assert done.stdout.count("checkpoint:") == 1  # rank 0 alone reports
+    summary = json.loads((tmp_path / "two" / "train.json").read_text())
+    assert (summary["world_size"], summary["backend"], summary["steps"]) == (2, "gloo", 8)
+
+    _train("--config", str(config), "--out", str(tmp_path / "one"), "--max-steps", "8")
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-5

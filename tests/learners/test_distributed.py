@@ -1,0 +1,283 @@
+"""Distributed meta-training: 2 processes equal 1, a resumed run equals an uninterrupted
+one, and a failed rank ends the job with an error instead of a hang."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from metarec.data.splits import SplitConfig, split_dataset
+from metarec.data.synthetic import SyntheticConfig, generate
+from metarec.learners import LearnerConfig, learner_class
+from metarec.learners.distributed import (
+    STATE_FILE,
+    DistributedContext,
+    DistributedError,
+    DistributedMetaTrainer,
+    init_distributed,
+    shard_indices,
+)
+from metarec.models import build_model
+from metarec.tasks.batch import pad_tasks
+
+LEARNERS = ("maml-r", "reptile")
+STEPS = 20
+
+
+def _data():
+    dataset = generate(SyntheticConfig(num_users=300, num_items=200, num_ratings=15000))
+    return dataset, split_dataset(dataset, SplitConfig(seed=0))
+
+
+def _learner(name: str, dataset, seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_model("FeatureMLP", dataset, embedding_dim=4, hidden=(8,))
+    config = LearnerConfig(dtype="float64", meta_batch_size=32, epochs=30, inner_steps=2,
+                           patience=None, seed=0)
+    return learner_class(name)(model, config)
+
+
+def _params(learner) -> dict[str, torch.Tensor]:
+    return learner.state_dict()
+
+
+def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _worker(rank: int, world_size: int, port: int, out: str, resume: bool) -> None:
+    """One rank: 20 meta-steps of each learner. With ``resume``: 10 steps and a checkpoint,
+    continued in memory to 20, then a fresh learner resumed from the checkpoint to 20."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    context = init_distributed("gloo", timeout_s=60)
+    try:
+        dataset, split = _data()
+        for name in LEARNERS:
+            folder = Path(out) / name
+            learner = _learner(name, dataset)
+            trainer = DistributedMetaTrainer(learner, split.train, dataset, split.validation,
+                                             context=context, checkpoint_dir=folder,
+                                             checkpoint_every=1000,
+                                             max_steps=STEPS // 2 if resume else STEPS)
+            trainer.fit()
+            result = {"straight": _params(learner), "history": learner.history_}
+            if resume:
+                context_barrier()  # rank 0 has written the step-10 checkpoint
+                trainer.max_steps, trainer.checkpoint_dir = STEPS, None
+                trainer.fit()
+                # A fresh learner with other initial weights: all state comes from disk.
+                resumed = DistributedMetaTrainer(_learner(name, dataset, seed=1), split.train,
+                                                 dataset, split.validation, context=context,
+                                                 checkpoint_dir=folder, max_steps=STEPS)
+                assert resumed.resume()
+                resumed.fit()
+                result = {"straight": _params(learner), "history": learner.history_,
+                          "resumed": _params(resumed.learner),
+                          "resumed_history": resumed.learner.history_}
+            if rank == 0:
+                torch.save(result, Path(out) / f"{name}.pt")
+            context_barrier()
+    finally:
+        context.close()
+
+
+def context_barrier() -> None:
+    torch.distributed.barrier()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _data()
+
+
+@pytest.fixture(scope="module")
+def single(data):
+    """1 process, meta-batch 32, 20 meta-steps: the reference."""
+    dataset, split = data
+    results = {}
+    for name in LEARNERS:
+        learner = _learner(name, dataset)
+        DistributedMetaTrainer(learner, split.train, dataset, split.validation,
+                               max_steps=STEPS).fit()
+        results[name] = learner
+    return results
+
+
+def _spawn_two(out: Path, resume: bool) -> dict[str, dict]:
+    mp.spawn(_worker, args=(2, _free_port(), str(out), resume), nprocs=2, join=True)
+    return {name: torch.load(out / f"{name}.pt", weights_only=True) for name in LEARNERS}
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """2 processes (gloo), global meta-batch 32 (16 tasks each), 20 meta-steps."""
+    return _spawn_two(tmp_path_factory.mktemp("distributed"), resume=False)
+
+
+def test_shards_cover_the_batch_disjointly() -> None:
+    index = np.arange(100, 115)
+    shards = [shard_indices(index, r, 4) for r in range(4)]
+    assert [len(s) for s in shards] == [3, 4, 4, 4]
+    np.testing.assert_array_equal(np.concatenate(shards), index)
+    assert [len(shard_indices(np.arange(1), r, 2)) for r in range(2)] == [0, 1]
+
+
+@pytest.mark.parametrize("name", ["maml", "fomaml", "metasgd", "maml-r", "anil", "reptile"])
+def test_share_weighted_mean_of_shard_gradients_is_the_batch_gradient(name, data) -> None:
+    """What the all-reduce computes, in one process: sum_r n_r * mean_r / n == mean."""
+    dataset, split = data
+    learner = _learner(name, dataset)
+    index = np.arange(11)
+    full_loss, full = learner.meta_gradients(
+        pad_tasks(split.train, index, dataset.users, dataset.items))
+    combined = {k: torch.zeros_like(v) for k, v in full.items()}
+    loss = 0.0
+    for rank in range(3):
+        shard = shard_indices(index, rank, 3)
+        part_loss, part = learner.meta_gradients(
+            pad_tasks(split.train, shard, dataset.users, dataset.items))
+        loss += part_loss * len(shard) / len(index)
+        for k in combined:
+            combined[k] += part[k] * len(shard) / len(index)
+    assert loss == pytest.approx(full_loss, abs=1e-12)
+    assert _max_diff(combined, full) < 1e-12
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_two_processes_equal_one(name: str, single, two_processes) -> None:
+    reference = _params(single[name])
+    assert _max_diff(two_processes[name]["straight"], reference) < 1e-5
+    # and the sharded validation gives the same per-epoch record
+    for ours, theirs in zip(two_processes[name]["history"], single[name].history_,
+                            strict=True):
+        assert ours["epoch"] == theirs["epoch"]
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], abs=1e-9)
+        assert ours["val_loss"] == pytest.approx(theirs["val_loss"], abs=1e-9)
+    assert len(single[name].history_) == 3  # 20 steps of 6 per epoch: 3 whole epochs
+
+
+@pytest.mark.slow
+def test_two_process_resume_equals_uninterrupted(single, tmp_path) -> None:
+    runs = _spawn_two(tmp_path, resume=True)
+    for name in LEARNERS:
+        assert _max_diff(runs[name]["resumed"], runs[name]["straight"]) == 0.0
+        assert runs[name]["resumed_history"] == runs[name]["history"]
+        assert _max_diff(runs[name]["straight"], _params(single[name])) < 1e-5
+
+
+def test_resume_after_10_steps_equals_20_uninterrupted(data, single, tmp_path) -> None:
+    dataset, split = data
+    folder = tmp_path / "checkpoints" / "reptile"
+    first = DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                                   split.validation, checkpoint_dir=folder,
+                                   checkpoint_every=4, max_steps=10)
+    first.fit()
+    state = torch.load(folder / STATE_FILE, weights_only=True)
+    assert (state["step"], state["epoch"], state["batcher"]["position"]) == (10, 1, 4)
+    assert len(state["epoch_losses"]) == 4 and not state["finished"]
+    assert (folder / "weights.safetensors").is_file()
+
+    learner = _learner("reptile", dataset, seed=7)
+    second = DistributedMetaTrainer(learner, split.train, dataset, split.validation,
+                                    checkpoint_dir=folder, max_steps=STEPS)
+    assert second.resume()
+    second.fit()
+    assert second.step_ == STEPS
+    assert _max_diff(_params(learner), _params(single["reptile"])) == 0.0
+    assert learner.history_ == single["reptile"].history_
+
+
+def test_trainer_on_one_process_equals_learner_fit(data) -> None:
+    dataset, split = data
+    fitted = _learner("reptile", dataset)
+    fitted.config.epochs = 1
+    fitted.fit(split.train, dataset, split.validation)
+    trained = _learner("reptile", dataset)
+    trained.config.epochs = 1
+    trainer = DistributedMetaTrainer(trained, split.train, dataset, split.validation)
+    trainer.fit()
+    assert trainer.step_ == 6 and trainer.finished_
+    assert _max_diff(_params(trained), _params(fitted)) == 0.0
+    assert trained.history_ == fitted.history_
+
+
+def test_resume_refuses_a_different_meta_batch_size(data, tmp_path) -> None:
+    dataset, split = data
+    DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                           checkpoint_dir=tmp_path, max_steps=1).fit()
+    learner = _learner("reptile", dataset)
+    learner.config.meta_batch_size = 16
+    with pytest.raises(Exception, match="meta_batch_size=32"):
+        DistributedMetaTrainer(learner, split.train, dataset, checkpoint_dir=tmp_path).resume()
+    assert not DistributedMetaTrainer(learner, split.train, dataset,
+                                      checkpoint_dir=tmp_path / "none").resume()
+
+
+def test_pretrain_is_refused(data) -> None:
+    dataset, split = data
+    model = build_model("FeatureMLP", dataset, embedding_dim=4, hidden=(8,))
+    with pytest.raises(DistributedError, match="not a meta-learner"):
+        DistributedMetaTrainer(learner_class("pretrain")(model), split.train, dataset)
+
+
+def test_single_process_needs_no_group(monkeypatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert init_distributed() == DistributedContext()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(DistributedError, match="MASTER_ADDR"):
+        init_distributed()
+
+
+def _failing_worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    context = init_distributed("gloo", timeout_s=20)
+    dataset, split = _data()
+
+    def die(record: dict) -> None:
+        if rank == 1 and record["step"] == 2:
+            os._exit(3)  # a crash: no clean shutdown of the group
+
+    trainer = DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                                     context=context, max_steps=5, on_step=die)
+    try:
+        trainer.fit()
+    except DistributedError as error:
+        Path(out, "error.txt").write_text(str(error))
+        raise SystemExit(4) from None
+
+
+@pytest.mark.slow
+def test_a_failed_rank_ends_the_job_with_a_message(tmp_path) -> None:
+    spawn = mp.get_context("spawn")
+    port = _free_port()
+    ranks = [spawn.Process(target=_failing_worker, args=(r, port, str(tmp_path)))
+             for r in range(2)]
+    for process in ranks:
+        process.start()
+    for process in ranks:
+        process.join(timeout=120)
+    alive = [p.is_alive() for p in ranks]
+    for process in ranks:
+        if process.is_alive():
+            process.kill()
+    assert alive == [False, False]
+    assert [p.exitcode for p in ranks] == [4, 3]
+    assert "another rank probably stopped" in (tmp_path / "error.txt").read_text()
