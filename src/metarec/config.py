@@ -35,13 +35,15 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The model: ``FeatureMLP`` (MeLU architecture) or ``BiasedMF``."""
+    """The model: ``FeatureMLP`` (MeLU architecture) or ``BiasedMF``. Runs add an item-id
+    embedding to MeLU's features by default (zero for items never trained on, so new items
+    rely on features alone); it lets the model learn each known item's quality."""
 
     kind: str = "FeatureMLP"
     embedding_dim: int = 32
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     user_id_embedding: bool = False
-    item_id_embedding: bool = False
+    item_id_embedding: bool = True
     factors: int = 32
 
     def options(self) -> dict[str, Any]:

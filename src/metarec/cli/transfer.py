@@ -1,0 +1,561 @@
+"""``metarec transfer`` and ``metarec distill``: one TOML config drives a whole run.
+
+The config is a normal run config (``[data]`` = the target data set, ``[split]``,
+``[model]`` = the source / teacher architecture, ``[learner]``, ``seeds``) plus one extra
+section parsed here: ``[transfer]`` (:class:`TransferRun`) or ``[distill]``
+(:class:`DistillRun`). The experiment functions (:func:`transfer_experiment`,
+:func:`distill_experiment`) are shared with ``benchmarks/transfer.py`` and
+``benchmarks/distill.py``; the commands only parse, call them, print and write the run
+folder (config.toml, results.json, plots, report.html, saved learners).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from metarec.errors import CheckpointError, ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+console = Console()
+Events = Callable[[str], None]
+"""Receives one line per stage (e.g. ``"seed 0: training the source"``)."""
+
+METRICS = ("mae", "ndcg@3")
+
+
+# ---- configuration ------------------------------------------------------------------
+@dataclass
+class TransferRun:
+    """The ``[transfer]`` section. ``source``: ``domains`` (generated source and target
+    from ``[data] options`` with ``shared_share``), ``same`` (the target data set's
+    training users split in halves: source half -> target half, a non-meta control) or a
+    data set name / path (``source_data_dir``, ``source_options``). ``source_checkpoint``
+    skips source training. ``fractions`` of the target's training users give the
+    data-efficiency curve; ``methods`` among ``target-only``, ``transfer``,
+    ``transfer+meta`` (fine-tuned by ``meta_learner``). The other fields are
+    :class:`~metarec.learners.transfer.TransferConfig`'s."""
+
+    source: str = "domains"
+    source_data_dir: str | None = None
+    source_options: dict[str, Any] = field(default_factory=dict)
+    shared_share: float = 0.5
+    source_checkpoint: str | None = None
+    fractions: list[float] = field(default_factory=lambda: [1.0])
+    methods: list[str] = field(default_factory=lambda: ["target-only", "transfer",
+                                                        "transfer+meta"])
+    meta_learner: str = "maml-r"
+    scenarios: list[str] = field(default_factory=lambda: ["new_users"])
+    source_learner: str = "pretrain"
+    target_learner: str = "pretrain"
+    freeze: str = "none"
+    body_lr_ratio: float = 0.1
+    exclude_fields: list[str] = field(default_factory=list)
+    transfer_head: bool = True
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.methods) - {"target-only", "transfer", "transfer+meta"})
+        if bad:
+            raise ConfigError(f"unknown transfer method(s) {bad}; choose from target-only, "
+                              "transfer, transfer+meta")
+        if not self.fractions or not all(0 < f <= 1 for f in self.fractions):
+            raise ConfigError(f"transfer.fractions must be in (0, 1], got {self.fractions}")
+        self.transfer_config()
+
+    def transfer_config(self) -> Any:
+        from metarec.learners.transfer import TransferConfig
+
+        names = {f.name for f in fields(TransferConfig)}
+        return TransferConfig(**{k: v for k, v in asdict(self).items() if k in names})
+
+
+@dataclass
+class DistillRun:
+    """The ``[distill]`` section: the teacher (``teacher_checkpoint``, or trained with
+    ``teacher_learner`` once per seed in ``teacher_seeds``: several = an ensemble), the
+    student (``student_kind`` FeatureMLP with ``student_embedding_dim`` /
+    ``student_hidden``, or BiasedMF with ``student_factors``), the
+    :class:`~metarec.learners.distill.DistillConfig` fields, ``label_fraction`` of the
+    training users whose ratings the student may use (the teacher sees all), the
+    evaluation ``scenarios`` and the timing sample sizes."""
+
+    teacher_checkpoint: str | None = None
+    teacher_learner: str = "pretrain"
+    teacher_seeds: list[int] = field(default_factory=lambda: [0])
+    student_kind: str = "FeatureMLP"
+    student_embedding_dim: int = 8
+    student_hidden: list[int] = field(default_factory=lambda: [16])
+    student_factors: int = 8
+    alpha: float = 0.5
+    hint_weight: float = 0.0
+    distill_pairs: int = 0
+    student_learner: str = "pretrain"
+    label_fraction: float = 1.0
+    scenarios: list[str] = field(default_factory=lambda: ["new_users"])
+    timing_pairs: int = 20000
+    timing_users: int = 20
+
+    def __post_init__(self) -> None:
+        if self.student_kind not in ("FeatureMLP", "BiasedMF"):
+            raise ConfigError(f"distill.student_kind must be FeatureMLP or BiasedMF, got "
+                              f"{self.student_kind!r}")
+        if not 0 < self.label_fraction <= 1:
+            raise ConfigError(f"distill.label_fraction must be in (0, 1], got "
+                              f"{self.label_fraction}")
+        self.distill_config()
+
+    def distill_config(self, seed: int = 0) -> Any:
+        from metarec.learners.distill import DistillConfig
+
+        return DistillConfig(alpha=self.alpha, hint_weight=self.hint_weight,
+                             distill_pairs=self.distill_pairs,
+                             student_learner=self.student_learner, seed=seed)
+
+
+def load_run_config(path: Path | None, overrides: list[str], section: str,
+                    cls: type) -> tuple[Any, Any, str]:
+    """(RunConfig, section dataclass, TOML text) from ``path`` plus ``section.field=value``
+    overrides; the extra ``[section]`` is parsed here, the rest by ``metarec.config``."""
+    from metarec.config import config_from_dict
+
+    values: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise ConfigError(f"override {override!r} must look like section.field=value")
+        target = values
+        *parents, leaf = key.strip().split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = _parse_value(raw.strip())
+    extra = values.pop(section, {})
+    source = str(path) if path else "config"
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(extra) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {unknown} in section '{section}'; "
+                          f"known: {sorted(known)}")
+    try:
+        settings = cls(**extra)
+    except TypeError as error:
+        raise ConfigError(f"{source}: section '{section}': {error}") from None
+    run = config_from_dict(values, source)
+    import tomli_w
+
+    text = run.to_toml() + "\n" + tomli_w.dumps({section: _drop_none(asdict(settings))})
+    return run, settings, text
+
+
+def _parse_value(raw: str) -> Any:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+# ---- shared pieces ------------------------------------------------------------------
+def _metrics(tasks: Any, pred: Any) -> dict[str, float]:
+    from metarec.evaluation.metrics import compute_metrics
+    from metarec.evaluation.protocol import predictions_frame
+
+    values = compute_metrics(predictions_frame(tasks, pred))
+    return {m: float(values[m]) for m in METRICS}
+
+
+def _load_learner(path: str, features: Any, what: str) -> Any:
+    from metarec.learners.base import Learner
+
+    if not Path(path).is_dir():
+        raise CheckpointError(f"{what} checkpoint {path} does not exist (expected a folder "
+                              "written by save(), e.g. a run folder's model/)")
+    return Learner.load(path, features=features)
+
+
+def _check_scenarios(split: Any, names: list[str]) -> None:
+    for name in names:
+        if name not in split.scenarios:
+            raise ConfigError(f"unknown scenario {name!r}; choose from {list(split.scenarios)}")
+
+
+# ---- transfer -----------------------------------------------------------------------
+def transfer_datasets(run: Any, settings: TransferRun, seed: int) -> tuple[Any, Any]:
+    """(source, target) data sets of a transfer run."""
+    from metarec.data.registry import load_dataset
+
+    data = run.data
+    if settings.source == "domains":
+        from metarec.data.domains import generate_domains
+        from metarec.data.synthetic import SyntheticConfig
+
+        if data.dataset != "synthetic":
+            raise ConfigError("transfer.source = 'domains' generates both domains: set "
+                              "data.dataset = 'synthetic'")
+        return generate_domains(SyntheticConfig(**data.options), settings.shared_share, seed)
+    target = load_dataset(data.dataset, data_dir=data.data_dir, **data.options)
+    if settings.source == "same":
+        return target, target
+    source = load_dataset(settings.source, data_dir=settings.source_data_dir,
+                          **settings.source_options)
+    return source, target
+
+
+def transfer_experiment(run: Any, settings: TransferRun, events: Events | None = None,
+                        save_dir: Path | None = None) -> dict[str, Any]:
+    """Pretrain on the source, then for every seed, fraction and method fit on the target
+    and score the target's evaluation scenarios. Returns ``{"records", "report"}``:
+    records ``{setting, seed, fraction, method, scenario, metric, value, fit_s}``."""
+    from metarec.data.splits import split_dataset
+    from metarec.learners.registry import learner_class
+    from metarec.learners.transfer import Transfer, split_users, subsample_users
+    from metarec.models.base import build_model
+
+    say = events or (lambda message: None)
+    records: list[dict[str, Any]] = []
+    report = None
+    tcfg = settings.transfer_config()
+    setting = settings.source if settings.source in ("domains", "same") else (
+        f"{Path(settings.source).name}->{Path(run.data.dataset).name}")
+    for seed in run.seeds:
+        cfg = replace(run.learner, seed=seed)
+        source_ds, target_ds = transfer_datasets(run, settings, seed)
+        target_split = split_dataset(target_ds, replace(run.split, seed=seed))
+        _check_scenarios(target_split, settings.scenarios)
+        target_train, source_train = target_split.train, None
+        if settings.source == "same":
+            source_train, target_train = split_users(target_split.train, 0.5, seed)
+            source_val = target_split.validation
+        if settings.source_checkpoint:
+            source = _load_learner(settings.source_checkpoint, source_ds, "source")
+        else:
+            if source_train is None:
+                source_split = split_dataset(source_ds, replace(run.split, seed=seed))
+                source_train, source_val = source_split.train, source_split.validation
+            say(f"seed {seed}: training the source ({settings.source_learner}, "
+                f"{len(source_train)} users of {source_ds.name})")
+            model = build_model(run.model.kind, source_ds, **run.model.options())
+            started = time.perf_counter()
+            source = learner_class(settings.source_learner)(model, cfg).fit(
+                source_train, source_ds, source_val)
+            say(f"seed {seed}: source trained in {time.perf_counter() - started:.1f}s")
+            if save_dir is not None and seed == run.seeds[0]:
+                source.save(save_dir / "source")
+        for fraction in settings.fractions:
+            train = subsample_users(target_train, fraction, seed)
+            for method in settings.methods:
+                say(f"seed {seed}: {method} on {fraction:.0%} of the target's training "
+                    f"users ({len(train)})")
+                started = time.perf_counter()
+                if method == "target-only":
+                    model = build_model(run.model.kind, target_ds, **run.model.options())
+                    learner = learner_class("pretrain")(model, cfg).fit(
+                        train, target_ds, target_split.validation)
+                else:
+                    method_cfg = (replace(tcfg, target_learner=settings.meta_learner)
+                                  if method == "transfer+meta" else tcfg)
+                    learner = Transfer(source, cfg, method_cfg, source_features=source_ds).fit(
+                        train, target_ds, target_split.validation)
+                    report = learner.report_
+                fit_s = time.perf_counter() - started
+                for scenario in settings.scenarios:
+                    tasks = target_split.scenarios[scenario]
+                    for metric, value in _metrics(tasks, learner.predict_tasks(tasks)).items():
+                        records.append({"setting": setting, "seed": seed, "fraction": fraction,
+                                        "method": method, "scenario": scenario,
+                                        "metric": metric, "value": value,
+                                        "fit_s": round(fit_s, 2)})
+                if (save_dir is not None and method != "target-only" and seed == run.seeds[-1]
+                        and fraction == settings.fractions[-1]):
+                    learner.save(save_dir / "model")
+    return {"records": records, "report": None if report is None else report.to_dict()}
+
+
+def summarise(records: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Mean over seeds of each metric, one row per ``keys`` combination."""
+    import pandas as pd
+
+    frame = pd.DataFrame(records)
+    table = frame.pivot_table(index=list(keys), columns="metric", values="value",
+                              aggfunc="mean", sort=False).reset_index()
+    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+            for row in table.to_dict("records")]
+
+
+def transfer(
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML config with a "
+                                       "[transfer] section."),
+    out: Path = typer.Option(Path("runs/transfer"), help="Run folder to write."),
+    source_checkpoint: Path | None = typer.Option(
+        None, "--source-checkpoint", help="A saved source learner (skips source training)."),
+    freeze: str | None = typer.Option(None, help="none, embeddings, head-only or lr-ratio."),
+    set_: list[str] = typer.Option(None, "--set", help="Override: section.field=value."),
+) -> None:
+    """Pretrain on a source, fine-tune on a target (with a freezing policy), compare with
+    target-only training over fractions of the target's users; write a run folder."""
+    overrides = list(set_ or [])
+    if source_checkpoint is not None:
+        overrides.append(f"transfer.source_checkpoint={str(source_checkpoint)!r}")
+    if freeze is not None:
+        overrides.append(f"transfer.freeze={freeze!r}")
+    run, settings, text = load_run_config(config, overrides, "transfer", TransferRun)
+    with _progress() as bar:
+        task = bar.add_task("transfer", total=None)
+
+        def events(message: str) -> None:
+            bar.update(task, description=message, advance=1)
+            console.log(message)
+
+        result = transfer_experiment(run, settings, events, save_dir=out)
+    rows = summarise(result["records"], ("setting", "fraction", "method", "scenario"))
+    _print(rows, "Transfer (mean over seeds)")
+    if result["report"]:
+        table = Table(title="Transferred fields")
+        for column in ("side", "name", "kind", "status", "copied", "fresh"):
+            table.add_column(column)
+        for row in result["report"]["fields"]:
+            table.add_row(*(str(row[c]) for c in ("side", "name", "kind", "status", "copied",
+                                                  "fresh")))
+        console.print(table)
+    figure = curve_figure(result["records"])
+    _write(out, text, run, result["records"], {"data_efficiency": figure},
+           "metarec transfer", rows, transfer_report=result["report"])
+    console.print(f"run folder: {out}")
+
+
+def curve_figure(records: list[dict[str, Any]], metric: str = "mae") -> Any:
+    """MAE against the fraction of target training users, one line per method."""
+    from metarec.evaluation.report import line_chart
+
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for row in summarise(records, ("setting", "method", "scenario", "fraction")):
+        name = f"{row['setting']} {row['method']} ({row['scenario']})"
+        xs, ys = series.setdefault(name, ([], []))
+        xs.append(row["fraction"])
+        ys.append(row[metric])
+    return line_chart(series, xlabel="fraction of target training users", ylabel=metric,
+                      title="Data efficiency", logx=True)
+
+
+# ---- distillation -------------------------------------------------------------------
+def student_model(settings: DistillRun, dataset: Any) -> Any:
+    """The student model described by ``settings`` for ``dataset``."""
+    from metarec.models.base import build_model
+
+    if settings.student_kind == "BiasedMF":
+        return build_model("BiasedMF", dataset, factors=settings.student_factors)
+    return build_model("FeatureMLP", dataset, embedding_dim=settings.student_embedding_dim,
+                       hidden=tuple(settings.student_hidden))
+
+
+def speed(learner: Any, tasks: Any, features: Any, pairs: int = 20000,
+          users: int = 20, repeats: int = 3) -> dict[str, float]:
+    """Global predictions per second (``pairs`` random pairs, batches of 4096, best of
+    ``repeats``) and the median over ``users`` single-task batches of the per-user
+    adaptation + prediction latency in ms (best of ``repeats`` each).
+    ``learner`` may be a list (an ensemble: every member runs)."""
+    import numpy as np
+    import torch
+
+    from metarec.tasks.batch import pad_tasks
+
+    members = learner if isinstance(learner, list) else [learner]
+    rng = np.random.default_rng(0)
+    user = features.users.take(torch.from_numpy(rng.integers(0, features.users.num_rows, pairs)))
+    item = features.items.take(torch.from_numpy(rng.integers(0, features.items.num_rows, pairs)))
+    with torch.no_grad():
+        for m in members:  # warm-up
+            m.model(*_slice(user, item, 0, 4096))
+        best = float("inf")
+        for _ in range(repeats):  # best of several: other processes share the CPU
+            started = time.perf_counter()
+            for start in range(0, pairs, 4096):
+                batch = _slice(user, item, start, start + 4096)
+                torch.stack([m.model(*batch) for m in members]).mean(0)
+            best = min(best, time.perf_counter() - started)
+        throughput = pairs / best
+    latencies = []
+    for t in range(min(users, len(tasks))):
+        batch = pad_tasks(tasks, np.array([t]), features.users, features.items)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for m in members:
+                m.predict(m.adapt(batch), batch.user_fields, batch.query_fields)
+            times.append(time.perf_counter() - started)
+        latencies.append(min(times))
+    return {"predictions_per_s": round(throughput, 1),
+            "adapt_ms": round(1000 * float(np.median(latencies)), 3)}
+
+
+def _slice(user: dict, item: dict, a: int, b: int) -> tuple[dict, dict]:
+    return {k: v[a:b] for k, v in user.items()}, {k: v[a:b] for k, v in item.items()}
+
+
+def _file_size(learner: Any) -> int:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m"
+        members = learner if isinstance(learner, list) else [learner]
+        total = 0
+        for i, m in enumerate(members):
+            m.save(path / str(i))
+            total += (path / str(i) / "weights.safetensors").stat().st_size
+        return total
+
+
+def distill_experiment(run: Any, settings: DistillRun, events: Events | None = None,
+                       save_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Teacher vs distilled student vs the same student trained without the teacher, per
+    seed: MAE, nDCG@3 per scenario, parameter count, file size, predictions/s and per-user
+    adaptation latency. Returns flat records (one per seed, model, scenario)."""
+    from metarec.data.registry import load_dataset
+    from metarec.data.splits import split_dataset
+    from metarec.learners.distill import Distill, parameter_count
+    from metarec.learners.registry import learner_class
+    from metarec.learners.transfer import subsample_users
+    from metarec.models.base import build_model
+
+    say = events or (lambda message: None)
+    data = run.data
+    dataset = load_dataset(data.dataset, data_dir=data.data_dir, **data.options)
+    records: list[dict[str, Any]] = []
+    for seed in run.seeds:
+        cfg = replace(run.learner, seed=seed)
+        split = split_dataset(dataset, replace(run.split, seed=seed))
+        _check_scenarios(split, settings.scenarios)
+        if settings.teacher_checkpoint:
+            teachers = [_load_learner(settings.teacher_checkpoint, dataset, "teacher")]
+        else:
+            teachers = []
+            for teacher_seed in settings.teacher_seeds:
+                say(f"seed {seed}: training teacher {teacher_seed} ({settings.teacher_learner})")
+                model = build_model(run.model.kind, dataset, **run.model.options())
+                teachers.append(learner_class(settings.teacher_learner)(
+                    model, replace(cfg, seed=seed * 1000 + teacher_seed)).fit(
+                        split.train, dataset, split.validation))
+        labelled = subsample_users(split.train, settings.label_fraction, seed)
+        models: dict[str, Any] = {"teacher": teachers if len(teachers) > 1 else teachers[0]}
+        for name, teacher in (("student+teacher", teachers), ("student alone", None)):
+            say(f"seed {seed}: training {name} on {len(labelled)} labelled users")
+            student = Distill(student_model(settings, dataset), teacher, cfg,
+                              settings.distill_config(seed))
+            models[name] = student.fit(labelled, dataset, split.validation,
+                                       pair_users=split.train.users)
+        if save_dir is not None and seed == run.seeds[-1]:
+            models["student+teacher"].save(save_dir / "student")
+        for name, learner in models.items():
+            members = learner if isinstance(learner, list) else [learner]
+            facts = {"parameters": sum(parameter_count(m.model) for m in members),
+                     "file_bytes": _file_size(learner),
+                     **speed(learner, split.scenarios[settings.scenarios[0]], dataset,
+                             settings.timing_pairs, settings.timing_users)}
+            for scenario in settings.scenarios:
+                tasks = split.scenarios[scenario]
+                preds = [m.predict_tasks(tasks) for m in members]
+                values = _metrics(tasks, sum(preds) / len(preds))
+                records.append({"seed": seed, "model": name, "scenario": scenario,
+                                **values, **facts})
+    return records
+
+
+def distill(
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML config with a "
+                                       "[distill] section."),
+    out: Path = typer.Option(Path("runs/distill"), help="Run folder to write."),
+    teacher_checkpoint: Path | None = typer.Option(
+        None, "--teacher-checkpoint", help="A saved teacher learner (skips teacher training)."),
+    alpha: float | None = typer.Option(None, help="Weight of the teacher term."),
+    set_: list[str] = typer.Option(None, "--set", help="Override: section.field=value."),
+) -> None:
+    """Distil a trained teacher into a smaller student; compare teacher, student and the
+    same student without a teacher; write a run folder."""
+    overrides = list(set_ or [])
+    if teacher_checkpoint is not None:
+        overrides.append(f"distill.teacher_checkpoint={str(teacher_checkpoint)!r}")
+    if alpha is not None:
+        overrides.append(f"distill.alpha={alpha}")
+    run, settings, text = load_run_config(config, overrides, "distill", DistillRun)
+    with _progress() as bar:
+        task = bar.add_task("distill", total=None)
+
+        def events(message: str) -> None:
+            bar.update(task, description=message, advance=1)
+            console.log(message)
+
+        records = distill_experiment(run, settings, events, save_dir=out)
+    rows = summarise_distill(records)
+    _print(rows, "Distillation (mean over seeds)")
+    from metarec.evaluation.report import bar_chart
+
+    bars = [{"learner": r["model"], "scenario": r["scenario"], "metric": "mae",
+             "mean": r["mae"], "sd": 0.0} for r in rows]
+    figure = bar_chart(bars, "mae", list(dict.fromkeys(r["scenario"] for r in rows)))
+    _write(out, text, run, records, {"mae": figure}, "metarec distill", rows)
+    console.print(f"run folder: {out}")
+
+
+def summarise_distill(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean over seeds per (model, scenario)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(records).drop(columns="seed")
+    table = frame.groupby(["model", "scenario"], sort=False).mean().reset_index()
+    counts = ("parameters", "file_bytes")
+    return [{k: (int(v) if k in counts else round(v, 4) if isinstance(v, float) else v)
+             for k, v in row.items()} for row in table.to_dict("records")]
+
+
+# ---- output -------------------------------------------------------------------------
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
+def _print(rows: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    if not rows:
+        console.print(table)
+        return
+    for column in rows[0]:
+        table.add_column(str(column), justify="left" if isinstance(rows[0][column], str)
+                         else "right")
+    for row in rows:
+        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(table)
+
+
+def _write(out: Path, text: str, run: Any, records: list[dict[str, Any]],
+           figures: dict[str, Any], title: str, rows: list[dict[str, Any]],
+           **extra: Any) -> None:
+    from metarec.evaluation.report import results_document, write_run_folder
+
+    protocol = f"{run.split.protocol} split"
+    document = results_document(run.data.dataset, protocol, run.seeds, records, **extra)
+    write_run_folder(out, config_toml=text, document=document, figures=figures, title=title,
+                     table=rows)
