@@ -57,16 +57,27 @@ def melu_style_step(learner, batch) -> float:  # noqa: ANN001 - benchmark foil
         for p, q in zip(model.parameters(), local.parameters(), strict=True):
             if q.grad is not None:
                 p.grad += q.grad
-        total += float(query)
+        total += float(query.detach())
     return total
 
 
-def timed(fn, repeats: int) -> float:  # noqa: ANN001
-    fn()  # warm-up
+def step(learner, method: str, batch) -> None:  # noqa: ANN001
+    """One meta-gradient computation the way ``method`` does it."""
+    if method == "vmap":
+        learner.meta_gradients(batch)
+    elif method == "loop":
+        reference_meta_gradients(learner, batch)
+    else:
+        melu_style_step(learner, batch)
+
+
+def timed(learner, method: str, batches: list) -> float:  # noqa: ANN001
+    """Mean seconds per meta-batch over ``batches`` (after one warm-up step)."""
+    step(learner, method, batches[0])
     start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+    for batch in batches:
+        step(learner, method, batch)
+    return (time.perf_counter() - start) / len(batches)
 
 
 def main() -> None:
@@ -98,21 +109,10 @@ def main() -> None:
         torch.manual_seed(0)
         learner = learner_class(learner_name)(FeatureMLP.for_dataset(dataset), cfg)
         times = {}
-        it = iter(range(10**9))
-
-        def run(method: str) -> None:
-            batch = batches[next(it) % len(batches)]
-            if method == "vmap":
-                learner.meta_gradients(batch)
-            elif method == "loop":
-                reference_meta_gradients(learner, batch)
-            else:
-                melu_style_step(learner, batch)
-
         for method in ("vmap", "loop", "melu"):
             if method == "melu" and learner_name not in ("maml-r", "fomaml", "anil"):
                 continue  # MeLU's loop is first-order head adaptation; compare like for like
-            times[method] = timed(lambda m=method: run(m), args.batches)
+            times[method] = timed(learner, method, batches)
         row = {"learner": learner_name, "metric": "tasks_per_s",
                **{f"{m}": args.meta_batch / t for m, t in times.items()}}
         row["vmap_over_loop"] = times["loop"] / times["vmap"]

@@ -23,8 +23,8 @@ from rich.table import Table
 
 from metarec.config import load_config
 from metarec.data.splits import SCENARIOS
-from metarec.experiment import run_experiment
 from metarec.evaluation.report import results_document
+from metarec.experiment import run_experiment
 
 MELU5 = {"warm": (0.757, 0.892), "new_users": (0.785, 0.881), "new_items": (0.928, 0.801),
          "new_users_new_items": (0.924, 0.801)}

@@ -44,6 +44,7 @@ class ModelConfig:
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     user_id_embedding: bool = False
     item_id_embedding: bool = True
+    exclude_fields: list[str] = field(default_factory=list)
     factors: int = 32
 
     def options(self) -> dict[str, Any]:
@@ -52,7 +53,8 @@ class ModelConfig:
             return {"factors": self.factors}
         return {"embedding_dim": self.embedding_dim, "hidden": tuple(self.hidden),
                 "user_id_embedding": self.user_id_embedding,
-                "item_id_embedding": self.item_id_embedding}
+                "item_id_embedding": self.item_id_embedding,
+                "exclude_fields": tuple(self.exclude_fields)}
 
 
 @dataclass

@@ -47,7 +47,8 @@ def test_transfer_writes_a_run_folder(tmp_path: Path) -> None:
     assert {(r["fraction"], r["method"]) for r in rows} == {
         (f, m) for f in (0.5, 1.0) for m in ("target-only", "transfer")}
     assert {r["metric"] for r in rows} == {"mae", "ndcg@3"}
-    assert [f["status"] for f in document["transfer_report"]["fields"]] == ["transferred"] * 6
+    # 6 side fields plus the item-id embedding (a run's model has one by default).
+    assert [f["status"] for f in document["transfer_report"]["fields"]] == ["transferred"] * 7
     for name in ("report.html", "data_efficiency.png", "config.toml", "model/transfer.json",
                  "source/learner.json"):
         assert (out / name).is_file(), name

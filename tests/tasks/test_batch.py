@@ -169,3 +169,19 @@ def test_batcher_yields_padded_batches(tables) -> None:
 def test_batcher_rejects_zero_batch_size(tables) -> None:
     with pytest.raises(ValueError, match="meta_batch_size"):
         TaskBatcher(_many_tasks(), *tables, meta_batch_size=0)
+
+
+def test_bucketed_batches_visit_every_task_once_and_pad_less() -> None:
+    from metarec.data.splits import split_dataset
+    from metarec.data.synthetic import SyntheticConfig, generate
+
+    data = generate(SyntheticConfig(num_users=400, num_items=300, num_ratings=30_000))
+    tasks = split_dataset(data).train
+    padded = {}
+    for bucket in (1, 4):
+        batcher = TaskBatcher(tasks, data.users, data.items, 16, seed=3, bucket=bucket)
+        batches = batcher.batches(0)
+        assert sorted(np.concatenate(batches).tolist()) == list(range(len(tasks)))
+        assert [b.tolist() for b in batches] == [b.tolist() for b in batcher.batches(0)]
+        padded[bucket] = sum(len(b) * tasks.support_sizes[b].max() for b in batches)
+    assert padded[4] < 0.8 * padded[1]

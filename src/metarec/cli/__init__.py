@@ -65,7 +65,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except MetarecError as error:
-        err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)

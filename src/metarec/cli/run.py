@@ -15,24 +15,29 @@ from metarec.data.splits import SCENARIOS
 console = Console()
 
 
-def _table(aggregated: list[dict[str, Any]], metrics: tuple[str, ...] = ("mae", "ndcg@3")
+SHORT = {"warm": "warm", "new_users": "new users", "new_items": "new items",
+         "new_users_new_items": "new users x items"}
+
+
+def _table(aggregated: list[dict[str, Any]], metrics: tuple[str, str] = ("mae", "ndcg@3")
            ) -> Table:
+    """Learners x scenarios; each cell ``MAE / nDCG@3`` (± sd over seeds when > 1)."""
     scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in aggregated)]
-    table = Table(title="Cold-start results (mean ± sd over seeds)")
-    table.add_column("learner", style="bold")
+    table = Table(title=f"Cold-start results: {metrics[0]} / {metrics[1]} "
+                        "(mean over seeds, ± sd)")
+    table.add_column("learner", style="bold", no_wrap=True)
     for scenario in scenarios:
-        for metric in metrics:
-            table.add_column(f"{scenario}\n{metric}", justify="right")
-    learners = list(dict.fromkeys(r["learner"] for r in aggregated))
+        table.add_column(SHORT[scenario], justify="right", no_wrap=True)
     index = {(r["learner"], r["scenario"], r["metric"]): r for r in aggregated}
-    for learner in learners:
+    for learner in dict.fromkeys(r["learner"] for r in aggregated):
         cells = []
         for scenario in scenarios:
+            parts = []
             for metric in metrics:
                 r = index.get((learner, scenario, metric))
-                cells.append("-" if r is None else
-                             f"{r['mean']:.4f}" + (f" ± {r['sd']:.3f}" if r["n_seeds"] > 1
-                                                   else ""))
+                parts.append("-" if r is None else f"{r['mean']:.3f}"
+                             + (f"±{r['sd']:.3f}" if r["n_seeds"] > 1 else ""))
+            cells.append(" / ".join(parts))
         table.add_row(learner, *cells)
     return table
 

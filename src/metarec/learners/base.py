@@ -55,7 +55,8 @@ class Learner(ABC):
 
     name: ClassVar[str] = "learner"
     scope: ClassVar[str] = "all"
-    """Parameters adapted per user: ``all``, ``head`` or ``output``."""
+    """Parameters adapted per user: ``all`` (every parameter but id-embedding tables, see
+    :meth:`RatingModel.memory_names`), ``head`` or ``output``."""
     first_order: ClassVar[bool] = False
 
     def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
@@ -119,7 +120,8 @@ class Learner(ABC):
             return self.model.head_names()
         if self.scope == "output":
             return self.model.output_names()
-        return [n for n, _ in self.model.named_parameters()]
+        memory = set(self.model.memory_names())
+        return [n for n, _ in self.model.named_parameters() if n not in memory]
 
     def head_only(self) -> bool:
         """Whether adaptation can run on precomputed body embeddings."""

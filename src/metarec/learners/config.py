@@ -27,9 +27,9 @@ class LearnerConfig:
     inner_lr: float = 0.05
     meta_lr: float = 2e-3
     meta_batch_size: int = 32
-    epochs: int = 30
+    epochs: int = 8
     grad_clip: float | None = 10.0
-    patience: int | None = 5
+    patience: int | None = 3
     weight_decay: float = 0.0
     batch_size: int = 1024
     eval_batch_size: int = 256

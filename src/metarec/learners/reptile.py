@@ -11,10 +11,11 @@ from metarec.tasks.batch import TaskBatch
 
 
 class Reptile(MetaLearner):
-    """Reptile (Nichol et al., 2018): adapt every parameter on a task's data (support and
-    query together) for ``inner_steps`` steps; the outer "gradient" is the mean of
-    ``theta - theta_task`` over the meta-batch, fed to Adam with ``meta_lr``. At test time
-    it adapts on the support set like MAML."""
+    """Reptile (Nichol et al., 2018): adapt every parameter (but id tables) on a task's data
+    (support and query together) for ``inner_steps`` steps; the outer "gradient" is the
+    mean of ``theta - theta_task`` over the meta-batch, fed to Adam with ``meta_lr``; the
+    global id tables get the gradient of the adapted tasks' loss. At test time it adapts
+    on the support set like MAML."""
 
     name = "reptile"
     scope = "all"
@@ -37,4 +38,10 @@ class Reptile(MetaLearner):
 
         new, losses = vmap(one)(user, items, ratings, mask)
         deltas = parameter_deltas(adapted, new)
-        return float(losses.mean()), deltas
+        if fixed:
+            # Parameters Reptile does not adapt (global id tables) learn from the gradient
+            # of the tasks' losses after adaptation, as MAML-R's global parameters do.
+            grads = torch.autograd.grad(losses.mean(), list(fixed.values()), allow_unused=True)
+            deltas.update({n: torch.zeros_like(p) if g is None else g
+                           for (n, p), g in zip(fixed.items(), grads, strict=True)})
+        return float(losses.detach().mean()), deltas

@@ -111,7 +111,7 @@ def _vocab(model: FeatureMLP, side: str, name: str, features: Any) -> list[str] 
     """The category values of a field's embedding rows (row i <-> value), None if numeric."""
     if name == "id":
         ids = getattr(features, f"{side}_ids", None)
-        return None if ids is None else [str(v) for v in ids.raw]
+        return None if ids is None else ["\0missing", *(str(v) for v in ids.raw)]
     specs = model.user_specs if side == "user" else model.item_specs
     spec = next(s for s in specs if s.name == name)
     return None if spec.kind == "numeric" else ["\0missing", *spec.vocab]

@@ -46,6 +46,11 @@ class RatingModel(nn.Module):
         """Names of the output-layer parameters."""
         return [n for n, _ in self.named_parameters() if n.startswith(self.output_prefixes)]
 
+    def memory_names(self) -> list[str]:
+        """Per-entity tables (id embeddings) that stay global: adapting them per user would
+        copy a whole table per task to change the few rows that user rated."""
+        return []
+
     def body_names(self) -> list[str]:
         """Names of the body (embedding) parameters."""
         head = set(self.head_names())

@@ -28,21 +28,25 @@ class FieldEmbedding(nn.Module):
                  num_rows: int | None = None) -> None:
         super().__init__()
         self.kind, self.mean, self.std = spec.kind, mean, std
+        self.num_ids = num_rows
         if spec.kind == "numeric":
             self.linear = nn.Linear(1, dim)
+        elif num_rows is None:
+            self.embedding = nn.Embedding(spec.cardinality, dim, padding_idx=0)
+            nn.init.normal_(self.embedding.weight, std=0.1)
+            with torch.no_grad():
+                self.embedding.weight[0].zero_()
         else:
-            rows = num_rows if num_rows is not None else spec.cardinality
-            self.embedding = nn.Embedding(rows, dim, padding_idx=0 if num_rows is None else None)
-            if num_rows is None:
-                nn.init.normal_(self.embedding.weight, std=0.1)
-                with torch.no_grad():
-                    self.embedding.weight[0].zero_()
-            else:
-                # Id embeddings start at zero: an id never trained on (a new item) then
-                # contributes nothing, and the features alone decide.
-                nn.init.zeros_(self.embedding.weight)
+            # An id embedding: id i is row i + 1; row 0 (padding, always zero) serves every
+            # id outside the trained range, such as an item registered later. Rows start at
+            # zero too, so an id never trained on contributes nothing: features decide.
+            self.embedding = nn.Embedding(num_rows + 1, dim, padding_idx=0)
+            nn.init.zeros_(self.embedding.weight)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
+        if self.num_ids is not None:
+            known = (values >= 0) & (values < self.num_ids)
+            return self.embedding(torch.where(known, values + 1, torch.zeros_like(values)))
         if self.kind == "numeric":
             x = torch.nan_to_num((values - self.mean) / self.std, nan=0.0)
             return self.linear(x.unsqueeze(-1).to(self.linear.weight.dtype))
@@ -128,6 +132,11 @@ class FeatureMLP(RatingModel):
     def forward(self, user: Fields, item: Fields) -> torch.Tensor:
         return self.head(self.body(user, item)).squeeze(-1)
 
+    def memory_names(self) -> list[str]:
+        """The id-embedding tables: per-entity memory shared by every user."""
+        return [n for n, _ in self.named_parameters()
+                if n.startswith(("body.user_fields.id.", "body.item_fields.id."))]
+
     def config(self) -> dict[str, Any]:
         return {"kind": "FeatureMLP",
                 "user_specs": [asdict(s) for s in self.user_specs],
@@ -147,8 +156,13 @@ class FeatureMLP(RatingModel):
 
     @classmethod
     def for_dataset(cls, dataset: Dataset, *, user_id_embedding: bool = False,
-                    item_id_embedding: bool = False, **options: Any) -> FeatureMLP:
-        """A model over every side field of ``dataset`` (numeric fields standardised)."""
+                    item_id_embedding: bool = False, exclude_fields: Sequence[str] = (),
+                    **options: Any) -> FeatureMLP:
+        """A model over the side fields of ``dataset`` but ``exclude_fields`` (numeric
+        fields standardised)."""
+        excluded = set(exclude_fields)
+        user_specs = [s for s in dataset.users.specs if s.name not in excluded]
+        item_specs = [s for s in dataset.items.specs if s.name not in excluded]
         stats = {}
         for side, table in (("user", dataset.users), ("item", dataset.items)):
             for spec in table.specs:
@@ -161,7 +175,7 @@ class FeatureMLP(RatingModel):
                                                     math.isfinite(std) else 1.0)
         rating_mean = float(dataset.interactions.rating.mean()) if len(
             dataset.interactions) else 3.5
-        return cls(dataset.users.specs, dataset.items.specs, numeric_stats=stats,
+        return cls(user_specs, item_specs, numeric_stats=stats,
                    num_users=dataset.num_users if user_id_embedding else 0,
                    num_items=dataset.num_items if item_id_embedding else 0,
                    rating_mean=rating_mean, **options)

@@ -141,19 +141,19 @@ class TaskBatcher:
     def batches(self, epoch: int) -> list[np.ndarray]:
         """Task indices of every meta-batch of ``epoch``, in order."""
         size = self.meta_batch_size
+        rng = np.random.default_rng([self.seed, epoch])
         if not self.shuffle:
             order = np.arange(len(self.tasks))
-            return [order[i:i + size] for i in range(0, len(self), size)][: len(self)]
-        rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.tasks))
-        if self.bucket > 1:
+        else:
+            order = rng.permutation(len(self.tasks))
+        if self.shuffle and self.bucket > 1:
             sizes = self.tasks.support_sizes
             pool = size * self.bucket
             order = np.concatenate([
                 chunk[np.argsort(sizes[chunk], kind="stable")]
                 for chunk in np.split(order, range(pool, len(order), pool))] or [order])
         batches = [order[i:i + size] for i in range(0, len(order), size)][: len(self)]
-        if self.bucket > 1:
+        if self.shuffle and self.bucket > 1:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches
 

@@ -1,0 +1,53 @@
+"""``metarec prequential``: prequential (predict, then learn) evaluation of a saved
+learner over a time-ordered stream, comparing static, online SGD and online
+meta-adaptation. Also what ``metarec evaluate --protocol prequential`` calls."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def prequential_command(
+    checkpoint: Annotated[Path, typer.Argument(help="Run folder or saved learner folder.")],
+    dataset: Annotated[str | None, typer.Option(
+        help="Data set streamed in time order (name or path; default: the run's, else "
+        "synthetic).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
+    learner: Annotated[str | None, typer.Option(help="Checkpoint name if several.")] = None,
+    modes: Annotated[str, typer.Option(help="Comma-separated: static,sgd,meta.")
+                     ] = "static,sgd,meta",
+    start: Annotated[float, typer.Option(help="Warm-up: fraction of the stream learned "
+                                         "before scoring starts.")] = 0.5,
+    block_size: Annotated[int, typer.Option(help="Events predicted before learning them "
+                                            "(1 = strict).")] = 1,
+    update_every: Annotated[int, typer.Option(help="Meta-update period in events (meta "
+                                              "mode; 0 = never).")] = 1000,
+    max_events: Annotated[int | None, typer.Option(help="Stop after N events.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write results JSON here.")] = None,
+) -> None:
+    """Prequential evaluation: every event is predicted before it is learned from."""
+    from metarec.evaluation.prequential import run_prequential_modes
+
+    records = run_prequential_modes(
+        checkpoint, dataset, data_dir=data_dir, learner=learner,
+        modes=[m.strip() for m in modes.split(",") if m.strip()], start=start,
+        block_size=block_size, update_every=update_every, max_events=max_events)
+    table = Table(title=f"Prequential on {records[0]['dataset'] if records else dataset}")
+    for column in ("mode", "events", "mae", "rmse", "ndcg@10", "events/s"):
+        table.add_column(column, justify="right")
+    for r in records:
+        table.add_row(r["mode"], str(r["events"]), f"{r['mae']:.4f}", f"{r['rmse']:.4f}",
+                      f"{r['ndcg@10']:.4f}", f"{r['events_per_s']:.0f}")
+    console.print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps([{k: v for k, v in r.items() if k != "curve"}
+                                   for r in records], indent=2))

@@ -1,0 +1,461 @@
+"""Online learning: a recommender that follows a time-ordered stream of events.
+
+:class:`OnlineRecommender` wraps a trained learner. Per user it keeps a small state (the
+most recent ``support_cap`` ratings); when a user's events change, their parameters are
+re-adapted from the meta-learned initialisation on that support set (lazily, at the next
+prediction), so a new user is personalised after their first events. Every
+``update_every`` events it takes incremental meta-steps on tasks built from recent users'
+events (support = older, query = the latest ``query_size``) mixed with tasks replayed
+from a reservoir of older users, so the initialisation keeps improving without
+forgetting them.
+
+Three modes share the class, so they are compared on equal terms:
+
+* ``meta``: per-user adaptation + periodic meta-updates with replay (above);
+* ``sgd``: no per-user adaptation; one SGD step of the global model on every learned
+  batch of events (online fine-tuning);
+* ``static``: the trained model as is (no adaptation, no update).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.func import vmap
+
+from metarec.data.dataset import Interactions
+from metarec.errors import ConfigError
+from metarec.learners.base import HasFeatures, Learner
+from metarec.learners.inner_loop import Params, masked_mse
+from metarec.learners.meta_learner import MetaLearner
+from metarec.tasks.batch import pad_tasks
+from metarec.tasks.taskset import TaskSet
+
+OnlineMode = Literal["meta", "sgd", "static"]
+
+
+@dataclass
+class OnlineConfig:
+    """Settings of :class:`OnlineRecommender`.
+
+    ``support_cap``: most recent ratings kept per user (their support set);
+    ``adapt_steps``: inner steps per adaptation (None = the learner's ``inner_steps``);
+    ``update_every``: events between incremental meta-updates (0 = never);
+    ``update_steps``: meta-steps per update; ``update_tasks``: recent users' tasks per
+    meta-step; ``replay_tasks``: older tasks replayed per meta-step, drawn from a
+    reservoir of ``replay_capacity`` tasks; ``query_size``: latest events of a user that
+    form a task's query (a user needs ``query_size + 1`` events to make a task);
+    ``sgd_lr``: step size of the ``sgd`` mode; ``seed``: the reservoir's random draws.
+    """
+
+    mode: OnlineMode = "meta"
+    support_cap: int = 50
+    adapt_steps: int | None = None
+    update_every: int = 0
+    update_steps: int = 1
+    update_tasks: int = 16
+    replay_tasks: int = 16
+    replay_capacity: int = 500
+    query_size: int = 2
+    sgd_lr: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("meta", "sgd", "static"):
+            raise ConfigError(f"online mode must be 'meta', 'sgd' or 'static', got "
+                              f"{self.mode!r}")
+        if self.support_cap < 1 or self.query_size < 1:
+            raise ConfigError("support_cap and query_size must be >= 1")
+        if self.update_every < 0 or self.replay_capacity < 0:
+            raise ConfigError("update_every and replay_capacity must be >= 0")
+
+
+@dataclass
+class UserState:
+    """What the recommender keeps of one user: their recent ratings (oldest first, at
+    most ``support_cap``), how many events they have had, and the latest event time."""
+
+    items: deque = field(default_factory=deque)
+    ratings: deque = field(default_factory=deque)
+    num_events: int = 0
+    last_time: float = float("nan")
+
+    def support(self, user: int) -> Interactions:
+        """The support set as :class:`Interactions` of ``user``."""
+        n = len(self.items)
+        return Interactions(np.full(n, user, dtype=np.int64),
+                            np.fromiter(self.items, dtype=np.int64, count=n),
+                            np.fromiter(self.ratings, dtype=np.float32, count=n),
+                            np.full(n, np.nan))
+
+    def snapshot(self) -> dict[str, object]:
+        """A plain, comparable copy (used to check replay from storage)."""
+        return {"items": list(self.items), "ratings": [float(r) for r in self.ratings],
+                "num_events": self.num_events, "last_time": self.last_time}
+
+
+@dataclass
+class _Task:
+    user: int
+    items: np.ndarray
+    ratings: np.ndarray
+
+
+class OnlineRecommender:
+    """A learner following a stream of (user, item, rating, time) events.
+
+    ``features`` are the side-feature tables indexed by user/item index; a service whose
+    catalogue grows assigns a larger table to :attr:`features` (rows are never
+    renumbered). The learner's model is updated in place (``sgd`` and ``meta`` with
+    ``update_every``): pass a copy if the original must stay as it was.
+    """
+
+    def __init__(self, learner: Learner, features: HasFeatures,
+                 config: OnlineConfig | None = None,
+                 users: dict[int, UserState] | None = None) -> None:
+        self.learner = learner
+        self.features = features
+        self.config = config or OnlineConfig()
+        self.users: dict[int, UserState] = {} if users is None else users
+        self.events_seen = 0
+        self.adaptations = 0
+        self.meta_updates = 0
+        self.model_version = 0
+        self.last_adapted: dict[int, float] = {}
+        self._cache: dict[int, tuple[tuple[int, int], Params]] = {}
+        self._recent: dict[int, None] = {}
+        self._reservoir: list[_Task] = []
+        self._offered = 0
+        self._rng = np.random.default_rng(self.config.seed)
+        self._sgd: torch.optim.Optimizer | None = None
+        self._split: tuple[Params, Params] | None = None
+        self._item_part: tuple[tuple[int, int, int], torch.Tensor] | None = None
+        self.items_version = 0
+        """Bump when item features change in place (the cached item embeddings)."""
+        learner.model.eval()
+
+    # ---- learning from events -------------------------------------------------------
+    def learn(self, events: Interactions) -> None:
+        """Take in events (in time order): update the users' states, and in ``sgd`` mode
+        step the model; every ``update_every`` events run the meta-updates."""
+        cap = self.config.support_cap
+        rows = zip(events.user.tolist(), events.item.tolist(), events.rating.tolist(),
+                   events.timestamp.tolist(), strict=True)
+        for user, item, rating, when in rows:
+            state = self.users.get(user)
+            if state is None:
+                state = self.users[user] = UserState(deque(maxlen=cap), deque(maxlen=cap))
+            state.items.append(item)
+            state.ratings.append(rating)
+            state.num_events += 1
+            state.last_time = when
+            self._recent.pop(user, None)  # re-insert: insertion order is recency
+            self._recent[user] = None
+            before = self.events_seen
+            self.events_seen += 1
+            every = self.config.update_every
+            if (self.config.mode == "meta" and every
+                    and self.events_seen // every > before // every):
+                self.meta_update()
+        if self.config.mode == "sgd" and len(events):
+            self._sgd_step(events)
+
+    def _sgd_step(self, events: Interactions) -> None:
+        model = self.learner.model
+        if self._sgd is None:
+            self._sgd = torch.optim.SGD(model.parameters(), lr=self.config.sgd_lr)
+        users = torch.from_numpy(np.asarray(events.user, dtype=np.int64))
+        items = torch.from_numpy(np.asarray(events.item, dtype=np.int64))
+        target = torch.from_numpy(np.asarray(events.rating)).to(self.learner.dtype)
+        with torch.enable_grad():
+            pred = model(self.features.users.take(users), self.features.items.take(items))
+            loss = masked_mse(pred, target, torch.ones_like(target, dtype=torch.bool))
+            self._sgd.zero_grad(set_to_none=True)
+            loss.backward()
+        self._sgd.step()
+        self._model_changed()
+
+    def _model_changed(self) -> None:
+        self.model_version += 1
+        self._cache.clear()
+        self._item_part = None
+
+    def _params(self) -> tuple[Params, Params]:
+        """The learner's (adapted, fixed) parameter dicts; the same tensors until the
+        model is replaced, so they are looked up once."""
+        if self._split is None:
+            self._split = self.learner.split_params()
+        return self._split
+
+    # ---- incremental meta-updates ---------------------------------------------------
+    def recent_tasks(self, limit: int) -> list[_Task]:
+        """Tasks of the ``limit`` most recently active users with enough events: the
+        support is all but the latest ``query_size`` of their kept events."""
+        tasks: list[_Task] = []
+        for user in reversed(self._recent):
+            state = self.users[user]
+            if len(state.items) > self.config.query_size:
+                tasks.append(_Task(user, np.array(state.items, dtype=np.int64),
+                                   np.array(state.ratings, dtype=np.float32)))
+                if len(tasks) == limit:
+                    break
+        return tasks
+
+    def meta_update(self) -> float:
+        """``update_steps`` meta-steps on recent tasks plus replayed ones; returns the mean
+        meta-loss (NaN when there was no task). Recent tasks then enter the reservoir."""
+        cfg = self.config
+        recent = self.recent_tasks(cfg.update_tasks)
+        losses = []
+        for _ in range(cfg.update_steps):
+            replay = self._replay_sample(cfg.replay_tasks)
+            tasks = recent + replay
+            if not tasks:
+                break
+            losses.append(self._meta_step(tasks))
+        for task in recent:
+            self._offer(task)
+        self._recent.clear()
+        if losses:
+            self.meta_updates += 1
+            self._model_changed()
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def _meta_step(self, tasks: list[_Task]) -> float:
+        q = self.config.query_size
+        taskset = _taskset([t.user for t in tasks], [t.items[:-q] for t in tasks],
+                           [t.ratings[:-q] for t in tasks], [t.items[-q:] for t in tasks],
+                           [t.ratings[-q:] for t in tasks])
+        learner = self.learner
+        if isinstance(learner, MetaLearner):
+            if learner.optimizer_ is None:
+                learner.optimizer_ = learner.make_optimizer()
+            batch = pad_tasks(taskset, np.arange(len(taskset)), self.features.users,
+                              self.features.items)
+            with torch.enable_grad():
+                loss, grads = learner.meta_gradients(batch)
+            learner.apply_gradients(grads)
+            return loss
+        # Plain learners have no meta-gradient: fine-tune on the tasks' ratings instead.
+        rows = taskset.all_ratings()
+        self._sgd_step(rows)
+        return float("nan")
+
+    def _replay_sample(self, count: int) -> list[_Task]:
+        if not self._reservoir or count == 0:
+            return []
+        pick = self._rng.choice(len(self._reservoir), size=min(count, len(self._reservoir)),
+                                replace=False)
+        return [self._reservoir[i] for i in pick]
+
+    def _offer(self, task: _Task) -> None:
+        """Reservoir sampling (Vitter's algorithm R): every task offered so far is in the
+        reservoir with equal probability."""
+        capacity = self.config.replay_capacity
+        self._offered += 1
+        if len(self._reservoir) < capacity:
+            self._reservoir.append(task)
+        elif capacity:
+            slot = int(self._rng.integers(self._offered))
+            if slot < capacity:
+                self._reservoir[slot] = task
+
+    # ---- adaptation -----------------------------------------------------------------
+    def _adapts(self) -> bool:
+        return self.config.mode == "meta"
+
+    def _steps(self) -> int:
+        steps = self.config.adapt_steps
+        return self.learner.config.inner_steps if steps is None else steps
+
+    def _key(self, user: int) -> tuple[int, int]:
+        state = self.users.get(user)
+        return (0 if state is None else state.num_events, self.model_version)
+
+    def user_params(self, users: np.ndarray) -> Params:
+        """Adapted parameters of ``users`` stacked on a leading dimension (re-adapting
+        those whose events changed since their last adaptation)."""
+        users = np.asarray(users, dtype=np.int64)
+        stale = [u for u in dict.fromkeys(users.tolist())
+                 if u not in self._cache or self._cache[u][0] != self._key(u)]
+        if stale:
+            self._adapt(stale)
+        per_user = [self._cache[u][1] for u in users.tolist()]
+        return {name: torch.stack([p[name] for p in per_user]) for name in per_user[0]}
+
+    def _adapt(self, users: list[int]) -> None:
+        learner = self.learner
+        supports = [self._support(u) for u in users]
+        if len(users) == 1 or not any(len(s) for s in supports):
+            per_user = [self._adapt_one(u) for u in users]
+            params = {k: torch.stack([p[k] for p in per_user]) for k in per_user[0]}
+        else:
+            empty = np.zeros(1, np.int64)
+            taskset = _taskset(users, [s.item for s in supports],
+                               [s.rating for s in supports], [empty] * len(users),
+                               [np.zeros(1, np.float32)] * len(users))
+            batch = pad_tasks(taskset, np.arange(len(users)), self.features.users,
+                              self.features.items)
+            params = learner.adapt(batch, self._steps()).params
+        now = time.time()
+        for j, user in enumerate(users):
+            self._cache[user] = (self._key(user), {k: v[j] for k, v in params.items()})
+            self.last_adapted[user] = now
+            if self.users.get(user) is not None and len(self.users[user].items):
+                self.adaptations += 1
+
+    def _support(self, user: int) -> Interactions:
+        state = self.users.get(user)
+        if state is None or not self._adapts():
+            return Interactions(np.zeros(0, np.int64), np.zeros(0, np.int64),
+                                np.zeros(0, np.float32), np.zeros(0))
+        return state.support(user)
+
+    def _adapt_one(self, user: int) -> Params:
+        """One user's adaptation without padding or ``torch.func`` (the service's hot
+        path): the first-order steps of :func:`~metarec.learners.inner_loop.adapt` taken
+        with plain autograd, equal to :meth:`Learner.adapt` up to rounding."""
+        learner = self.learner
+        adapted, fixed = self._params()
+        support = self._support(user)
+        if not len(support) or self._steps() == 0:
+            return {k: v.detach() for k, v in adapted.items()}
+        forward = learner.forward_fn()
+        user_fields = self.features.users.take(torch.tensor(user))
+        item_fields = self.features.items.take(torch.from_numpy(support.item))
+        ratings = torch.from_numpy(support.rating).to(learner.dtype)
+        mask = torch.ones(len(support), dtype=torch.bool)
+        lr = learner.step_sizes()
+        fixed = {k: v.detach() for k, v in fixed.items()}
+        with torch.no_grad():
+            inputs = (learner.model.body(user_fields, item_fields) if forward.head_only
+                      else item_fields)
+        user_inputs = None if forward.head_only else user_fields
+        params = {k: v.detach() for k, v in adapted.items()}
+        with torch.enable_grad():
+            for _ in range(self._steps()):
+                leaves = {k: v.requires_grad_() for k, v in params.items()}
+                loss = masked_mse(forward({**fixed, **leaves}, user_inputs, inputs), ratings,
+                                  mask)
+                grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
+                params = {k: (p - _step(lr, k) * g).detach() if g is not None else p.detach()
+                          for (k, p), g in zip(leaves.items(), grads, strict=True)}
+        return params
+
+    # ---- prediction -----------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Predicted ratings of the (user, item) pairs, each user adapted to their
+        current support set."""
+        users = np.asarray(users, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        if not len(users):
+            return np.zeros(0)
+        user_fields = self.features.users.take(torch.from_numpy(users))
+        item_fields = self.features.items.take(torch.from_numpy(items))
+        model = self.learner.model
+        if not self._adapts():
+            return model(user_fields, item_fields).double().numpy()
+        forward = self.learner.forward_fn()
+        _, fixed = self._params()
+        params = self.user_params(users)
+        if forward.head_only:
+            inputs = model.body(user_fields, item_fields)
+            out = vmap(lambda p, x: forward({**fixed, **p}, None, x))(params, inputs)
+        else:
+            out = vmap(lambda p, u, i: forward({**fixed, **p}, u, i))(
+                params, user_fields, item_fields)
+        return out.double().numpy()
+
+    @torch.no_grad()
+    def score(self, user: int, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores of ``items`` (default: every item) for ``user``."""
+        table = self.features.items
+        user_fields = self.features.users.take(torch.tensor(user))
+        model = self.learner.model
+        forward = self.learner.forward_fn()
+        if items is None and forward.head_only and self._adapts():
+            # The hot path of a service: the item half of the body is cached.
+            inputs = self._body_all_items(user_fields)
+        else:
+            index = (torch.arange(table.num_rows) if items is None
+                     else torch.from_numpy(np.asarray(items, dtype=np.int64)))
+            item_fields = table.take(index)
+            if not self._adapts():
+                return model(user_fields, item_fields).double().numpy()
+            inputs = (model.body(user_fields, item_fields) if forward.head_only
+                      else item_fields)
+        _, fixed = self._params()
+        params = {k: v[0] for k, v in self.user_params(np.array([user])).items()}
+        user_inputs = None if forward.head_only else user_fields
+        return forward({**fixed, **params}, user_inputs, inputs).double().numpy()
+
+    def _body_all_items(self, user_fields: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``model.body(user, every item)``, reusing the items' embeddings while the
+        model and the catalogue are unchanged (FeatureMLP's body is user part ++ item
+        part)."""
+        body = self.learner.model.body
+        table = self.features.items
+        if not (hasattr(body, "user_fields") and hasattr(body, "item_fields")):
+            return body(user_fields, table.take(torch.arange(table.num_rows)))
+        key = (self.model_version, table.num_rows, self.items_version)
+        if self._item_part is None or self._item_part[0] != key:
+            fields = table.take(torch.arange(table.num_rows))
+            part = (body._embed(body.item_fields, fields) if len(body.item_fields)
+                    else torch.zeros(table.num_rows, 0))
+            self._item_part = (key, part)
+        item_part = self._item_part[1]
+        if not len(body.user_fields):
+            return item_part
+        user_part = body._embed(body.user_fields, user_fields)
+        return torch.cat([user_part.expand(item_part.shape[0], -1), item_part], dim=-1)
+
+    def recommend(self, user: int, k: int = 10, exclude_seen: bool = True,
+                  candidates: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top-``k`` (item index, score) for ``user`` among ``candidates`` (default: all
+        items), leaving out items in the user's kept history when ``exclude_seen``."""
+        items = (np.arange(self.features.items.num_rows) if candidates is None
+                 else np.asarray(candidates, dtype=np.int64))
+        scores = self.score(user, None if candidates is None else items)
+        state = self.users.get(user)
+        if exclude_seen and state is not None and len(state.items):
+            scores[np.isin(items, np.fromiter(state.items, np.int64))] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(int(items[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def forget_adaptation(self, user: int) -> None:
+        """Drop ``user``'s cached adaptation (their features changed)."""
+        self._cache.pop(user, None)
+
+    def state_of(self, user: int) -> UserState | None:
+        """The kept state of ``user`` (None if they have no events)."""
+        return self.users.get(user)
+
+
+def _step(lr: float | Params, name: str) -> float | torch.Tensor:
+    return lr[name].detach() if isinstance(lr, dict) else lr
+
+
+def _taskset(users: list[int], support_items: list[np.ndarray],
+             support_ratings: list[np.ndarray], query_items: list[np.ndarray],
+             query_ratings: list[np.ndarray]) -> TaskSet:
+    """A :class:`TaskSet` from per-task arrays (a user may appear in several tasks)."""
+
+    def rows(items: list[np.ndarray], ratings: list[np.ndarray]
+             ) -> tuple[Interactions, np.ndarray]:
+        sizes = np.array([len(i) for i in items], dtype=np.int64)
+        owner = np.repeat(np.asarray(users, dtype=np.int64), sizes)
+        flat = Interactions(owner, np.concatenate(items).astype(np.int64),
+                            np.concatenate(ratings).astype(np.float32),
+                            np.full(int(sizes.sum()), np.nan))
+        return flat, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    support, support_offsets = rows(support_items, support_ratings)
+    query, query_offsets = rows(query_items, query_ratings)
+    return TaskSet(np.asarray(users, dtype=np.int64), support, support_offsets, query,
+                   query_offsets)

@@ -1,0 +1,383 @@
+"""The FastAPI application: events in, adapted recommendations out.
+
+Handlers run on the event loop one at a time, so the in-memory state needs no locks and
+events are committed (and acknowledged) in database-id order. ``POST /events`` answers
+only after the transaction committed: an acknowledged event is never lost, and the state
+is rebuilt from the stored events at the next start.
+"""
+
+
+import asyncio
+import hmac
+import logging
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from metarec.errors import MetarecError
+from metarec.evaluation.prequential import dataset_of_run
+from metarec.serve.state import (
+    ServiceState,
+    decode_table,
+    find_checkpoint,
+    load_learner,
+)
+from metarec.serve.store import EventStore
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000
+"""Most events in one ``POST /events`` (more: 422)."""
+RawId = Annotated[str | int, Field(description="raw id (string or integer)")]
+
+
+@dataclass
+class ServeSettings:
+    """How the service runs: the run folder (or checkpoint), the database URL (default
+    ``sqlite:///RUN_DIR/service.db``), the data set seeding an empty catalogue (default:
+    the one named in the run's config.toml, else ``synthetic``), the bearer token of
+    write/admin endpoints (None: they always answer 401) and request limits."""
+
+    run_dir: Path
+    db_url: str | None = None
+    dataset: str | None = None
+    dataset_options: dict[str, Any] | None = None
+    data_dir: Path | None = None
+    learner: str | None = None
+    token: str | None = None
+    max_body_bytes: int = 1 << 20
+    max_k: int = 1000
+    torch_threads: int | None = 1
+
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{Path(self.run_dir) / 'service.db'}"
+
+
+# ---- request and response bodies -------------------------------------------------------
+class EventIn(BaseModel):
+    """One rating event; ``timestamp`` in seconds since the epoch (default: now)."""
+
+    model_config = ConfigDict(extra="forbid")
+    user: RawId
+    item: RawId
+    rating: float = Field(ge=0.0, le=10.0, allow_inf_nan=False)
+    timestamp: float | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("user", "item")
+    @classmethod
+    def _id(cls, value: str | int) -> str:
+        text = str(value)
+        if not 0 < len(text) <= 256:
+            raise ValueError("id must have 1 to 256 characters")
+        return text
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class EntityIn(BaseModel):
+    """A user or item with raw side features (field -> value; lists for multi fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: RawId
+    features: dict[str, str | int | float | list[str] | None] = Field(default_factory=dict,
+                                                                       max_length=64)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str | int) -> str:
+        text = str(value)
+        if not 0 < len(text) <= 256:
+            raise ValueError("id must have 1 to 256 characters")
+        return text
+
+
+class ReloadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = None
+    learner: str | None = None
+
+
+# ---- metrics ---------------------------------------------------------------------------
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Histogram:
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        for i, bound in enumerate(BUCKETS):
+            if seconds <= bound:
+                self.counts[i] += 1
+                break
+        else:
+            self.counts[-1] += 1
+        self.total += seconds
+
+    def lines(self, name: str, labels: str) -> list[str]:
+        out, running = [], 0
+        sep = "," if labels else ""
+        for bound, count in zip((*BUCKETS, math.inf), self.counts, strict=True):
+            running += count
+            le = "+Inf" if math.isinf(bound) else repr(bound)
+            out.append(f'{name}_bucket{{{labels}{sep}le="{le}"}} {running}')
+        out.append(f"{name}_sum{{{labels}}} {self.total}")
+        out.append(f"{name}_count{{{labels}}} {running}")
+        return out
+
+
+class Metrics:
+    """Counters and latency histograms, written in the Prometheus text format."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.latency: dict[tuple[str, str], Histogram] = defaultdict(Histogram)
+        self.adaptation = Histogram()
+
+    def render(self, state: ServiceState | None) -> str:
+        lines = ["# HELP metarec_requests_total HTTP requests by route and status.",
+                 "# TYPE metarec_requests_total counter"]
+        for (method, route, status), count in sorted(self.requests.items()):
+            lines.append(f'metarec_requests_total{{method="{method}",route="{route}",'
+                         f'status="{status}"}} {count}')
+        lines += ["# HELP metarec_request_seconds Request latency by route.",
+                  "# TYPE metarec_request_seconds histogram"]
+        for (method, route), histogram in sorted(self.latency.items()):
+            lines += histogram.lines("metarec_request_seconds",
+                                     f'method="{method}",route="{route}"')
+        lines += ["# HELP metarec_recommend_adapt_seconds Recommendation requests that "
+                  "adapted a user: time to adapt and score.",
+                  "# TYPE metarec_recommend_adapt_seconds histogram"]
+        lines += self.adaptation.lines("metarec_recommend_adapt_seconds", "")
+        if state is not None:
+            gauges = {"metarec_events_total": ("counter", state.counters.events),
+                      "metarec_adaptations_total": ("counter", state.counters.adaptations),
+                      "metarec_reloads_total": ("counter", state.counters.reloads),
+                      "metarec_users": ("gauge", len(state.users.raw)),
+                      "metarec_items": ("gauge", len(state.items.raw))}
+            for name, (kind, value) in gauges.items():
+                lines += [f"# TYPE {name} {kind}", f"{name} {value}"]
+        return "\n".join(lines) + "\n"
+
+
+class LimitAndMeasure:
+    """ASGI middleware: refuses bodies over ``max_body`` bytes (413) and records each
+    request's count and latency by route template."""
+
+    def __init__(self, app: Any, metrics: Metrics, max_body: int) -> None:
+        self.app, self.metrics, self.max_body = app, metrics, max_body
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
+                       send: Callable[[dict], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await _too_large(send, self.max_body)
+            self._record(scope, 413, start)
+            return
+        received = 0
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _BodyTooLarge
+            return message
+
+        async def watching_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watching_send)
+        except _BodyTooLarge:
+            await _too_large(send, self.max_body)
+            status["code"] = 413
+        self._record(scope, status["code"], start)
+
+    def _record(self, scope: dict, status: int, start: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope.get("method", "GET")
+        self.metrics.requests[(method, template, status)] += 1
+        self.metrics.latency[(method, template)].observe(time.perf_counter() - start)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Callable[[dict], Awaitable[None]], limit: int) -> None:
+    body = (f'{{"detail":"request body over {limit} bytes: send fewer events per '
+            'request"}').encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# ---- the application -------------------------------------------------------------------
+def build_state(settings: ServeSettings) -> ServiceState:
+    """Open the store, load the checkpoint, seed an empty catalogue, replay the events."""
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    checkpoint = find_checkpoint(settings.run_dir, settings.learner)
+    store = EventStore(settings.database_url())
+    state = ServiceState(load_learner(checkpoint), store, checkpoint)
+    if store.count_items() == 0:
+        _seed(state, settings)
+    state.load_catalogue()
+    return state
+
+
+def _seed(state: ServiceState, settings: ServeSettings) -> None:
+    from metarec.data.registry import load_dataset
+
+    named = dataset_of_run(settings.run_dir)
+    name, options = ("synthetic", {}) if named is None else named
+    if settings.dataset is not None:
+        name, options = settings.dataset, {}
+    if settings.dataset_options is not None:
+        options = settings.dataset_options
+    dataset = load_dataset(name, data_dir=settings.data_dir, **options)
+    users = [(str(raw), features) for raw, features in
+             zip(dataset.user_ids.raw.tolist(), decode_table(dataset.users), strict=True)]
+    items = [(str(raw), features) for raw, features in
+             zip(dataset.item_ids.raw.tolist(), decode_table(dataset.items), strict=True)]
+    state.seed(users, items)
+    log.info("seeded the catalogue from %s: %d users, %d items", name, len(users),
+             len(items))
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    """The service as a FastAPI app (the state is built when the app starts)."""
+    metrics = Metrics()
+    holder: dict[str, ServiceState] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        holder["state"] = build_state(settings)
+        try:
+            yield
+        finally:
+            holder["state"].store.close()
+
+    app = FastAPI(title="metarec", version="0.1.0", lifespan=lifespan,
+                  description="Meta-learned recommendations adapted to each user's events.")
+    app.state.metrics = metrics
+    app.state.holder = holder
+    app.add_middleware(LimitAndMeasure, metrics=metrics, max_body=settings.max_body_bytes)
+
+    write_lock = asyncio.Lock()
+
+    def state() -> ServiceState:
+        return holder["state"]
+
+    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+        if settings.token is None:
+            raise HTTPException(401, "write endpoints are disabled: start the service with "
+                                "METAREC_TOKEN set", headers={"WWW-Authenticate": "Bearer"})
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not authorization or not hmac.compare_digest(given.encode(),
+                                                        settings.token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    Auth = Depends(authorised)
+
+    @app.exception_handler(MetarecError)
+    async def _project_error(_: Any, error: MetarecError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=400)
+
+    @app.post("/events", dependencies=[Auth], summary="Record one event or a batch")
+    async def post_events(body: Annotated[EventIn | EventBatch, Body()]) -> dict[str, Any]:
+        events = body.events if isinstance(body, EventBatch) else [body]
+        rows = [(e.user, e.item, e.rating, e.timestamp) for e in events]
+        # The commit (and its fsync) runs in a thread so reads go on meanwhile; the lock
+        # keeps commits and their application to the state in one order.
+        async with write_lock:
+            current = state()
+            stored, _, _ = await asyncio.to_thread(current.store.add_events, rows)  # type: ignore[arg-type]
+            current.learn(stored)
+        return {"stored": len(stored), "ids": [s.id for s in stored]}
+
+    @app.get("/users/{user_id}/recommendations", summary="Top-k items for a user")
+    async def recommendations(
+        user_id: Annotated[str, PathParam(max_length=256)],
+        k: Annotated[int, Query(ge=1, le=settings.max_k)] = 10,
+        exclude_seen: bool = True,
+    ) -> dict[str, Any]:
+        start = time.perf_counter()
+        current = state()
+        before = current.counters.adaptations
+        items, source = current.recommend(user_id, k, exclude_seen)
+        if current.counters.adaptations > before:
+            metrics.adaptation.observe(time.perf_counter() - start)
+        return {"user": user_id, "source": source, "items": items}
+
+    @app.post("/users", dependencies=[Auth], summary="Register or update a user")
+    async def post_user(body: EntityIn) -> dict[str, Any]:
+        created = state().register_users({body.id: dict(body.features)})  # type: ignore
+        return {"id": body.id, "created": created[body.id]}  # type: ignore[index]
+
+    @app.post("/items", dependencies=[Auth], summary="Register or update an item")
+    async def post_item(body: EntityIn) -> dict[str, Any]:
+        created = state().register_items({body.id: dict(body.features)})  # type: ignore
+        return {"id": body.id, "created": created[body.id]}  # type: ignore[index]
+
+    @app.get("/users/{user_id}", summary="What the service knows of a user")
+    async def get_user(user_id: Annotated[str, PathParam(max_length=256)]) -> dict[str, Any]:
+        return state().user_info(user_id)
+
+    @app.get("/health", summary="Liveness and catalogue size")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", **state().describe()}
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    async def get_metrics() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(holder.get("state")),
+                                 media_type="text/plain; version=0.0.4")
+
+    @app.post("/admin/reload", dependencies=[Auth], summary="Swap the model checkpoint")
+    async def reload(body: Annotated[ReloadIn | None, Body()] = None) -> JSONResponse:
+        path = Path(body.path) if body and body.path else settings.run_dir
+        name = body.learner if body and body.learner else settings.learner
+        # Loading happens off the event loop; requests go on meanwhile.
+        checkpoint = find_checkpoint(path, name)
+        learner = await asyncio.to_thread(load_learner, checkpoint)
+        state().reload(learner, checkpoint)
+        return JSONResponse({"reloaded": checkpoint.name, "learner": learner.name})
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """An app configured from ``METAREC_RUN_DIR``, ``METAREC_DB`` and ``METAREC_TOKEN``
+    (for ``uvicorn --factory metarec.serve.app:app_from_env``)."""
+    return create_app(ServeSettings(run_dir=Path(os.environ["METAREC_RUN_DIR"]),
+                                    db_url=os.environ.get("METAREC_DB"),
+                                    token=os.environ.get("METAREC_TOKEN")))

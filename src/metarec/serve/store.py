@@ -1,0 +1,208 @@
+"""The service's storage: users, items and events in one SQL database (SQLAlchemy 2).
+
+Events are the source of truth: the in-memory recommender state is rebuilt from them at
+start. SQLite runs in WAL mode with ``synchronous=FULL`` (a committed event survives a
+killed process and a power cut); PostgreSQL is used as is (``postgresql+psycopg://``).
+Raw ids are strings; side features are stored raw (JSON), as the client sent them, so a
+new checkpoint with other vocabularies can re-encode them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from metarec.errors import ConfigError
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    external_id: Mapped[str] = mapped_column(String(256), unique=True, index=True)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ItemRow(Base):
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    external_id: Mapped[str] = mapped_column(String(256), unique=True, index=True)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    rating: Mapped[float] = mapped_column(Float)
+    timestamp: Mapped[float] = mapped_column(Float)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One event as stored: database id, raw user and item ids, rating, time (seconds)."""
+
+    id: int
+    user: str
+    item: str
+    rating: float
+    timestamp: float
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get WAL mode and full synchronous commits."""
+    if not url.startswith(("sqlite", "postgresql")):
+        raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///PATH or "
+                          "postgresql+psycopg://USER:PASS@HOST/DB")
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class EventStore:
+    """Users, items and events in one database; every write is one committed
+    transaction, and a method returns only after the commit."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        Base.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- users and items ------------------------------------------------------------
+    def _ensure(self, session: Session, table: type[UserRow] | type[ItemRow],
+                features: dict[str, dict[str, Any] | None]) -> dict[str, tuple[int, bool]]:
+        """Database ids of raw ids, creating missing rows; (id, created) by raw id.
+        ``features`` None keeps a row's stored features; a dict replaces them."""
+        if not features:
+            return {}
+        found = dict(session.execute(select(table.external_id, table.id).where(
+            table.external_id.in_(list(features)))).all())
+        out = {k: (v, False) for k, v in found.items()}
+        for raw, values in features.items():
+            if raw in found:
+                if values is not None:
+                    session.get(table, found[raw]).features = values  # type: ignore[union-attr]
+                continue
+            row = table(external_id=raw, features=values or {})
+            session.add(row)
+            session.flush()
+            out[raw] = (row.id, True)
+        return out
+
+    def upsert_users(self, features: dict[str, dict[str, Any] | None]
+                     ) -> dict[str, tuple[int, bool]]:
+        """Register users (raw id -> features); returns (database id, created)."""
+        with Session(self.engine) as session, session.begin():
+            return self._ensure(session, UserRow, features)
+
+    def upsert_items(self, features: dict[str, dict[str, Any] | None]
+                     ) -> dict[str, tuple[int, bool]]:
+        """Register items (raw id -> features); returns (database id, created)."""
+        with Session(self.engine) as session, session.begin():
+            return self._ensure(session, ItemRow, features)
+
+    def bulk_insert(self, users: Sequence[tuple[str, dict[str, Any]]],
+                    items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Insert many new users and items at once (seeding an empty catalogue)."""
+        with Session(self.engine) as session, session.begin():
+            if users:
+                session.execute(insert(UserRow), [{"external_id": u, "features": f}
+                                                  for u, f in users])
+            if items:
+                session.execute(insert(ItemRow), [{"external_id": i, "features": f}
+                                                  for i, f in items])
+
+    def users(self) -> list[tuple[int, str, dict[str, Any]]]:
+        """Every user as (database id, raw id, features), by database id."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(UserRow.id, UserRow.external_id, UserRow.features)
+                                   .order_by(UserRow.id)).all()
+        return [(r[0], r[1], r[2] or {}) for r in rows]
+
+    def items(self) -> list[tuple[int, str, dict[str, Any]]]:
+        """Every item as (database id, raw id, features), by database id."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(ItemRow.id, ItemRow.external_id, ItemRow.features)
+                                   .order_by(ItemRow.id)).all()
+        return [(r[0], r[1], r[2] or {}) for r in rows]
+
+    def count_items(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.scalar(select(func.count()).select_from(ItemRow)) or 0)
+
+    # ---- events ---------------------------------------------------------------------
+    def add_events(self, events: Sequence[tuple[str, str, float, float | None]]
+                   ) -> tuple[list[StoredEvent], dict[str, int], dict[str, int]]:
+        """Commit ``(user, item, rating, timestamp)`` events in one transaction (unknown
+        users and items are registered without features). Returns the stored events and
+        the raw -> database ids of users and items created on the way."""
+        now = time.time()
+        with Session(self.engine) as session, session.begin():
+            users = self._ensure(session, UserRow, {e[0]: None for e in events})
+            items = self._ensure(session, ItemRow, {e[1]: None for e in events})
+            rows = [EventRow(user_id=users[u][0], item_id=items[i][0], rating=float(r),
+                             timestamp=float(now if t is None else t))
+                    for u, i, r, t in events]
+            session.add_all(rows)
+            session.flush()
+            stored = [StoredEvent(row.id, e[0], e[1], row.rating, row.timestamp)
+                      for row, e in zip(rows, events, strict=True)]
+        new_users = {k: v[0] for k, v in users.items() if v[1]}
+        new_items = {k: v[0] for k, v in items.items() if v[1]}
+        return stored, new_users, new_items
+
+    def iter_events(self, batch: int = 10_000) -> Iterator[StoredEvent]:
+        """Every event in commit (database id) order."""
+        last = 0
+        while True:
+            with Session(self.engine) as session:
+                rows = session.execute(
+                    select(EventRow.id, UserRow.external_id, ItemRow.external_id,
+                           EventRow.rating, EventRow.timestamp)
+                    .join(UserRow, EventRow.user_id == UserRow.id)
+                    .join(ItemRow, EventRow.item_id == ItemRow.id)
+                    .where(EventRow.id > last).order_by(EventRow.id).limit(batch)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield StoredEvent(row[0], row[1], row[2], row[3], row[4])
+            last = rows[-1][0]
+
+    def event_ids(self) -> set[int]:
+        """Database ids of every stored event."""
+        with Session(self.engine) as session:
+            return set(session.scalars(select(EventRow.id)).all())

@@ -1,0 +1,127 @@
+"""OnlineRecommender: per-user state, adaptation equal to the learner's, meta-updates
+with replay, and the three modes."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from metarec.data.dataset import Interactions
+from metarec.data.splits import SplitConfig, split_dataset
+from metarec.data.synthetic import SyntheticConfig, generate
+from metarec.errors import ConfigError
+from metarec.learners.config import LearnerConfig
+from metarec.learners.online import OnlineConfig, OnlineRecommender
+from metarec.learners.registry import learner_class
+from metarec.models import FeatureMLP
+from metarec.tasks.batch import pad_tasks
+from metarec.tasks.taskset import TaskSet
+
+
+@pytest.fixture(scope="module")
+def setup():
+    dataset = generate(SyntheticConfig(num_users=150, num_items=100, num_ratings=6000,
+                                       seed=1))
+    split = split_dataset(dataset, SplitConfig(seed=0))
+    model = FeatureMLP.for_dataset(dataset, embedding_dim=8, hidden=(16, 16))
+    learner = learner_class("maml-r")(model, LearnerConfig(epochs=1, inner_steps=3,
+                                                           patience=None))
+    learner.fit(split.train, dataset)
+    return dataset, learner
+
+
+def events(users, items, ratings) -> Interactions:
+    n = len(users)
+    return Interactions(np.asarray(users, np.int64), np.asarray(items, np.int64),
+                        np.asarray(ratings, np.float32), np.arange(n, dtype=np.float64))
+
+
+def test_state_keeps_the_latest_events_up_to_the_cap(setup) -> None:
+    dataset, learner = setup
+    online = OnlineRecommender(learner, dataset, OnlineConfig(support_cap=3))
+    online.learn(events([5, 5, 7, 5, 5], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5]))
+    state = online.state_of(5)
+    assert state.snapshot() == {"items": [2, 4, 5], "ratings": [2.0, 4.0, 5.0],
+                                "num_events": 4, "last_time": 4.0}
+    assert online.state_of(7).num_events == 1 and online.state_of(9) is None
+
+
+def test_adaptation_equals_the_learners_padded_adapt(setup) -> None:
+    dataset, learner = setup
+    online = OnlineRecommender(learner, dataset)
+    online.learn(events([3] * 6 + [4] * 2, [1, 2, 3, 4, 5, 6, 7, 8], [5, 1, 4, 2, 5, 1, 3, 3]))
+    items = np.arange(10)
+    single = online.score(3, items)
+    # Learner.adapt on a one-task padded batch, then predict: the reference.
+    support = online.state_of(3).support(3)
+    query = Interactions(np.full(10, 3), items, np.zeros(10, np.float32), np.full(10, np.nan))
+    task = TaskSet(np.array([3]), support, np.array([0, 6]), query, np.array([0, 10]))
+    batch = pad_tasks(task, np.array([0]), dataset.users, dataset.items)
+    adapted = learner.adapt(batch)
+    reference = learner.predict(adapted, batch.user_fields, batch.query_fields)[0].numpy()
+    np.testing.assert_allclose(single, reference, atol=1e-5)
+    # Batched (several users at once) equals one at a time.
+    online._cache.clear()
+    together = online.predict(np.array([3, 4, 3]), np.array([9, 9, 8]))
+    online._cache.clear()
+    apart = [online.predict(np.array([u]), np.array([i]))[0] for u, i in ((3, 9), (4, 9), (3, 8))]
+    np.testing.assert_allclose(together, apart, atol=1e-5)
+    assert online.adaptations == 5  # 1 (score) + 2 (together) + 2 (apart; 3 is cached)
+
+
+def test_new_events_readapt_and_new_user_is_personalised(setup) -> None:
+    dataset, learner = setup
+    online = OnlineRecommender(learner, dataset)
+    cold = online.score(11)
+    online.learn(events([11, 11, 11], [1, 2, 3], [5, 5, 5]))
+    warm = online.score(11)
+    assert not np.allclose(cold, warm)
+    assert warm.mean() > cold.mean()  # all fives pull the user's scores up
+    assert online.score(11) is not warm and np.array_equal(online.score(11), warm)
+    assert online.adaptations == 1
+    # Scoring every item reuses cached item embeddings: equal to scoring them by index.
+    np.testing.assert_allclose(warm, online.score(11, np.arange(100)), atol=1e-6)
+    top = online.recommend(11, k=5)
+    assert len(top) == 5 and not {i for i, _ in top} & {1, 2, 3}
+
+
+def test_static_ignores_events_and_sgd_changes_the_model(setup) -> None:
+    dataset, learner = setup
+    stream = events([1, 2, 3, 1], [4, 5, 6, 7], [5, 5, 5, 5])
+    static = OnlineRecommender(copy.deepcopy(learner), dataset, OnlineConfig(mode="static"))
+    before = static.predict(np.array([1, 2]), np.array([9, 9]))
+    static.learn(stream)
+    np.testing.assert_array_equal(static.predict(np.array([1, 2]), np.array([9, 9])), before)
+    sgd = OnlineRecommender(copy.deepcopy(learner), dataset, OnlineConfig(mode="sgd",
+                                                                          sgd_lr=0.05))
+    sgd.learn(stream)
+    after = sgd.predict(np.array([1, 2]), np.array([9, 9]))
+    assert (after > before).all()  # a step towards ratings of 5
+
+
+def test_meta_updates_run_every_n_events_with_replay(setup) -> None:
+    dataset, learner = setup
+    learner = copy.deepcopy(learner)
+    online = OnlineRecommender(learner, dataset, OnlineConfig(
+        update_every=20, update_tasks=4, replay_tasks=2, replay_capacity=3, query_size=2))
+    weights = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(10), 6)
+    online.learn(events(users, rng.integers(0, 100, 60), rng.integers(1, 6, 60)))
+    assert online.meta_updates == 3
+    # Offered: users 0-2 at event 20 (user 3 has only 2 events then), 3-6 and 6-9 later.
+    assert len(online._reservoir) == 3 and online._offered == 3 + 4 + 4
+    changed = [k for k, v in learner.model.state_dict().items()
+               if not torch.equal(v, weights[k])]
+    assert changed  # the initialisation moved
+    assert online.model_version == 3 and online._cache == {}
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ConfigError, match="online mode"):
+        OnlineConfig(mode="fast")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        OnlineConfig(support_cap=0)

@@ -1,0 +1,174 @@
+"""The service through FastAPI's TestClient: auth, validation, limits, cold start, new
+items, metrics, checkpoint reload and rebuilding the state from the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from serve_helpers import TOKEN, auth
+
+from metarec.serve.app import MAX_BATCH, ServeSettings, create_app
+
+
+def client(run_dir: Path, **options: object) -> TestClient:
+    settings = ServeSettings(run_dir=run_dir, token=TOKEN, **options)  # type: ignore[arg-type]
+    return TestClient(create_app(settings))
+
+
+def test_fresh_service_seeds_catalogue_from_run_dataset(run_dir: Path) -> None:
+    with client(run_dir) as c:
+        health = c.get("/health").json()
+    assert health["status"] == "ok"
+    assert (health["users"], health["items"], health["events"]) == (120, 80, 0)
+    assert (run_dir / "service.db").is_file()
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": "Basic dGVzdA=="}])
+def test_write_endpoints_need_the_token(run_dir: Path, headers: dict) -> None:
+    with client(run_dir) as c:
+        event = {"user": "1", "item": "2", "rating": 4}
+        assert c.post("/events", json=event, headers=headers).status_code == 401
+        assert c.post("/users", json={"id": "u"}, headers=headers).status_code == 401
+        assert c.post("/items", json={"id": "i"}, headers=headers).status_code == 401
+        assert c.post("/admin/reload", headers=headers).status_code == 401
+        assert c.get("/users/1").json()["events"] == 0
+
+
+def test_without_a_configured_token_writes_are_refused(run_dir: Path) -> None:
+    with TestClient(create_app(ServeSettings(run_dir=run_dir, token=None))) as c:
+        response = c.post("/events", json={"user": "1", "item": "2", "rating": 4},
+                          headers=auth())
+    assert response.status_code == 401
+    assert "METAREC_TOKEN" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"user": "1", "item": "2", "rating": 40}, "rating"),
+    ({"user": "1", "item": "2"}, "rating"),
+    ({"item": "2", "rating": 3}, "user"),
+    ({"user": "", "item": "2", "rating": 3}, "user"),
+    ({"user": "1", "item": "2", "rating": 3, "timestamp": "soon"}, "timestamp"),
+])
+def test_invalid_event_is_422_naming_the_field(run_dir: Path, body: dict, field: str) -> None:
+    with client(run_dir) as c:
+        response = c.post("/events", json=body, headers=auth())
+    assert response.status_code == 422
+    assert field in response.json()["detail"][0]["loc"]
+
+
+def test_limits_on_batch_size_body_size_and_k(run_dir: Path) -> None:
+    event = {"user": "1", "item": "2", "rating": 3}
+    with client(run_dir, max_body_bytes=200_000) as c:
+        too_many = c.post("/events", json={"events": [event] * (MAX_BATCH + 1)},
+                          headers=auth())
+        assert too_many.status_code == 422
+        assert any("events" in e["loc"] for e in too_many.json()["detail"])
+        huge = c.post("/items", content=b'{"id": "' + b"x" * 300_000 + b'"}',
+                      headers={**auth(), "Content-Type": "application/json"})
+        assert huge.status_code == 413
+        assert c.get("/users/1/recommendations?k=0").status_code == 422
+        assert c.get("/users/1/recommendations?k=100000").status_code == 422
+        assert c.get("/users/1").json()["events"] == 0
+
+
+def test_cold_start_paths_and_adaptation(run_dir: Path) -> None:
+    with client(run_dir) as c:
+        unknown = c.get("/users/stranger/recommendations?k=5")
+        assert unknown.status_code == 200 and unknown.json()["source"] == "popularity"
+        assert c.get("/users/stranger").json() == {
+            "user": "stranger", "known": False, "features": None, "events": 0,
+            "support_size": 0, "last_event_time": None, "last_adaptation": None}
+        seeded = c.get("/users/1/recommendations?k=5").json()
+        assert seeded["source"] == "features" and len(seeded["items"]) == 5
+
+        events = [{"user": "newbie", "item": str(i), "rating": 5.0 if i % 2 else 1.0,
+                   "timestamp": 1000.0 + i} for i in range(1, 7)]
+        stored = c.post("/events", json={"events": events}, headers=auth()).json()
+        assert stored["stored"] == 6 and stored["ids"] == sorted(stored["ids"])
+        recs = c.get("/users/newbie/recommendations?k=80").json()
+        assert recs["source"] == "adapted"
+        assert not {r["item"] for r in recs["items"]} & {str(i) for i in range(1, 7)}
+        assert len(recs["items"]) == 80 - 6
+        info = c.get("/users/newbie").json()
+        assert info["events"] == 6 and info["last_event_time"] == 1006.0
+        assert info["last_adaptation"] is not None
+        # With exclude_seen=false the rated items come back too.
+        every = c.get("/users/newbie/recommendations?k=80&exclude_seen=false").json()
+        assert len(every["items"]) == 80
+        # Popularity now reflects the committed events.
+        popular = c.get("/users/stranger/recommendations?k=6").json()["items"]
+        assert {p["item"] for p in popular} == {str(i) for i in range(1, 7)}
+
+
+def test_new_item_is_recommendable_at_once(run_dir: Path) -> None:
+    with client(run_dir) as c:
+        created = c.post("/items", json={"id": "fresh", "features": {
+            "genres": ["Drama", "Unknown-genre"], "rate": "R", "year": 1999}}, headers=auth())
+        assert created.json() == {"id": "fresh", "created": True}
+        recs = c.get("/users/1/recommendations?k=1000").json()["items"]
+        assert "fresh" in {r["item"] for r in recs} and len(recs) == 81
+        again = c.post("/items", json={"id": "fresh", "features": {"rate": "G"}},
+                       headers=auth())
+        assert again.json()["created"] is False
+
+
+def test_registered_user_gets_feature_recommendations(run_dir: Path) -> None:
+    with client(run_dir) as c:
+        c.post("/users", json={"id": "f1", "features": {"gender": "F", "age": "25",
+                                                        "occupation": "3"}}, headers=auth())
+        c.post("/users", json={"id": "m1", "features": {"gender": "M", "age": "56",
+                                                        "occupation": "9"}}, headers=auth())
+        f1 = c.get("/users/f1/recommendations?k=80").json()
+        m1 = c.get("/users/m1/recommendations?k=80").json()
+    assert f1["source"] == m1["source"] == "features"
+    assert [r["score"] for r in f1["items"]] != [r["score"] for r in m1["items"]]
+
+
+def test_metrics_and_docs(run_dir: Path) -> None:
+    with client(run_dir) as c:
+        c.post("/events", json={"user": "9", "item": "3", "rating": 4}, headers=auth())
+        c.get("/users/9/recommendations")
+        text = c.get("/metrics").text
+        assert c.get("/docs").status_code == 200
+        assert "/events" in c.get("/openapi.json").json()["paths"]
+    assert 'metarec_requests_total{method="POST",route="/events",status="200"} 1' in text
+    assert "metarec_events_total 1" in text
+    assert "metarec_adaptations_total 1" in text
+    assert 'metarec_request_seconds_count{method="GET",route="/users/{user_id}/' \
+           'recommendations"} 1' in text
+
+
+def test_state_rebuilt_from_database_equals_state_before(run_dir: Path) -> None:
+    events = [{"user": f"u{i % 7}", "item": str(1 + (i * 13) % 80), "rating": float(1 + i % 5),
+               "timestamp": float(i)} for i in range(200)]
+    with client(run_dir) as c:
+        for start in range(0, 200, 50):
+            c.post("/events", json={"events": events[start:start + 50]}, headers=auth())
+        c.post("/items", json={"id": "late", "features": {"rate": "PG"}}, headers=auth())
+        before = c.app.state.holder["state"].snapshot()  # type: ignore[attr-defined]
+        recs_before = [c.get(f"/users/u{u}/recommendations?k=10").json() for u in range(7)]
+    with client(run_dir) as c:
+        after = c.app.state.holder["state"].snapshot()  # type: ignore[attr-defined]
+        recs_after = [c.get(f"/users/u{u}/recommendations?k=10").json() for u in range(7)]
+        assert c.get("/health").json()["items"] == 81
+    assert after == before
+    assert before["u0"]["num_events"] == 29 and len(before["u0"]["items"]) == 29
+    assert recs_after == recs_before
+
+
+def test_reload_swaps_checkpoint_and_keeps_users(run_dir: Path, tmp_path: Path) -> None:
+    with client(run_dir) as c:
+        c.post("/events", json={"events": [{"user": "r", "item": str(i), "rating": 4}
+                                           for i in range(1, 5)]}, headers=auth())
+        before = c.get("/users/r/recommendations").json()
+        reloaded = c.post("/admin/reload", json={"path": str(run_dir)}, headers=auth())
+        assert reloaded.json() == {"reloaded": "maml-r", "learner": "maml-r"}
+        assert c.get("/users/r").json()["events"] == 4
+        assert c.get("/users/r/recommendations").json() == before
+        missing = c.post("/admin/reload", json={"path": str(tmp_path / "nope")},
+                         headers=auth())
+        assert missing.status_code == 400 and "no saved learner" in missing.json()["detail"]
+        assert c.get("/metrics").text.count("metarec_reloads_total 1") == 1

@@ -1,0 +1,72 @@
+"""The real server: ``metarec serve`` under uvicorn in a subprocess on 127.0.0.1, and
+durability: every acknowledged event survives ``kill -9``."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from serve_helpers import auth
+
+from metarec.serve.store import EventStore
+
+
+def test_real_server_round_trip(run_dir: Path, server_factory) -> None:
+    server = server_factory(run_dir)
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        assert c.post("/events", json={"user": "1", "item": "2", "rating": 4}).status_code \
+            == 401
+        stored = c.post("/events", json={"events": [
+            {"user": "live", "item": str(i), "rating": 4.0} for i in range(1, 4)]},
+            headers=auth())
+        assert stored.status_code == 200 and stored.json()["stored"] == 3
+        recs = c.get("/users/live/recommendations", params={"k": 5}).json()
+        assert recs["source"] == "adapted" and len(recs["items"]) == 5
+        assert c.get("/users/live").json()["events"] == 3
+        assert "metarec_events_total 3" in c.get("/metrics").text
+        assert c.get("/docs").status_code == 200
+
+
+@pytest.mark.slow
+def test_acknowledged_events_survive_kill_9(run_dir: Path, server_factory) -> None:
+    server = server_factory(run_dir)
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def writer(worker: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=5) as c:
+            n = 0
+            while not stop.is_set():
+                batch = [{"user": f"w{worker}-{n % 11}", "item": str(1 + (n + j) % 80),
+                          "rating": float(1 + (n + j) % 5)} for j in range(5)]
+                n += 1
+                try:
+                    response = c.post("/events", json={"events": batch}, headers=auth())
+                except httpx.HTTPError:
+                    return  # the server died mid-request: not acknowledged
+                if response.status_code == 200:
+                    acknowledged.extend(response.json()["ids"])
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
+    for thread in threads:
+        thread.start()
+    while len(acknowledged) < 300:
+        threading.Event().wait(0.02)
+    server.kill()
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(acknowledged) >= 300
+
+    store = EventStore(f"sqlite:///{run_dir / 'service.db'}")
+    missing = set(acknowledged) - store.event_ids()
+    store.close()
+    assert not missing, f"{len(missing)} acknowledged events lost"
+
+    restarted = server_factory(run_dir)
+    with httpx.Client(base_url=restarted.url, timeout=10) as c:
+        health = c.get("/health").json()
+        assert health["events"] >= len(acknowledged)
+        assert c.get("/users/w0-0").json()["events"] > 0
