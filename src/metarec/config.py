@@ -80,6 +80,19 @@ class RunConfig:
     baselines: list[str] = field(default_factory=lambda: [
         "global-mean", "biases", "popularity", "biased-mf", "pretrain", "finetune"])
     seeds: list[int] = field(default_factory=lambda: [0])
+    per_learner: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {"reptile": {"inner_lr": 0.02}})
+    """``[learner]`` settings that differ for one learner, e.g. ``[per_learner.reptile]``
+    ``inner_lr = 0.02``: Reptile adapts every parameter without training through the
+    adaptation, and 0.05 diverges on a few new-item tasks with 6-8 support ratings."""
+
+    def learner_config(self, name: str) -> LearnerConfig:
+        """The ``[learner]`` settings with ``per_learner[name]`` applied."""
+        changes = self.per_learner.get(name, {})
+        try:
+            return dataclasses.replace(self.learner, **changes)
+        except TypeError as error:
+            raise ConfigError(f"[per_learner.{name}]: {error}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return _drop_none(dataclasses.asdict(self))
@@ -113,6 +126,11 @@ def config_from_dict(values: dict[str, Any], source: str = "config") -> RunConfi
     unknown = sorted(set(values) - top)
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s) {unknown}")
+    if "per_learner" in values:  # merged over the defaults, learner by learner
+        merged = RunConfig().per_learner
+        for name, changes in values.pop("per_learner").items():
+            merged[name] = {**merged.get(name, {}), **changes}
+        kwargs["per_learner"] = merged
     kwargs.update(values)
     return RunConfig(**kwargs)
 

@@ -64,12 +64,13 @@ def train_learner(name: str, dataset: Dataset, split: ColdStartSplit, config: Ru
                   seed: int, events: Events | None = None) -> Learner:
     """Build and fit learner ``name`` (``biased-mf`` = :class:`Pretrain` on ``BiasedMF``)."""
     torch.manual_seed(seed)
+    settings = replace(config.learner_config(name), seed=seed)
     if name == "biased-mf":
         model = build_model("BiasedMF", dataset, factors=config.model.factors)
-        learner: Learner = Pretrain(model, replace(config.learner, seed=seed, inner_steps=0))
+        learner: Learner = Pretrain(model, replace(settings, inner_steps=0))
     else:
         model = build_model(config.model.kind, dataset, **config.model.options())
-        learner = learner_class(name)(model, replace(config.learner, seed=seed))
+        learner = learner_class(name)(model, settings)
 
     def on_epoch(record: dict[str, Any]) -> None:
         if events is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from rich.table import Table
 from metarec.config import load_config
 from metarec.data.splits import SCENARIOS
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 SHORT = {"warm": "warm", "new_users": "new users", "new_items": "new items",

@@ -84,9 +84,10 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
     dataset = load_dataset(config.data.dataset, data_dir=data_dir, **config.data.options)
     split = split_dataset(dataset, config.split)
     # Every rank builds the same initial weights (the trainer also broadcasts rank 0's).
-    torch.manual_seed(config.learner.seed)
+    settings = config.learner_config(cls.name)
+    torch.manual_seed(settings.seed)
     model = build_model(config.model.kind, dataset, **config.model.options())
-    learner = cls(model, config.learner)
+    learner = cls(model, settings)
     out = Path(job.out)
     folder = out / "checkpoints" / learner.name
     console = Console(stderr=True)

@@ -1,0 +1,89 @@
+"""End to end: `metarec run` on a small generated data set writes a complete run folder,
+and `metarec evaluate` on that folder reproduces the numbers from the checkpoints."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from metarec.cli import app
+from metarec.config import load_config
+from metarec.data.splits import SCENARIOS
+from metarec.experiment import evaluate_run, run_experiment
+
+SMALL = ["data.options={'num_users': 300, 'num_items': 200, 'num_ratings': 18000}",
+         "learner.epochs=2", "learner.meta_batch_size=16", "model.embedding_dim=4",
+         "model.hidden=[8]", "evaluation.shots=[1, 5]"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    config = load_config(None, [*SMALL, "learners=['maml-r', 'reptile']"])
+    run_experiment(config, out)
+    return out
+
+
+def test_run_folder_is_complete(run_dir: Path) -> None:
+    for name in ("config.toml", "results.json", "report.html", "scenarios_mae.png",
+                 "scenarios_ndcg3.png", "cold_start_curve.png", "training_curves.png",
+                 "checkpoints/maml-r-seed0/weights.safetensors",
+                 "checkpoints/reptile-seed0/learner.json",
+                 "checkpoints/pretrain-seed0/learner.json"):
+        assert (run_dir / name).is_file(), name
+    html = (run_dir / "report.html").read_text()
+    assert "cold_start_curve.png" in html and "maml-r" in html
+
+
+def test_results_json_is_a_flat_dataframe_ready_document(run_dir: Path) -> None:
+    doc = json.loads((run_dir / "results.json").read_text())
+    assert doc["dataset"] == "synthetic" and doc["protocol"] == "melu" and doc["seeds"] == [0]
+    assert {"python", "torch", "metarec"} <= set(doc["versions"])
+    frame = pd.DataFrame(doc["results"])
+    assert list(frame.columns) == ["learner", "scenario", "metric", "mean", "sd", "n_seeds"]
+    learners = set(frame.learner)
+    assert learners == {"global-mean", "biases", "popularity", "biased-mf", "pretrain",
+                        "finetune", "maml-r", "reptile"}
+    assert set(SCENARIOS) | {"new_users_k1", "new_users_k5"} == set(frame.scenario)
+    assert {"mae", "rmse", "ndcg@3", "precision@5", "recall@10", "accuracy"} <= set(
+        frame.metric)
+    # The global mean predicts one value for everyone: its MAE is the mean distance to it.
+    assert frame.query("learner == 'maml-r' and metric == 'mae'")["mean"].between(0, 4).all()
+
+
+def test_evaluate_reproduces_the_run_from_its_checkpoints(run_dir: Path) -> None:
+    saved = json.loads((run_dir / "results.json").read_text())["results"]
+    again = evaluate_run(run_dir).aggregated
+    key = lambda r: (r["learner"], r["scenario"], r["metric"])  # noqa: E731
+    before = {key(r): r["mean"] for r in saved}
+    after = {key(r): r["mean"] for r in again}
+    assert before.keys() == after.keys()
+    for k, value in before.items():
+        assert after[k] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), k
+
+
+def test_cli_run_prints_the_table_and_writes_the_folder(tmp_path: Path) -> None:
+    out = tmp_path / "cli-run"
+    args = ["run", "--learners", "anil", "--baselines", "global-mean,biases", "--out",
+            str(out), "--seed", "1"]
+    for override in SMALL:
+        args += ["--set", override]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "anil" in result.output and "new users" in result.output
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["seeds"] == [1]
+    assert {r["learner"] for r in doc["results"]} == {"global-mean", "biases", "anil"}
+
+
+def test_cli_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "metarec", "run", "--set", "learner.epoch=1",
+                           "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: config: unknown field(s) ['epoch'] in [learner]; known: "
+        + str(sorted(load_config().learner.to_dict()))]
