@@ -87,3 +87,12 @@ def test_cli_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: config: unknown field(s) ['epoch'] in [learner]; known: "
         + str(sorted(load_config().learner.to_dict()))]
+
+
+def test_evaluate_prequential_streams_the_runs_data(run_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", str(run_dir), "--protocol", "prequential",
+                                      "--max-events", "400"])
+    assert result.exit_code == 0, result.output
+    assert "Prequential" in result.output and "static" in result.output
+    bad = CliRunner().invoke(app, ["evaluate", str(run_dir), "--protocol", "nope"])
+    assert bad.exit_code != 0

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from metarec.config import load_config
 from metarec.data.splits import SCENARIOS
+from metarec.errors import ConfigError
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -91,8 +92,22 @@ def run(
 
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A run folder written by `metarec run`."),
+    protocol: str = typer.Option("cold-start", help="cold-start (the run's scenarios) or "
+                                 "prequential (time-ordered stream; see `metarec "
+                                 "prequential --help` for its options)."),
+    max_events: int | None = typer.Option(None, help="Prequential: stop after N events."),
 ) -> None:
     """Re-evaluate a saved run from its config and checkpoints."""
+    if protocol == "prequential":
+        from metarec.cli.online import prequential_command
+
+        config = load_config(run_dir / "config.toml") if (run_dir / "config.toml").is_file(
+        ) else None
+        learner = f"{config.learners[0]}-seed{config.seeds[0]}" if config else None
+        prequential_command(run_dir, learner=learner, max_events=max_events)
+        return
+    if protocol != "cold-start":
+        raise ConfigError(f"unknown protocol {protocol!r}: use cold-start or prequential")
     from metarec.experiment import evaluate_run
 
     result = evaluate_run(run_dir)
