@@ -105,3 +105,27 @@ def test_torchrun_two_processes_equal_one(config: Path, tmp_path: Path) -> None:
     _train("--config", str(config), "--out", str(tmp_path / "one"), "--max-steps", "8")
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-5
+
+
+@pytest.mark.slow
+def test_ray_train_two_workers_equal_one_process(config: Path, tmp_path: Path) -> None:
+    """The same worker under Ray Train's TorchTrainer (2 CPU workers, gloo) gives the
+    weights of a single-process run. Skips where Ray is not installed."""
+    pytest.importorskip("ray.train.torch")
+    import ray
+
+    from metarec.cli.train import TrainJob, train_with_ray
+
+    single = tmp_path / "single"
+    _train("--config", str(config), "--out", str(single), "--max-steps", "6")
+    on_ray = tmp_path / "ray"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        train_with_ray(TrainJob(config=str(config), out=str(on_ray), max_steps=6, threads=1),
+                       num_workers=2)
+    finally:
+        ray.shutdown()
+    expected, got = _weights(single), _weights(on_ray)
+    assert expected.keys() == got.keys()
+    for name, value in expected.items():
+        assert (value - got[name]).abs().max() < 1e-5, name

@@ -188,7 +188,7 @@ def train_with_ray(job: TrainJob, num_workers: int, use_gpu: bool = False) -> di
                            scaling_config=ScalingConfig(num_workers=num_workers,
                                                         use_gpu=use_gpu))
     result = trainer.fit()
-    return dict(result.metrics)
+    return dict(result.metrics or {})  # Ray Train v2 may report no metrics
 
 
 def _ray_worker(loop_config: dict[str, Any]) -> None:  # pragma: no cover - needs Ray

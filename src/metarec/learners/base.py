@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.func import vmap
+from torch.utils._pytree import tree_map
 
 from metarec.data.dataset import FeatureTable, Fields, Interactions
 from metarec.errors import CheckpointError
@@ -116,6 +117,12 @@ class Learner(ABC):
     # ---- adaptation -----------------------------------------------------------------
     def adapted_names(self) -> list[str]:
         """Names of the parameters a user's support set adapts."""
+        cached = self.__dict__.get("_adapted_names")
+        if cached is None:
+            cached = self.__dict__["_adapted_names"] = self._scope_names()
+        return list(cached)
+
+    def _scope_names(self) -> list[str]:
         if self.scope == "head":
             return self.model.head_names()
         if self.scope == "output":
@@ -173,7 +180,12 @@ class Learner(ABC):
                          steps=steps, lr=lr, first_order=True)
 
         with torch.enable_grad():
-            params = vmap(one)(inputs)
+            if len(batch) == 1:
+                # One task (serving a user): the same inner loop without vmap's wrapping.
+                params = one(tree_map(lambda t: t[0], inputs))
+                params = {k: v.unsqueeze(0) for k, v in params.items()}
+            else:
+                params = vmap(one)(inputs)
         return Adapted({k: v.detach() for k, v in params.items()}, forward.head_only)
 
     @torch.no_grad()

@@ -32,7 +32,7 @@ class LearnerConfig:
     patience: int | None = 3
     weight_decay: float = 0.0
     batch_size: int = 1024
-    eval_batch_size: int = 256
+    eval_batch_size: int = 128
     bucket: int = 8
     dtype: str = "float32"
     seed: int = 0
