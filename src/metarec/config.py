@@ -135,9 +135,10 @@ def config_from_dict(values: dict[str, Any], source: str = "config") -> RunConfi
     return RunConfig(**kwargs)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None
-                ) -> RunConfig:
-    """Read a TOML file (or the defaults), then apply ``section.field=value`` overrides."""
+def read_config_values(path: str | Path | None, overrides: list[str] | None = None
+                       ) -> dict[str, Any]:
+    """The raw TOML tables of ``path`` (or none) with ``section.field=value`` overrides
+    applied; commands with extra sections (``metarec transfer``) read theirs from it."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -156,7 +157,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         for parent in parents:
             target = target.setdefault(parent, {})
         target[leaf] = _parse_value(raw.strip())
-    return config_from_dict(values, str(path) if path else "config")
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None
+                ) -> RunConfig:
+    """Read a TOML file (or the defaults), then apply ``section.field=value`` overrides."""
+    return config_from_dict(read_config_values(path, overrides),
+                            str(path) if path else "config")
 
 
 def _parse_value(raw: str) -> Any:

@@ -11,7 +11,6 @@ folder (config.toml, results.json, plots, report.html, saved learners).
 
 from __future__ import annotations
 
-import ast
 import sys
 import tempfile
 import time
@@ -28,9 +27,9 @@ from rich.table import Table
 from metarec.errors import CheckpointError, ConfigError
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 console = Console()
 Events = Callable[[str], None]
@@ -131,25 +130,9 @@ def load_run_config(path: Path | None, overrides: list[str], section: str,
                     cls: type) -> tuple[Any, Any, str]:
     """(RunConfig, section dataclass, TOML text) from ``path`` plus ``section.field=value``
     overrides; the extra ``[section]`` is parsed here, the rest by ``metarec.config``."""
-    from metarec.config import config_from_dict
+    from metarec.config import config_from_dict, read_config_values
 
-    values: dict[str, Any] = {}
-    if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            values = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path}: invalid TOML: {error}") from None
-    for override in overrides:
-        key, sep, raw = override.partition("=")
-        if not sep:
-            raise ConfigError(f"override {override!r} must look like section.field=value")
-        target = values
-        *parents, leaf = key.strip().split(".")
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = _parse_value(raw.strip())
+    values = read_config_values(path, overrides)
     extra = values.pop(section, {})
     source = str(path) if path else "config"
     known = {f.name for f in fields(cls)}
@@ -166,15 +149,6 @@ def load_run_config(path: Path | None, overrides: list[str], section: str,
 
     text = run.to_toml() + "\n" + tomli_w.dumps({section: _drop_none(asdict(settings))})
     return run, settings, text
-
-
-def _parse_value(raw: str) -> Any:
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    try:
-        return ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return raw
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
