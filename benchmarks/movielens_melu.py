@@ -17,12 +17,14 @@ import resource
 import time
 from pathlib import Path
 
+import torch
 from _common import RESULTS, load_ml1m
 from rich.console import Console
 from rich.table import Table
 
 from metarec.config import load_config
 from metarec.data.splits import SCENARIOS
+from metarec.evaluation.protocol import aggregate_seeds
 from metarec.evaluation.report import results_document
 from metarec.experiment import run_experiment
 
@@ -42,7 +44,16 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="section.field=value")
     parser.add_argument("--out", type=Path, default=None, help="also write a run folder")
     parser.add_argument("--name", default="movielens1m", help="results/NAME.json")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None,
+                        help="only merge the per-seed records of earlier result files "
+                             "(e.g. runs of different seeds) into --name")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.merge:
+        merge(args.merge, args.name)
+        return
 
     console = Console()
     dataset = load_ml1m(args.data_dir)
@@ -66,37 +77,65 @@ def main() -> None:
 
     start = time.perf_counter()
     result = run_experiment(config, args.out, events, dataset=dataset)
+    per_seed = result.records
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    index = {(r["learner"], r["scenario"], r["metric"]): r for r in result.aggregated}
-    learners = list(dict.fromkeys(r["learner"] for r in result.aggregated))
-    table = Table(title=f"ML-1M, MeLU protocol, honest warm; mean ± sd over seeds "
-                        f"{config.seeds} (MAE / nDCG@3)")
-    table.add_column("learner")
-    for scenario in SCENARIOS:
-        table.add_column(scenario, justify="right")
-    for learner in learners:
-        cells = []
-        for scenario in SCENARIOS:
-            mae, ndcg = index.get((learner, scenario, "mae")), index.get(
-                (learner, scenario, "ndcg@3"))
-            cells.append("-" if mae is None else
-                         f"{mae['mean']:.4f}±{mae['sd']:.3f} / {ndcg['mean']:.4f}")
-        table.add_row(learner, *cells)
-    table.add_row("MeLU-5 (paper)", *[f"{MELU5[s][0]:.3f} / {MELU5[s][1]:.3f}"
-                                      for s in SCENARIOS])
-    console.print(table)
+    console.print(table_of(result.aggregated, config.seeds))
     console.print(f"total {seconds:.0f} s, peak RSS {peak_mb:.0f} MB")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     document = results_document("movielens-1m+melu", "melu-honest-warm", config.seeds,
                                 result.aggregated, config=config.to_dict(),
                                 split=result.split_summary, timings=result.timings,
-                                peak_rss_mb=peak_mb, published_melu5=MELU5)
+                                peak_rss_mb=peak_mb, published_melu5=MELU5,
+                                per_seed=per_seed)
     path = RESULTS / f"{args.name}.json"
     path.write_text(json.dumps(document, indent=2))
     console.print(f"wrote {path}")
+
+
+def table_of(aggregated: list[dict], seeds: list[int]) -> Table:
+    """Learners x scenarios, ``MAE ± sd / nDCG@3`` cells, MeLU-5 as the last row."""
+    index = {(r["learner"], r["scenario"], r["metric"]): r for r in aggregated}
+    learners = list(dict.fromkeys(r["learner"] for r in aggregated))
+    table = Table(title=f"ML-1M, MeLU protocol, honest warm; mean ± sd over seeds {seeds} "
+                        "(MAE / nDCG@3; n = seeds)")
+    table.add_column("learner")
+    table.add_column("n")
+    for scenario in SCENARIOS:
+        table.add_column(scenario, justify="right")
+    for learner in learners:
+        cells = []
+        for scenario in SCENARIOS:
+            mae = index.get((learner, scenario, "mae"))
+            ndcg = index.get((learner, scenario, "ndcg@3"))
+            cells.append("-" if mae is None else
+                         f"{mae['mean']:.4f}±{mae['sd']:.3f} / {ndcg['mean']:.4f}")
+        n = index.get((learner, "warm", "mae"), {}).get("n_seeds", "-")
+        table.add_row(learner, str(n), *cells)
+    table.add_row("MeLU-5 (paper)", "", *[f"{MELU5[s][0]:.3f} / {MELU5[s][1]:.3f}"
+                                          for s in SCENARIOS])
+    return table
+
+
+def merge(paths: list[Path], name: str) -> None:
+    """Pool the per-seed records of several result files and aggregate them again."""
+    documents = [json.loads(Path(p).read_text()) for p in paths]
+    records = [r for d in documents for r in d["per_seed"]]
+    seeds = sorted({r["seed"] for r in records})
+    aggregated = aggregate_seeds(records)
+    Console().print(table_of(aggregated, seeds))
+    first = documents[0]
+    document = results_document(first["dataset"], first["protocol"], seeds, aggregated,
+                                merged_from=[str(Path(p).name) for p in paths],
+                                parts=[{k: d.get(k) for k in ("seeds", "timings",
+                                                               "peak_rss_mb", "config")}
+                                       for d in documents],
+                                published_melu5=MELU5, per_seed=records)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(document, indent=2))
+    Console().print(f"wrote {path}")
 
 
 if __name__ == "__main__":

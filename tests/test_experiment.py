@@ -48,7 +48,12 @@ def test_results_json_is_a_flat_dataframe_ready_document(run_dir: Path) -> None:
     learners = set(frame.learner)
     assert learners == {"global-mean", "biases", "popularity", "biased-mf", "pretrain",
                         "finetune", "maml-r", "reptile"}
-    assert set(SCENARIOS) | {"new_users_k1", "new_users_k5"} == set(frame.scenario)
+    assert set(SCENARIOS) | {"new_users_k1", "new_users_k5", "new_users_all"} == set(
+        frame.scenario)
+    # Ranking the whole catalogue is harder than ranking the 10 query items.
+    ranked = frame[(frame.learner == "maml-r") & (frame.metric == "ndcg@3")].set_index(
+        "scenario")["mean"]
+    assert ranked["new_users_all"] < ranked["new_users"]
     assert {"mae", "rmse", "ndcg@3", "precision@5", "recall@10", "accuracy"} <= set(
         frame.metric)
     # The global mean predicts one value for everyone: its MAE is the mean distance to it.
@@ -96,3 +101,24 @@ def test_evaluate_prequential_streams_the_runs_data(run_dir: Path) -> None:
     assert "Prequential" in result.output and "static" in result.output
     bad = CliRunner().invoke(app, ["evaluate", str(run_dir), "--protocol", "nope"])
     assert bad.exit_code != 0
+
+
+def test_all_candidates_ranks_every_item_outside_the_support() -> None:
+    import numpy as np
+
+    from metarec.data.dataset import Interactions
+    from metarec.experiment import all_candidates
+    from metarec.tasks.taskset import TaskSet
+
+    def rows(user, items, ratings):  # noqa: ANN001, ANN202
+        n = len(items)
+        return Interactions(np.full(n, user), np.array(items), np.array(ratings, np.float32),
+                            np.full(n, np.nan))
+
+    support = rows(7, [0, 2], [5, 1])
+    query = rows(7, [3], [4])
+    tasks = TaskSet(np.array([7]), support, np.array([0, 2]), query, np.array([0, 1]))
+    full = all_candidates(tasks, num_items=5)
+    assert full.query.item.tolist() == [1, 3, 4]
+    assert np.isnan(full.query.rating[[0, 2]]).all() and full.query.rating[1] == 4
+    assert full.query_offsets.tolist() == [0, 3] and full.support is tasks.support

@@ -59,12 +59,14 @@ class ModelConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation: cut-offs, the relevance threshold and the k-shot support sizes of the
-    cold-start curve (empty = no curve)."""
+    """Evaluation: cut-offs, the relevance threshold, the k-shot support sizes of the
+    cold-start curve (empty = no curve) and whether new users are also ranked over every
+    item (``new_users_all``: unrated items count as not relevant)."""
 
     ks: list[int] = field(default_factory=lambda: [1, 3, 5, 10])
     threshold: float = 4.0
     shots: list[int] = field(default_factory=lambda: [1, 3, 5, 10, 20])
+    all_items: bool = True
 
 
 @dataclass

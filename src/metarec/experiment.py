@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from metarec.config import RunConfig, load_config
-from metarec.data.dataset import Dataset
+from metarec.data.dataset import Dataset, Interactions
 from metarec.data.splits import SCENARIOS, ColdStartSplit, split_dataset
 from metarec.errors import CheckpointError, ConfigError
 from metarec.evaluation.baselines import Biases, GlobalMean, Popularity
@@ -106,10 +106,33 @@ def _with_steps(learner: Learner, steps: int) -> Predictor:
     return lambda tasks: learner.predict_tasks(tasks, steps=steps)
 
 
+def all_candidates(tasks: TaskSet, num_items: int) -> TaskSet:
+    """``tasks`` with each query replaced by every item outside the task's support: the
+    query ratings keep their values, every other item has rating NaN (not relevant), so
+    ranking metrics rank the whole catalogue."""
+    users, items, ratings = [], [], []
+    for t in range(len(tasks)):
+        support = tasks.support.item[tasks.support_offsets[t]:tasks.support_offsets[t + 1]]
+        rows = slice(tasks.query_offsets[t], tasks.query_offsets[t + 1])
+        rating = np.full(num_items, np.nan, dtype=np.float32)
+        rating[tasks.query.item[rows]] = tasks.query.rating[rows]
+        candidates = np.setdiff1d(np.arange(num_items), support)
+        users.append(np.full(len(candidates), tasks.users[t]))
+        items.append(candidates)
+        ratings.append(rating[candidates])
+    sizes = np.array([len(i) for i in items])
+    query = Interactions(np.concatenate(users), np.concatenate(items), np.concatenate(ratings),
+                         np.full(int(sizes.sum()), np.nan))
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return TaskSet(tasks.users, tasks.support, tasks.support_offsets, query, offsets)
+
+
 def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
-                        config: RunConfig, seed: int) -> list[dict[str, Any]]:
-    """Records ``{learner, scenario, metric, value, seed}`` for every scenario, plus the
-    cold-start curve (``new_users_k{k}``: support capped at k ratings)."""
+                        config: RunConfig, seed: int, num_items: int = 0
+                        ) -> list[dict[str, Any]]:
+    """Records ``{learner, scenario, metric, value, seed}`` for every scenario, the
+    cold-start curve (``new_users_k{k}``: support capped at k ratings) and, with
+    ``evaluation.all_items``, ranking of new users over every item (``new_users_all``)."""
     records: list[dict[str, Any]] = []
     ks, threshold = tuple(config.evaluation.ks), config.evaluation.threshold
     sets: dict[str, TaskSet] = {s: split.scenarios[s] for s in SCENARIOS
@@ -117,6 +140,8 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
     for shots in config.evaluation.shots:
         if len(split.scenarios["new_users"]):
             sets[f"new_users_k{shots}"] = split.scenarios["new_users"].cap_support(shots, seed)
+    if config.evaluation.all_items and num_items and len(split.scenarios["new_users"]):
+        sets["new_users_all"] = all_candidates(split.scenarios["new_users"], num_items)
     for name, predict in predictors.items():
         for scenario, tasks in sets.items():
             frame = predictions_frame(tasks, predict(tasks))
@@ -158,7 +183,8 @@ def run_experiment(config: RunConfig, out: str | Path | None = None,
         emit("stage", {"message": f"seed {seed}: evaluating"})
         names = list(dict.fromkeys([*config.baselines, *config.learners]))
         predictors = predictors_for(trained, split, config, names)
-        result.records += evaluate_predictors(predictors, split, config, seed)
+        result.records += evaluate_predictors(predictors, split, config, seed,
+                                              dataset.num_items)
     result.aggregated = aggregate_seeds(result.records)
     result.timings["total"] = time.perf_counter() - started
     if out is not None:
@@ -188,7 +214,7 @@ def evaluate_run(run_dir: str | Path, events: Events | None = None) -> RunResult
                  if n in ("global-mean", "biases", "popularity") or n in trained
                  or (n == "finetune" and "pretrain" in trained)]
         result.records += evaluate_predictors(predictors_for(trained, split, config, names),
-                                              split, config, seed)
+                                              split, config, seed, dataset.num_items)
     result.aggregated = aggregate_seeds(result.records)
     return result
 

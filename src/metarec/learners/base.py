@@ -210,7 +210,9 @@ class Learner(ABC):
         out = np.empty(len(tasks.query), dtype=np.float64)
         # Similar sizes share a chunk (less padding); results go back to their rows.
         order = np.argsort(tasks.support_sizes + tasks.query_sizes, kind="stable")
-        chunk = self.config.eval_batch_size
+        # Bound the padded rows of a chunk (ranking a whole catalogue has long queries).
+        widest = int(max(tasks.query_sizes.max(initial=1), tasks.support_sizes.max(initial=1)))
+        chunk = max(1, min(self.config.eval_batch_size, 50_000 // widest))
         for start in range(0, len(tasks), chunk):
             index = order[start:start + chunk]
             batch = pad_tasks(tasks, index, features.users, features.items).to(dtype=self.dtype)
