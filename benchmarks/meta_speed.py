@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--inner-steps", type=int, default=5)
     parser.add_argument("--batches", type=int, default=3, help="meta-batches timed per method")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--name", default="meta_speed", help="results/NAME.json")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -147,7 +148,7 @@ def main() -> None:
     console.print(table)
     console.print(f"adapt one new user (20 ratings, {args.inner_steps} steps): "
                   f"p50 {latency['p50']:.2f} ms, p95 {latency['p95']:.2f} ms")
-    path = write_json("meta_speed", name, "melu", [0], rows,
+    path = write_json(args.name, name, "melu", [0], rows,
                       settings={"meta_batch": args.meta_batch, "inner_steps": args.inner_steps,
                                 "batches": args.batches, "threads": torch.get_num_threads()})
     console.print(f"wrote {path}")
