@@ -359,3 +359,14 @@ def optional_text(cells: pd.Series, none: Sequence[str] = ("",)) -> np.ndarray:
     text = cells.astype("string").str.strip()
     text = text.where(~text.isin(list(none)))
     return np.array([None if v is pd.NA else str(v) for v in text], dtype=object)
+
+
+def movielens_users(frame: pd.DataFrame, ids: np.ndarray, age: np.ndarray) -> pd.DataFrame:
+    """The MovieLens user table (gender, age group, occupation, zip) indexed by raw id;
+    ``age`` holds the ML-1M age groups as numbers (NaN = missing)."""
+    return pd.DataFrame({
+        "gender": optional_text(frame["gender"]),
+        "age": pd.array([None if np.isnan(a) else str(int(a)) for a in age], dtype="string"),
+        "occupation": optional_text(frame["occupation"]),
+        "zip": optional_text(frame["zip"]),
+    }, index=pd.Index(ids, name="user"))

@@ -22,6 +22,7 @@ from metarec.data.readers._common import (
     as_folder,
     check_unique,
     find_file,
+    movielens_users,
     optional_text,
     parse_ids,
     parse_numbers,
@@ -96,12 +97,7 @@ def _read_users(path: Path | None) -> pd.DataFrame | None:
     check_unique(ids, lines, path, "id")
     age = parse_numbers(frame["age"], lines, path, "age", integer=True, low=0, high=200,
                         allow_missing=True)
-    return pd.DataFrame({
-        "gender": optional_text(frame["gender"]),
-        "age": pd.array([None if np.isnan(a) else str(int(a)) for a in age], dtype="string"),
-        "occupation": optional_text(frame["occupation"]),
-        "zip": optional_text(frame["zip"]),
-    }, index=pd.Index(ids, name="user"))
+    return movielens_users(frame, ids, age)
 
 
 def _read_movies(path: Path | None) -> pd.DataFrame | None:
