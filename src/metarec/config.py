@@ -97,7 +97,7 @@ class RunConfig:
             raise ConfigError(f"[per_learner.{name}]: {error}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        return _drop_none(dataclasses.asdict(self))
+        return drop_none(dataclasses.asdict(self))
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
@@ -190,9 +190,10 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
     return value
 
 
-def _drop_none(value: Any) -> Any:
+def drop_none(value: Any) -> Any:
+    """``value`` without ``None`` entries (TOML has no null), recursively."""
     if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+        return {k: drop_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
-        return [_drop_none(v) for v in value]
+        return [drop_none(v) for v in value]
     return value

@@ -80,14 +80,10 @@ def train_learner(name: str, dataset: Dataset, split: ColdStartSplit, config: Ru
 
 
 def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: RunConfig,
-                   names: list[str]) -> dict[str, Predictor]:
+                   names: list[str], dataset: Dataset) -> dict[str, Predictor]:
     """A ``predict_tasks`` function per learner or baseline name."""
     train = split.train_ratings
-    n_users = int(max(train.user.max(initial=0), *(t.users.max(initial=0) for t in
-                                                   split.scenarios.values()))) + 1
-    n_items = int(max(train.item.max(initial=0), *(t.support.item.max(initial=0) for t in
-                                                   split.scenarios.values()),
-                      *(t.query.item.max(initial=0) for t in split.scenarios.values()))) + 1
+    n_users, n_items = dataset.num_users, dataset.num_items
     simple = {"global-mean": GlobalMean, "biases": Biases, "popularity": Popularity}
     out: dict[str, Predictor] = {}
     for name in names:
@@ -182,7 +178,7 @@ def run_experiment(config: RunConfig, out: str | Path | None = None,
                 trained[name].save(Path(out) / "checkpoints" / f"{name}-seed{seed}")
         emit("stage", {"message": f"seed {seed}: evaluating"})
         names = list(dict.fromkeys([*config.baselines, *config.learners]))
-        predictors = predictors_for(trained, split, config, names)
+        predictors = predictors_for(trained, split, config, names, dataset)
         result.records += evaluate_predictors(predictors, split, config, seed,
                                               dataset.num_items)
     result.aggregated = aggregate_seeds(result.records)
@@ -213,7 +209,8 @@ def evaluate_run(run_dir: str | Path, events: Events | None = None) -> RunResult
         names = [n for n in dict.fromkeys([*config.baselines, *config.learners])
                  if n in ("global-mean", "biases", "popularity") or n in trained
                  or (n == "finetune" and "pretrain" in trained)]
-        result.records += evaluate_predictors(predictors_for(trained, split, config, names),
+        result.records += evaluate_predictors(predictors_for(trained, split, config, names,
+                                                             dataset),
                                               split, config, seed, dataset.num_items)
     result.aggregated = aggregate_seeds(result.records)
     return result

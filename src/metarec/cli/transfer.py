@@ -130,7 +130,7 @@ def load_run_config(path: Path | None, overrides: list[str], section: str,
                     cls: type) -> tuple[Any, Any, str]:
     """(RunConfig, section dataclass, TOML text) from ``path`` plus ``section.field=value``
     overrides; the extra ``[section]`` is parsed here, the rest by ``metarec.config``."""
-    from metarec.config import config_from_dict, read_config_values
+    from metarec.config import config_from_dict, drop_none, read_config_values
 
     values = read_config_values(path, overrides)
     extra = values.pop(section, {})
@@ -147,12 +147,8 @@ def load_run_config(path: Path | None, overrides: list[str], section: str,
     run = config_from_dict(values, source)
     import tomli_w
 
-    text = run.to_toml() + "\n" + tomli_w.dumps({section: _drop_none(asdict(settings))})
+    text = run.to_toml() + "\n" + tomli_w.dumps({section: drop_none(asdict(settings))})
     return run, settings, text
-
-
-def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
 
 
 # ---- shared pieces ------------------------------------------------------------------
@@ -299,14 +295,8 @@ def transfer(
     if freeze is not None:
         overrides.append(f"transfer.freeze={freeze!r}")
     run, settings, text = load_run_config(config, overrides, "transfer", TransferRun)
-    with _progress() as bar:
-        task = bar.add_task("transfer", total=None)
-
-        def events(message: str) -> None:
-            bar.update(task, description=message, advance=1)
-            console.log(message)
-
-        result = transfer_experiment(run, settings, events, save_dir=out)
+    result = _with_progress("transfer", lambda events: transfer_experiment(
+        run, settings, events, save_dir=out))
     rows = summarise(result["records"], ("setting", "fraction", "method", "scenario"))
     _print(rows, "Transfer (mean over seeds)")
     if result["report"]:
@@ -475,14 +465,8 @@ def distill(
     if alpha is not None:
         overrides.append(f"distill.alpha={alpha}")
     run, settings, text = load_run_config(config, overrides, "distill", DistillRun)
-    with _progress() as bar:
-        task = bar.add_task("distill", total=None)
-
-        def events(message: str) -> None:
-            bar.update(task, description=message, advance=1)
-            console.log(message)
-
-        records = distill_experiment(run, settings, events, save_dir=out)
+    records = _with_progress("distill", lambda events: distill_experiment(
+        run, settings, events, save_dir=out))
     rows = summarise_distill(records)
     _print(rows, "Distillation (mean over seeds)")
     from metarec.evaluation.report import bar_chart
@@ -506,6 +490,18 @@ def summarise_distill(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ---- output -------------------------------------------------------------------------
+def _with_progress(name: str, experiment: Callable[[Callable[[str], None]], Any]) -> Any:
+    """Run ``experiment(events)`` under a progress bar that logs each event message."""
+    with _progress() as bar:
+        task = bar.add_task(name, total=None)
+
+        def events(message: str) -> None:
+            bar.update(task, description=message, advance=1)
+            console.log(message)
+
+        return experiment(events)
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, transient=True)

@@ -9,7 +9,6 @@ side-feature tables of a :class:`~metarec.data.Dataset` (anything with ``users``
 
 from __future__ import annotations
 
-import copy
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -85,7 +84,7 @@ class Learner(ABC):
                 record["val_loss"] = self.validation_loss(val)
                 if record["val_loss"] < best - 1e-6:
                     best, waited = record["val_loss"], 0
-                    best_state = copy.deepcopy(self.state_dict())
+                    best_state = self.state_dict()  # already a copy
                 else:
                     waited += 1
             self.history_.append(record)

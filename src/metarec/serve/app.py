@@ -24,7 +24,7 @@ import torch
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from metarec.errors import MetarecError
 from metarec.evaluation.prequential import dataset_of_run
@@ -40,7 +40,16 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 """Most events in one ``POST /events`` (more: 422)."""
-RawId = Annotated[str | int, Field(description="raw id (string or integer)")]
+def _raw_id(value: str | int) -> str:
+    """Raw ids travel as strings of 1 to 256 characters."""
+    text = str(value)
+    if not 0 < len(text) <= 256:
+        raise ValueError("id must have 1 to 256 characters")
+    return text
+
+
+RawId = Annotated[str | int, Field(description="raw id (string or integer)"),
+                  AfterValidator(_raw_id)]
 
 
 @dataclass
@@ -75,14 +84,6 @@ class EventIn(BaseModel):
     rating: float = Field(ge=0.0, le=10.0, allow_inf_nan=False)
     timestamp: float | None = Field(default=None, allow_inf_nan=False)
 
-    @field_validator("user", "item")
-    @classmethod
-    def _id(cls, value: str | int) -> str:
-        text = str(value)
-        if not 0 < len(text) <= 256:
-            raise ValueError("id must have 1 to 256 characters")
-        return text
-
 
 class EventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -96,14 +97,6 @@ class EntityIn(BaseModel):
     id: RawId
     features: dict[str, str | int | float | list[str] | None] = Field(default_factory=dict,
                                                                        max_length=64)
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str | int) -> str:
-        text = str(value)
-        if not 0 < len(text) <= 256:
-            raise ValueError("id must have 1 to 256 characters")
-        return text
 
 
 class ReloadIn(BaseModel):
