@@ -83,3 +83,38 @@ def test_what_each_learner_adapts(data) -> None:
             assert names == learner.model.head_names() and learner.head_only()
         else:
             assert names == ["head.2.weight", "head.2.bias"] and learner.head_only()
+
+
+@pytest.mark.parametrize("name", META_LEARNERS)
+def test_one_task_adaptation_equals_the_vmapped_one(name: str, data) -> None:
+    """Adapting one user takes the lean path (hand-written MLP gradients for head-only
+    learners, eager autograd otherwise): it must give the vmapped path's parameters."""
+    ds, batch = data
+    learner = _learner(name, ds, steps=3)
+    together = learner.adapt(batch)
+    for t in range(len(batch)):
+        alone = learner.adapt(batch.select(slice(t, t + 1)))
+        assert set(alone.params) == set(together.params)
+        for key, value in alone.params.items():
+            torch.testing.assert_close(value[0], together.params[key][t], rtol=1e-10,
+                                       atol=1e-12, msg=f"{name}: task {t} {key}")
+    moved = [k for k, v in together.params.items()
+             if not torch.equal(v[0], dict(learner.split_params()[0])[k])]
+    assert moved, "adaptation changed nothing"
+
+
+def test_hand_written_mlp_gradients_equal_autograd() -> None:
+    from metarec.learners.inner_loop import masked_mse, mlp_mse_gradients, sequential_call
+
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3),
+                               torch.nn.ReLU(), torch.nn.Linear(3, 1)).double()
+    params = dict(head.named_parameters())
+    x, ratings = torch.randn(7, 5, dtype=torch.float64), torch.rand(7, dtype=torch.float64) * 4
+    mask = torch.tensor([1, 1, 0, 1, 1, 0, 1], dtype=torch.bool)
+    loss = masked_mse(sequential_call(head, params, x).squeeze(-1), ratings, mask)
+    expected = torch.autograd.grad(loss, list(params.values()))
+    got = mlp_mse_gradients(list(head), {k: v.detach() for k, v in params.items()}, x,
+                            ratings, mask.double() / mask.sum())
+    for (key, _), want in zip(params.items(), expected, strict=True):
+        torch.testing.assert_close(got[key], want, rtol=1e-12, atol=1e-14, msg=key)

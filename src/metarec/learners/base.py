@@ -153,15 +153,22 @@ class Learner(ABC):
         """The inner learning rate(s); Meta-SGD overrides with learned tensors."""
         return self.config.inner_lr
 
-    def task_inputs(self, batch: TaskBatch) -> tuple:
-        """The per-task tuple the inner loop maps over (body embeddings if head-only)."""
+    def task_inputs(self, batch: TaskBatch, *, query: bool = True) -> tuple:
+        """The per-task tuple the inner loop maps over (body embeddings if head-only);
+        without ``query`` only its first four entries (user and support set)."""
         if self.head_only():
             body = self.model.body
-            return ({}, body(batch.user_fields, batch.support_fields), batch.support_ratings,
-                    batch.support_mask, body(batch.user_fields, batch.query_fields),
+            support = ({}, body(batch.user_fields, batch.support_fields),
+                       batch.support_ratings, batch.support_mask)
+            if not query:
+                return support
+            return (*support, body(batch.user_fields, batch.query_fields),
                     batch.query_ratings, batch.query_mask)
-        return (batch.user_fields, batch.support_fields, batch.support_ratings,
-                batch.support_mask, batch.query_fields, batch.query_ratings, batch.query_mask)
+        support = (batch.user_fields, batch.support_fields, batch.support_ratings,
+                   batch.support_mask)
+        if not query:
+            return support
+        return (*support, batch.query_fields, batch.query_ratings, batch.query_mask)
 
     def adapt(self, batch: TaskBatch, steps: int | None = None) -> Adapted:
         """Adapt to each task's support set (``config.inner_steps`` steps by default)."""
@@ -171,17 +178,18 @@ class Learner(ABC):
         adapted, fixed = self.split_params()
         lr = self.step_sizes()
         with torch.no_grad():
-            inputs = self.task_inputs(batch)
+            inputs = self.task_inputs(batch, query=False)
 
-        def one(task: tuple) -> Params:
-            user, s_items, s_ratings, s_mask = task[:4]
-            return adapt(forward, adapted, fixed, user, s_items, s_ratings, s_mask,
-                         steps=steps, lr=lr, first_order=True)
+        def one(task: tuple, eager: bool = False) -> Params:
+            return adapt(forward, adapted, fixed, *task, steps=steps, lr=lr,
+                         first_order=True, eager=eager)
 
         with torch.enable_grad():
             if len(batch) == 1:
-                # One task (serving a user): the same inner loop without vmap's wrapping.
-                params = one(tree_map(lambda t: t[0], inputs))
+                # One task (serving a user): the same inner loop without vmap's wrapping,
+                # from detached parameters (no graph back to the model is needed here).
+                adapted = {k: v.detach() for k, v in adapted.items()}
+                params = one(tree_map(lambda t: t[0], inputs), eager=True)
                 params = {k: v.unsqueeze(0) for k, v in params.items()}
             else:
                 params = vmap(one)(inputs)
