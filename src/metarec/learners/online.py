@@ -31,7 +31,7 @@ from torch.func import vmap
 from metarec.data.dataset import Interactions
 from metarec.errors import ConfigError
 from metarec.learners.base import HasFeatures, Learner
-from metarec.learners.inner_loop import Params, masked_mse
+from metarec.learners.inner_loop import Params, adapt, masked_mse
 from metarec.learners.meta_learner import MetaLearner
 from metarec.tasks.batch import pad_tasks
 from metarec.tasks.taskset import TaskSet
@@ -318,34 +318,29 @@ class OnlineRecommender:
 
     def _adapt_one(self, user: int) -> Params:
         """One user's adaptation without padding or ``torch.func`` (the service's hot
-        path): the first-order steps of :func:`~metarec.learners.inner_loop.adapt` taken
-        with plain autograd, equal to :meth:`Learner.adapt` up to rounding."""
+        path): :func:`~metarec.learners.inner_loop.adapt`'s eager first-order steps."""
         learner = self.learner
         adapted, fixed = self._params()
+        adapted = {k: v.detach() for k, v in adapted.items()}
         support = self._support(user)
         if not len(support) or self._steps() == 0:
-            return {k: v.detach() for k, v in adapted.items()}
+            return adapted
         forward = learner.forward_fn()
         user_fields = self.features.users.take(torch.tensor(user))
         item_fields = self.features.items.take(torch.from_numpy(support.item))
         ratings = torch.from_numpy(support.rating).to(learner.dtype)
         mask = torch.ones(len(support), dtype=torch.bool)
         lr = learner.step_sizes()
-        fixed = {k: v.detach() for k, v in fixed.items()}
+        if isinstance(lr, dict):
+            lr = {k: v.detach() for k, v in lr.items()}
         with torch.no_grad():
             inputs = (learner.model.body(user_fields, item_fields) if forward.head_only
                       else item_fields)
-        user_inputs = None if forward.head_only else user_fields
-        params = {k: v.detach() for k, v in adapted.items()}
         with torch.enable_grad():
-            for _ in range(self._steps()):
-                leaves = {k: v.requires_grad_() for k, v in params.items()}
-                loss = masked_mse(forward({**fixed, **leaves}, user_inputs, inputs), ratings,
-                                  mask)
-                grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
-                params = {k: (p - _step(lr, k) * g).detach() if g is not None else p.detach()
-                          for (k, p), g in zip(leaves.items(), grads, strict=True)}
-        return params
+            params = adapt(forward, adapted, {k: v.detach() for k, v in fixed.items()},
+                           {} if forward.head_only else user_fields, inputs, ratings, mask,
+                           steps=self._steps(), lr=lr, first_order=True, eager=True)
+        return {k: v.detach() for k, v in params.items()}
 
     # ---- prediction -----------------------------------------------------------------
     @torch.no_grad()
@@ -435,10 +430,6 @@ class OnlineRecommender:
     def state_of(self, user: int) -> UserState | None:
         """The kept state of ``user`` (None if they have no events)."""
         return self.users.get(user)
-
-
-def _step(lr: float | Params, name: str) -> float | torch.Tensor:
-    return lr[name].detach() if isinstance(lr, dict) else lr
 
 
 def _taskset(users: list[int], support_items: list[np.ndarray],
