@@ -63,14 +63,17 @@ def run_job(job: TrainJob, *, show_progress: bool = True) -> dict[str, Any]:
     learner, train, and (rank 0) write the checkpoint and ``train.json``. Returns the
     summary written to ``train.json``."""
     context = init_distributed(job.backend, job.timeout_s)
+    finished = False
     try:
         if not context.is_main:
             logging.getLogger("metarec").setLevel(logging.ERROR)
         if job.threads is not None:
             torch.set_num_threads(job.threads)
-        return _train(job, context, show_progress and context.is_main)
+        summary = _train(job, context, show_progress and context.is_main)
+        finished = True
+        return summary
     finally:
-        context.close()
+        context.close(synchronise=finished)
 
 
 def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> dict[str, Any]:

@@ -75,9 +75,16 @@ class DistributedContext:
                                       int(os.environ.get("LOCAL_RANK", "0")))
         return DistributedContext()
 
-    def close(self) -> None:
-        """Leave the process group if this context created it."""
+    def close(self, *, synchronise: bool = True) -> None:
+        """Leave the process group if this context created it; with ``synchronise`` (a
+        clean finish) every rank first waits for the others, so no rank tears its
+        connections down while a peer still uses them (gloo aborts the process then)."""
         if self.owns_group and dist.is_initialized():
+            if synchronise and self.world_size > 1:
+                try:
+                    dist.barrier()
+                except RuntimeError:
+                    pass  # a peer is gone already: nothing left to wait for
             dist.destroy_process_group()
             self.owns_group = False
 
