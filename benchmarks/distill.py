@@ -39,11 +39,18 @@ def main() -> None:
     parser.add_argument("--meta", action="store_true", help="add a maml-r meta-distilled "
                         "student (slower)")
     parser.add_argument("--ml1m", action="store_true", help="add ML-1M new users")
+    parser.add_argument("--student-dim", type=int, default=16, help="student embedding dim")
+    parser.add_argument("--student-hidden", default="64,32", help="student hidden sizes")
+    parser.add_argument("--teacher-dim", type=int, default=32, help="teacher embedding dim")
+    parser.add_argument("--teacher-hidden", default="256,256,128",
+                        help="teacher hidden sizes")
     parser.add_argument("--data-dir", type=Path, default=SHARED)
     args = parser.parse_args()
 
-    teacher_model = {"embedding_dim": 32, "hidden": [256, 256, 128]}
-    student = {"student_embedding_dim": 8, "student_hidden": [32]}
+    teacher_model = {"embedding_dim": args.teacher_dim,
+                     "hidden": [int(h) for h in args.teacher_hidden.split(",")]}
+    student = {"student_embedding_dim": args.student_dim,
+               "student_hidden": [int(h) for h in args.student_hidden.split(",")]}
     datasets = [("synthetic", {"dataset": "synthetic", "options": {
         "num_users": args.users, "num_items": args.users // 3,
         "num_ratings": args.users * 40}})]

@@ -328,14 +328,18 @@ def curve_figure(records: list[dict[str, Any]], metric: str = "mae") -> Any:
 
 
 # ---- distillation -------------------------------------------------------------------
-def student_model(settings: DistillRun, dataset: Any) -> Any:
-    """The student model described by ``settings`` for ``dataset``."""
+def student_model(settings: DistillRun, dataset: Any, model: Any = None) -> Any:
+    """The student model described by ``settings`` for ``dataset``. A FeatureMLP student
+    takes the same inputs as the run's ``model`` section (id embeddings, excluded fields)
+    when that describes a FeatureMLP; only its sizes are the student's own."""
     from metarec.models.base import build_model
 
     if settings.student_kind == "BiasedMF":
         return build_model("BiasedMF", dataset, factors=settings.student_factors)
-    return build_model("FeatureMLP", dataset, embedding_dim=settings.student_embedding_dim,
-                       hidden=tuple(settings.student_hidden))
+    inputs = model.options() if model is not None and model.kind == "FeatureMLP" else {}
+    return build_model("FeatureMLP", dataset, **{
+        **inputs, "embedding_dim": settings.student_embedding_dim,
+        "hidden": tuple(settings.student_hidden)})
 
 
 def speed(learner: Any, tasks: Any, features: Any, pairs: int = 20000,
@@ -427,7 +431,7 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
         models: dict[str, Any] = {"teacher": teachers if len(teachers) > 1 else teachers[0]}
         for name, teacher in (("student+teacher", teachers), ("student alone", None)):
             say(f"seed {seed}: training {name} on {len(labelled)} labelled users")
-            student = Distill(student_model(settings, dataset), teacher, cfg,
+            student = Distill(student_model(settings, dataset, run.model), teacher, cfg,
                               settings.distill_config(seed))
             models[name] = student.fit(labelled, dataset, split.validation,
                                        pair_users=split.train.users)

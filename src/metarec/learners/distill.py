@@ -3,8 +3,9 @@
 The teacher is any fitted metarec learner, or several (an ensemble: their predictions
 are averaged). The student is a smaller model trained by a student learner:
 
-* ``pretrain`` student (plain distillation): minibatches of the training ratings plus
-  ``distill_pairs`` sampled unrated (user, item) pairs of training users; the loss is
+* ``pretrain`` student (plain distillation): minibatches (``batch_size`` rows) of the
+  training ratings plus ``distill_pairs`` sampled unrated (user, item) pairs of training
+  users, one pass over both per epoch; the loss is
   ``alpha * MSE(student, teacher)`` over every row plus ``(1 - alpha) * MSE(student,
   rating)`` over the rated rows, plus ``hint_weight * MSE(P(student body), teacher body)``
   where ``P`` is a learned linear map from the student's concatenated embeddings to the
@@ -215,10 +216,9 @@ class Distill(Learner):
             labels = np.concatenate([labels, np.zeros(len(self._pairs[0]), np.float32)])
             rated = np.concatenate([rated, np.zeros(len(self._pairs[0]), dtype=bool)])
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(users))
-        size = int(np.ceil(cfg.batch_size * len(users) / max(len(ratings), 1)))
         losses = []
-        for start in range(0, len(order), size):
-            rows = order[start:start + size]
+        for start in range(0, len(order), cfg.batch_size):
+            rows = order[start:start + cfg.batch_size]
             user = features.users.take(torch.from_numpy(users[rows]))
             item = features.items.take(torch.from_numpy(items[rows]))
             target = torch.from_numpy(labels[rows]).to(self.dtype)
