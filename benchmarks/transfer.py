@@ -8,8 +8,9 @@ target's training users and scores the target's new users, MAE and nDCG@3):
   target half (a non-meta control: both halves share everything);
 * ``domains``: :func:`metarec.data.domains.generate_domains` with ``--shared-share``;
 * ``ml-1m->ml-100k`` (``--movielens``, when ``../shared/datasets`` has both): shared
-  fields gender, age, genres, year (occupation is shared by name only: ML-1M codes vs
-  ML-100k words; zip excluded).
+  fields gender, age (ML-100k ages mapped to ML-1M's groups), occupation (ML-100k words
+  read as ML-1M codes), genres, year; zip and the id embeddings excluded (the two
+  catalogues number users and movies differently).
 
     python benchmarks/transfer.py --fractions 0.01 0.05 0.2 1 --epochs 5
 """
@@ -52,8 +53,9 @@ def main() -> None:
              {"source": s, "shared_share": args.shared_share}) for s in args.settings]
     ml1m, ml100k = args.data_dir / "ml-1m", args.data_dir / "ml-100k"
     if args.movielens and (ml1m / "ratings.dat").is_file() and (ml100k / "u.data").is_file():
-        runs.append(("ml-1m->ml-100k", {**base, "data": {"dataset": str(ml100k)}},
-                     {"source": str(ml1m), "exclude_fields": ["zip"]}))
+        runs.append(("ml-1m->ml-100k", {**base, "data": {"dataset": str(ml100k), "options": {
+            "occupations": "ml-1m"}}},
+                     {"source": str(ml1m), "exclude_fields": ["zip", "id"]}))
     elif args.movielens:
         print("MovieLens files not found: skipping ml-1m->ml-100k")
     records, reports = [], {}

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from metarec.data.readers import read_ml100k
-from metarec.data.readers.ml100k import age_group
-from metarec.errors import DataError
+from metarec.data.readers.ml100k import ML1M_OCCUPATIONS, age_group
+from metarec.errors import ConfigError, DataError
 
 DATA = "196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t302\t5\t881250950\n"
 USERS = "196|49|M|writer|55105\n186|39|F|executive|00000\n7|17|M|student|55413\n"
@@ -50,6 +50,27 @@ def test_features(ml100k, decode):
     assert decode(data.users, "occupation", users[0]) == "writer"
     assert decode(data.users, "zip", users[1]) == "00000"
     assert data.items.names == ["genres", "year"]
+
+
+def test_occupations_as_ml1m_codes(write, decode):
+    write("u.data", DATA + "9\t242\t4\t881250951\n")
+    write("u.user", USERS + "9|30|F|Librarian|12345\n")
+    folder = write("u.item", ITEMS, "latin-1").parent
+    data = read_ml100k(folder, occupations="ml-1m")
+    users = data.user_ids.index_of([196, 186, 7, 9])
+    # writer -> 20, executive -> 7, student -> 4 (college/grad), librarian -> 1 (educator)
+    assert [decode(data.users, "occupation", u) for u in users] == ["20", "7", "4", "1"]
+    assert set(data.users.spec("occupation").vocab) == {"20", "7", "4", "1"}
+    with pytest.raises(ConfigError, match="occupations must be"):
+        read_ml100k(folder, occupations="codes")
+
+
+def test_every_ml100k_occupation_has_an_ml1m_code():
+    words = ("administrator artist doctor educator engineer entertainment executive "
+             "healthcare homemaker lawyer librarian marketing none other programmer retired "
+             "salesman scientist student technician writer").split()  # u.occupation
+    assert sorted(ML1M_OCCUPATIONS) == sorted(words)
+    assert all(0 <= int(code) <= 20 for code in ML1M_OCCUPATIONS.values())
 
 
 def test_age_groups_match_ml1m():
