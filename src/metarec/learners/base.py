@@ -28,6 +28,7 @@ from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, StepSizes, adapt
 from metarec.models.base import RatingModel, model_from_config
 from metarec.tasks.batch import TaskBatch, pad_tasks
+from metarec.tasks.local_rows import gather, localise, scatter
 from metarec.tasks.taskset import TaskSet
 
 Progress = Callable[[dict[str, Any]], None]
@@ -170,30 +171,53 @@ class Learner(ABC):
             return support
         return (*support, batch.query_fields, batch.query_ratings, batch.query_mask)
 
+    def localise(self, batch: TaskBatch) -> tuple[TaskBatch, dict[str, torch.Tensor]]:
+        """``batch`` with task-local codes for the adapted embedding tables, and each task's
+        rows of them (:func:`~metarec.tasks.local_rows.localise`); unchanged and ``{}``
+        when no table is adapted (head-only learners, models without field tables)."""
+        if self.head_only():
+            return batch, {}
+        adapted = set(self.adapted_names())
+        tables = {n: v for n, v in self.model.embedding_tables().items() if n in adapted}
+        return localise(batch, tables)
+
     def adapt(self, batch: TaskBatch, steps: int | None = None) -> Adapted:
         """Adapt to each task's support set (``config.inner_steps`` steps by default)."""
-        steps = self.config.inner_steps if steps is None else steps
         batch = batch.to(dtype=self.dtype)
+        local_batch, rows = self.localise(batch)
+        params = self._adapt_tasks(local_batch, rows, steps)
+        if rows:
+            params.update(scatter(dict(self.model.named_parameters()), params, rows))
+        return Adapted(params, self.head_only())
+
+    def _adapt_tasks(self, batch: TaskBatch, rows: dict[str, torch.Tensor],
+                     steps: int | None) -> Params:
+        """Adapted parameters of the tasks of a cast, localised ``batch``: the tables of
+        ``rows`` come back as per-task row subsets ``[B, U, dim]``."""
+        steps = self.config.inner_steps if steps is None else steps
         forward = self.forward_fn()
         adapted, fixed = self.split_params()
         lr = self.step_sizes()
         with torch.no_grad():
             inputs = self.task_inputs(batch, query=False)
+            local = gather(adapted, rows)
 
-        def one(task: tuple, eager: bool = False) -> Params:
-            return adapt(forward, adapted, fixed, *task, steps=steps, lr=lr,
+        def one(start: Params, task: tuple, eager: bool = False) -> Params:
+            return adapt(forward, start, fixed, *task, steps=steps, lr=lr,
                          first_order=True, eager=eager)
 
         with torch.enable_grad():
             if len(batch) == 1:
                 # One task (serving a user): the same inner loop without vmap's wrapping,
                 # from detached parameters (no graph back to the model is needed here).
-                adapted = {k: v.detach() for k, v in adapted.items()}
-                params = one(tree_map(lambda t: t[0], inputs), eager=True)
+                start = {k: v.detach() for k, v in adapted.items()}
+                start.update({k: v[0] for k, v in local.items()})
+                params = one(start, tree_map(lambda t: t[0], inputs), eager=True)
                 params = {k: v.unsqueeze(0) for k, v in params.items()}
             else:
-                params = vmap(one)(inputs)
-        return Adapted({k: v.detach() for k, v in params.items()}, forward.head_only)
+                dims = {k: 0 if k in local else None for k in adapted}
+                params = vmap(one, in_dims=(dims, 0))({**adapted, **local}, inputs)
+        return {k: v.detach() for k, v in params.items()}
 
     @torch.no_grad()
     def predict(self, adapted: Adapted, user: Fields, item: Fields) -> torch.Tensor:
@@ -223,7 +247,9 @@ class Learner(ABC):
         for start in range(0, len(tasks), chunk):
             index = order[start:start + chunk]
             batch = pad_tasks(tasks, index, features.users, features.items).to(dtype=self.dtype)
-            adapted = self.adapt(batch, steps)
+            # Task-local tables (their rows cover the query's codes too): no full copies.
+            batch, rows = self.localise(batch)
+            adapted = Adapted(self._adapt_tasks(batch, rows, steps), self.head_only())
             pred = self.predict(adapted, batch.user_fields, batch.query_fields)
             sizes = tasks.query_sizes[index]
             rows = np.repeat(tasks.query_offsets[index] - np.cumsum(sizes) + sizes, sizes)

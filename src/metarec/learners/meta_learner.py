@@ -19,6 +19,7 @@ from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Params, query_loss_after_adapt
 from metarec.models.base import RatingModel
 from metarec.tasks.batch import TaskBatch, TaskBatcher, pad_tasks
+from metarec.tasks.local_rows import gather
 from metarec.tasks.taskset import TaskSet
 
 GradientHook = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
@@ -47,10 +48,15 @@ class MetaLearner(Learner):
         respect to every meta-parameter (second order unless ``first_order``)."""
         batch = batch.to(dtype=self.dtype)
         adapted, fixed = self.split_params()
+        # Adapted embedding tables enter each task as its own rows (gathered here, outside
+        # vmap, so their meta-gradient is one scatter-add, not a table per task).
+        batch, rows = self.localise(batch)
+        dims = {k: 0 if k in rows else None for k in adapted}
         task_loss = query_loss_after_adapt(self.forward_fn(), self.config.inner_steps,
                                            self.first_order)
-        losses = vmap(task_loss, in_dims=(None, None, None, 0))(
-            adapted, fixed, self.step_sizes(), self.task_inputs(batch))
+        losses = vmap(task_loss, in_dims=(dims, None, None, 0))(
+            {**adapted, **gather(adapted, rows)}, fixed, self.step_sizes(),
+            self.task_inputs(batch))
         loss = losses.mean()
         params = self.meta_parameters()
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)

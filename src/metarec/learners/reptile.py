@@ -8,6 +8,7 @@ from torch.func import vmap
 from metarec.learners.inner_loop import adapt, masked_mse
 from metarec.learners.meta_learner import MetaLearner, parameter_deltas
 from metarec.tasks.batch import TaskBatch
+from metarec.tasks.local_rows import gather, scatter_mean
 
 
 class Reptile(MetaLearner):
@@ -25,19 +26,27 @@ class Reptile(MetaLearner):
         batch = batch.to(dtype=self.dtype)
         forward = self.forward_fn()
         adapted, fixed = self.split_params()
+        batch, rows = self.localise(batch)  # adapted tables as each task's rows
+        with torch.no_grad():
+            local = gather(adapted, rows)
         user, s_items, s_ratings, s_mask, q_items, q_ratings, q_mask = self.task_inputs(batch)
         items = {k: torch.cat([s_items[k], q_items[k]], dim=1) for k in s_items}
         ratings = torch.cat([s_ratings, q_ratings], dim=1)
         mask = torch.cat([s_mask, q_mask], dim=1)
 
-        def one(u, i, r, m):  # noqa: ANN001, ANN202 - pytree leaves
-            new = adapt(forward, adapted, fixed, u, i, r, m, steps=self.config.inner_steps,
+        def one(start, u, i, r, m):  # noqa: ANN001, ANN202 - pytree leaves
+            new = adapt(forward, start, fixed, u, i, r, m, steps=self.config.inner_steps,
                         lr=self.config.inner_lr, first_order=True)
             new = {k: v.detach() for k, v in new.items()}
             return new, masked_mse(forward({**fixed, **new}, u, i), r, m)
 
-        new, losses = vmap(one)(user, items, ratings, mask)
-        deltas = parameter_deltas(adapted, new)
+        dims = {k: 0 if k in local else None for k in adapted}
+        new, losses = vmap(one, in_dims=(dims, 0, 0, 0, 0))({**adapted, **local}, user, items,
+                                                           ratings, mask)
+        deltas = parameter_deltas({k: v for k, v in adapted.items() if k not in local},
+                                  {k: v for k, v in new.items() if k not in local})
+        # A table's delta: each task's change on its rows, summed into the table, / B.
+        deltas.update(scatter_mean(adapted, {k: local[k] - new[k] for k in local}, rows))
         if fixed:
             # Parameters Reptile does not adapt (global id tables) learn from the gradient
             # of the tasks' losses after adaptation, as MAML-R's global parameters do.

@@ -51,6 +51,11 @@ class RatingModel(nn.Module):
         copy a whole table per task to change the few rows that user rated."""
         return []
 
+    def embedding_tables(self) -> dict[str, tuple[str, str]]:
+        """Parameter name -> (side, field) of every embedding table indexed by a field's
+        codes (not the id tables), so a task can adapt only the rows its codes select."""
+        return {}
+
     def body_names(self) -> list[str]:
         """Names of the body (embedding) parameters."""
         head = set(self.head_names())

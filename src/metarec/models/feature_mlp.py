@@ -137,6 +137,14 @@ class FeatureMLP(RatingModel):
         return [n for n, _ in self.named_parameters()
                 if n.startswith(("body.user_fields.id.", "body.item_fields.id."))]
 
+    def embedding_tables(self) -> dict[str, tuple[str, str]]:
+        tables = {}
+        for side, modules in (("user", self.body.user_fields), ("item", self.body.item_fields)):
+            for field, module in modules.items():
+                if hasattr(module, "embedding") and module.num_ids is None:
+                    tables[f"body.{side}_fields.{field}.embedding.weight"] = (side, field)
+        return tables
+
     def config(self) -> dict[str, Any]:
         return {"kind": "FeatureMLP",
                 "user_specs": [asdict(s) for s in self.user_specs],
