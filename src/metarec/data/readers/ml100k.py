@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from metarec.data.dataset import Dataset, build_dataset
-from metarec.errors import ConfigError
 from metarec.data.readers._common import (
     as_folder,
     check_unique,
@@ -26,6 +25,7 @@ from metarec.data.readers._common import (
     ratings_frame,
     read_delimited,
 )
+from metarec.errors import ConfigError
 
 GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
           "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
