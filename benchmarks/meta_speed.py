@@ -4,6 +4,7 @@ plus the latency of adapting one new user.
 
     python benchmarks/meta_speed.py                 # ML-1M + MeLU features if present
     python benchmarks/meta_speed.py --dataset synthetic --batches 3
+    python benchmarks/meta_speed.py --learners maml-r --full-epochs 30 --name meta_speed_full
 
 Writes ``benchmarks/results/meta_speed.json``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -80,6 +82,23 @@ def timed(learner, method: str, batches: list) -> float:  # noqa: ANN001
     return (time.perf_counter() - start) / len(batches)
 
 
+def full_training(dataset, split, epochs: int, meta_batch: int,  # noqa: ANN001
+                  inner_steps: int) -> dict:
+    """Wall time of a whole maml-r ``fit`` (every epoch, validation included) and the peak
+    resident memory of this process so far (data, model and training together)."""
+    torch.manual_seed(0)
+    cfg = LearnerConfig(inner_steps=inner_steps, meta_batch_size=meta_batch, epochs=epochs,
+                        patience=None)
+    learner = learner_class("maml-r")(FeatureMLP.for_dataset(dataset), cfg)
+    start = time.perf_counter()
+    learner.fit(split.train, dataset, split.validation)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
+    return {"learner": "maml-r", "metric": "full_training", "epochs": epochs,
+            "seconds": seconds, "peak_rss_mb": peak,
+            "final_val_loss": learner.history_[-1].get("val_loss")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["auto", "ml1m", "synthetic"], default="auto")
@@ -90,6 +109,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=3, help="meta-batches timed per method")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--name", default="meta_speed", help="results/NAME.json")
+    parser.add_argument("--full-epochs", type=int, default=0,
+                        help="also time a whole maml-r training of this many epochs (no "
+                             "early stopping) and report the process's peak RSS")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,6 +128,12 @@ def main() -> None:
 
     console = Console()
     rows = []
+    if args.full_epochs:  # first, so that the peak RSS is the training's
+        rows.append(full_training(dataset, split, args.full_epochs, args.meta_batch,
+                                  args.inner_steps))
+        console.print(f"maml-r, {args.full_epochs} epochs on {len(split.train)} training "
+                      f"tasks: {rows[-1]['seconds']:.0f} s, peak RSS "
+                      f"{rows[-1]['peak_rss_mb']:.0f} MB")
     for learner_name in args.learners.split(","):
         torch.manual_seed(0)
         learner = learner_class(learner_name)(FeatureMLP.for_dataset(dataset), cfg)
@@ -140,7 +168,9 @@ def main() -> None:
                         f"{args.meta_batch}, {args.inner_steps} inner steps)")
     for col in ("learner", "vmap", "loop", "melu", "vmap/loop", "vmap/melu"):
         table.add_column(col, justify="right")
-    for r in rows[:-1]:
+    for r in rows:
+        if r["metric"] != "tasks_per_s":
+            continue
         table.add_row(r["learner"], f"{r['vmap']:.0f}", f"{r['loop']:.0f}",
                       f"{r['melu']:.0f}" if "melu" in r else "-",
                       f"{r['vmap_over_loop']:.1f}x",
