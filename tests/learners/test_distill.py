@@ -14,7 +14,6 @@ from metarec.learners import LearnerConfig, learner_class
 from metarec.learners.distill import (
     Distill,
     DistillConfig,
-    distilled_meta_gradients,
     parameter_count,
     teacher_pairs,
 )
@@ -84,13 +83,21 @@ def test_meta_distillation_with_alpha_zero_is_plain_meta_training(data) -> None:
     batch = pad_tasks(split.train, np.arange(8), dataset.users, dataset.items)
     loss, grads = student.student_.meta_gradients(batch)
     noise = torch.randn(batch.query_ratings.shape)
-    loss0, grads0 = distilled_meta_gradients(student.student_, batch, noise, alpha=0.0)
+    loss0, grads0 = student.student_.meta_gradients(batch, soft_targets=noise, alpha=0.0)
     assert loss0 == pytest.approx(loss, rel=1e-6)
     for name in grads:
         torch.testing.assert_close(grads0[name], grads[name])
     # alpha = 1 with the query ratings as "teacher" targets is the same loss again.
-    loss1, _ = distilled_meta_gradients(student.student_, batch, batch.query_ratings, 1.0)
+    loss1, _ = student.student_.meta_gradients(batch, soft_targets=batch.query_ratings,
+                                               alpha=1.0)
     assert loss1 == pytest.approx(loss, rel=1e-6)
+    # A full-parameter student (row-local tables) mixes soft targets the same way.
+    fomaml = Distill(small(dataset), teacher, cfg, DistillConfig(student_learner="fomaml"))
+    plain, _ = fomaml.student_.meta_gradients(batch)
+    same, _ = fomaml.student_.meta_gradients(batch, soft_targets=batch.query_ratings,
+                                             alpha=0.5)
+    mixed, _ = fomaml.student_.meta_gradients(batch, soft_targets=noise, alpha=0.5)
+    assert same == pytest.approx(plain, rel=1e-6) and mixed != pytest.approx(plain, rel=1e-3)
 
 
 def test_meta_distillation_trains_and_saves(data, tmp_path) -> None:

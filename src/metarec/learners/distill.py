@@ -30,13 +30,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.func import vmap
 
 from metarec.data.dataset import Fields
 from metarec.errors import CheckpointError, ConfigError
 from metarec.learners.base import Adapted, HasFeatures, Learner, Progress
 from metarec.learners.config import LearnerConfig
-from metarec.learners.inner_loop import adapt, masked_mse
+from metarec.learners.inner_loop import masked_mse
 from metarec.learners.meta_learner import MetaLearner
 from metarec.learners.pretrain import Pretrain
 from metarec.learners.registry import learner_class
@@ -110,34 +109,6 @@ def teacher_adapted(teachers: Sequence[Learner], batch: TaskBatch) -> torch.Tens
         adapted = teacher.adapt(batch)
         preds.append(teacher.predict(adapted, batch.user_fields, batch.query_fields).float())
     return torch.stack(preds).mean(0)
-
-
-def distilled_meta_gradients(student: MetaLearner, batch: TaskBatch, teacher_query: torch.Tensor,
-                             alpha: float) -> tuple[float, dict[str, torch.Tensor]]:
-    """Like :meth:`MetaLearner.meta_gradients`, with the teacher's adapted query
-    predictions mixed into each task's query loss with weight ``alpha``."""
-    batch = batch.to(dtype=student.dtype)
-    forward = student.forward_fn()
-    adapted, fixed = student.split_params()
-    steps, first_order = student.config.inner_steps, student.first_order
-
-    def task_loss(adapted: dict, fixed: dict, lr: Any, task: tuple, target: torch.Tensor
-                  ) -> torch.Tensor:
-        user, s_items, s_ratings, s_mask, q_items, q_ratings, q_mask = task
-        new = adapt(forward, adapted, fixed, user, s_items, s_ratings, s_mask,
-                    steps=steps, lr=lr, first_order=first_order)
-        pred = forward({**fixed, **new}, user, q_items)
-        return ((1 - alpha) * masked_mse(pred, q_ratings, q_mask)
-                + alpha * masked_mse(pred, target, q_mask))
-
-    losses = vmap(task_loss, in_dims=(None, None, None, 0, 0))(
-        adapted, fixed, student.step_sizes(), student.task_inputs(batch),
-        teacher_query.to(student.dtype))
-    loss = losses.mean()
-    params = student.meta_parameters()
-    grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-    return float(loss.detach()), {n: torch.zeros_like(p) if g is None else g
-                         for (n, p), g in zip(params.items(), grads, strict=True)}
 
 
 class Distill(Learner):
@@ -250,9 +221,9 @@ class Distill(Learner):
         for index in student.batcher_.batch_indices():
             batch = pad_tasks(train, index, features.users, features.items)
             if self.teachers and self.distill.alpha > 0:
-                teacher_query = teacher_adapted(self.teachers, batch)
-                loss, grads = distilled_meta_gradients(student, batch, teacher_query,
-                                                       self.distill.alpha)
+                loss, grads = student.meta_gradients(
+                    batch, soft_targets=teacher_adapted(self.teachers, batch),
+                    alpha=self.distill.alpha)
             else:
                 loss, grads = student.meta_gradients(batch)
             student.apply_gradients(grads)

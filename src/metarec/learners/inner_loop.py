@@ -169,15 +169,24 @@ def _step(param: torch.Tensor, grad_: torch.Tensor, lr: StepSizes, name: str) ->
     return torch.add(param, grad_, alpha=-lr)
 
 
-def query_loss_after_adapt(forward: Forward, steps: int, first_order: bool
-                           ) -> Callable[..., torch.Tensor]:
+def query_loss_after_adapt(forward: Forward, steps: int, first_order: bool,
+                           alpha: float = 0.0) -> Callable[..., torch.Tensor]:
     """A per-task function ``(adapted, fixed, lr, task) -> query loss after adaptation``,
-    ready for ``vmap(..., in_dims=(None, None, None, 0))``."""
+    ready for ``vmap(..., in_dims=(None, None, None, 0))``.
+
+    A task may carry an eighth entry, soft targets for its query rows (a teacher's
+    predictions): the loss is then ``(1 - alpha) * MSE(pred, rating) + alpha * MSE(pred,
+    soft)`` (meta-distillation).
+    """
 
     def task_loss(adapted: Params, fixed: Params, lr: StepSizes, task: tuple) -> torch.Tensor:
-        user, s_items, s_ratings, s_mask, q_items, q_ratings, q_mask = task
+        user, s_items, s_ratings, s_mask, q_items, q_ratings, q_mask = task[:7]
         new = adapt(forward, adapted, fixed, user, s_items, s_ratings, s_mask,
                     steps=steps, lr=lr, first_order=first_order)
-        return masked_mse(forward({**fixed, **new}, user, q_items), q_ratings, q_mask)
+        pred = forward({**fixed, **new}, user, q_items)
+        loss = masked_mse(pred, q_ratings, q_mask)
+        if len(task) > 7:
+            loss = (1 - alpha) * loss + alpha * masked_mse(pred, task[7], q_mask)
+        return loss
 
     return task_loss

@@ -43,9 +43,12 @@ class MetaLearner(Learner):
         return torch.optim.Adam(list(self.meta_parameters().values()), lr=self.config.meta_lr,
                                 weight_decay=self.config.weight_decay)
 
-    def meta_gradients(self, batch: TaskBatch) -> tuple[float, dict[str, torch.Tensor]]:
+    def meta_gradients(self, batch: TaskBatch, soft_targets: torch.Tensor | None = None,
+                       alpha: float = 0.0) -> tuple[float, dict[str, torch.Tensor]]:
         """Mean query loss after adaptation over the batch's tasks, and its gradient with
-        respect to every meta-parameter (second order unless ``first_order``)."""
+        respect to every meta-parameter (second order unless ``first_order``). With
+        ``soft_targets`` ``[B, Q]`` (a teacher's adapted query predictions) each task's
+        loss mixes them in with weight ``alpha`` (meta-distillation)."""
         batch = batch.to(dtype=self.dtype)
         adapted, fixed = self.split_params()
         # Adapted embedding tables enter each task as its own rows (gathered here, outside
@@ -53,10 +56,12 @@ class MetaLearner(Learner):
         batch, rows = self.localise(batch)
         dims = {k: 0 if k in rows else None for k in adapted}
         task_loss = query_loss_after_adapt(self.forward_fn(), self.config.inner_steps,
-                                           self.first_order)
+                                           self.first_order, alpha)
+        inputs = self.task_inputs(batch)
+        if soft_targets is not None:
+            inputs = (*inputs, soft_targets.to(self.dtype))
         losses = vmap(task_loss, in_dims=(dims, None, None, 0))(
-            {**adapted, **gather(adapted, rows)}, fixed, self.step_sizes(),
-            self.task_inputs(batch))
+            {**adapted, **gather(adapted, rows)}, fixed, self.step_sizes(), inputs)
         loss = losses.mean()
         params = self.meta_parameters()
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)

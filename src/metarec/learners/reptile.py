@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch.func import vmap
 
+from metarec.errors import ConfigError
 from metarec.learners.inner_loop import adapt, masked_mse
 from metarec.learners.meta_learner import MetaLearner, parameter_deltas
 from metarec.tasks.batch import TaskBatch
@@ -22,7 +23,11 @@ class Reptile(MetaLearner):
     scope = "all"
     first_order = True
 
-    def meta_gradients(self, batch: TaskBatch) -> tuple[float, dict[str, torch.Tensor]]:
+    def meta_gradients(self, batch: TaskBatch, soft_targets: torch.Tensor | None = None,
+                       alpha: float = 0.0) -> tuple[float, dict[str, torch.Tensor]]:
+        if soft_targets is not None:
+            raise ConfigError("Reptile has no query loss to mix soft targets into: "
+                              "meta-distil into maml, fomaml, maml-r, metasgd or anil")
         batch = batch.to(dtype=self.dtype)
         forward = self.forward_fn()
         adapted, fixed = self.split_params()
