@@ -2,7 +2,7 @@
 transfer + meta-adaptation.
 
 Settings (each pretrains once per seed, then fits every method at every fraction of the
-target's training users and scores the target's new users, MAE and nDCG@3):
+target's training users and scores the target's cold-start scenarios, MAE and nDCG@3):
 
 * ``same``: one generated data set, its training users split in halves, source half ->
   target half (a non-meta control: both halves share everything);
@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--movielens", action="store_true",
                         help="add ML-1M -> ML-100k when ../shared/datasets has them")
     parser.add_argument("--data-dir", type=Path, default=SHARED)
+    parser.add_argument("--scenarios", nargs="+",
+                        default=["warm", "new_users", "new_items", "new_users_new_items"])
     args = parser.parse_args()
 
     options = {"num_users": args.users, "num_items": args.users // 3,
@@ -61,7 +63,8 @@ def main() -> None:
     records, reports = [], {}
     for name, values, extra in runs:
         run = config_from_dict(values)
-        settings = TransferRun(fractions=args.fractions, freeze=args.freeze, **extra)
+        settings = TransferRun(fractions=args.fractions, freeze=args.freeze,
+                               scenarios=args.scenarios, **extra)
         started = time.perf_counter()
         result = transfer_experiment(run, settings, lambda m, n=name: print(f"[{n}] {m}",
                                                                            flush=True))
@@ -70,17 +73,18 @@ def main() -> None:
             row["setting"] = name
         records += result["records"]
         reports[name] = result["report"]
-    rows = summarise(records, ("setting", "fraction", "method"))
-    print(f"\n{'setting':<16}{'fraction':>9}  {'method':<15}{'MAE':>8}{'nDCG@3':>8}")
+    rows = summarise(records, ("setting", "scenario", "fraction", "method"))
+    print(f"\n{'setting':<16}{'scenario':<21}{'fraction':>9}  {'method':<15}{'MAE':>8}"
+          f"{'nDCG@3':>8}")
     for row in rows:
-        print(f"{row['setting']:<16}{row['fraction']:>9.2f}  {row['method']:<15}"
-              f"{row['mae']:>8.4f}{row['ndcg@3']:>8.4f}")
+        print(f"{row['setting']:<16}{row['scenario']:<21}{row['fraction']:>9.2f}  "
+              f"{row['method']:<15}{row['mae']:>8.4f}{row['ndcg@3']:>8.4f}")
     path = write_json("transfer", "synthetic (+ ml-1m->ml-100k)", "new users of the target "
                       "(melu split); fractions of the target's training users", args.seeds,
                       records, summary=rows, transfer_reports=reports,
                       settings={"epochs": args.epochs, "users": args.users,
                                 "shared_share": args.shared_share, "freeze": args.freeze,
-                                "model": base["model"]})
+                                "model": base["model"], "scenarios": args.scenarios})
     print(f"wrote {path}")
 
 

@@ -47,8 +47,8 @@ class RatingModel(nn.Module):
         return [n for n, _ in self.named_parameters() if n.startswith(self.output_prefixes)]
 
     def memory_names(self) -> list[str]:
-        """Per-entity tables (id embeddings) that stay global: adapting them per user would
-        copy a whole table per task to change the few rows that user rated."""
+        """Per-entity tables (id embeddings) that stay global: what an item's row learned
+        from every user is not rewritten by one user's few ratings."""
         return []
 
     def embedding_tables(self) -> dict[str, tuple[str, str]]:
