@@ -192,8 +192,9 @@ class Learner(ABC):
 
     def _adapt_tasks(self, batch: TaskBatch, rows: dict[str, torch.Tensor],
                      steps: int | None) -> Params:
-        """Adapted parameters of the tasks of a cast, localised ``batch``: the tables of
-        ``rows`` come back as per-task row subsets ``[B, U, dim]``."""
+        """Adapted parameters of the tasks of ``batch`` (already cast to the learner's dtype
+        and localised): the tables of ``rows`` come back as per-task row subsets
+        ``[B, U, dim]``."""
         steps = self.config.inner_steps if steps is None else steps
         forward = self.forward_fn()
         adapted, fixed = self.split_params()

@@ -111,9 +111,11 @@ def adapt(forward: Forward, adapted: Params, fixed: Params, user: Fields | None,
     ``fixed`` parameters take part in the forward pass but are not updated. With
     ``first_order`` the inner gradients are detached, so an outer gradient ignores the
     second-order terms (FOMAML); otherwise it differentiates through every step (MAML).
-    ``eager`` takes the gradients with ``torch.autograd.grad`` instead of
-    ``torch.func.grad``: the same numbers, less overhead, but not composable with
-    ``vmap`` (for one task outside any transform, such as serving a user).
+    ``eager`` is for one task outside any transform whose result needs no outer gradient
+    (serving a user): the gradients come from ``torch.autograd.grad`` instead of
+    ``torch.func.grad``, or, for a first-order head that is an MLP, from
+    :func:`mlp_mse_gradients` with in-place updates (the result then carries no graph).
+    The same numbers, a fraction of the overhead; not composable with ``vmap``.
     """
 
     def loss(params: Params) -> torch.Tensor:
