@@ -44,6 +44,9 @@ def main() -> None:
     parser.add_argument("--teacher-dim", type=int, default=32, help="teacher embedding dim")
     parser.add_argument("--teacher-hidden", default="256,256,128",
                         help="teacher hidden sizes")
+    parser.add_argument("--name", default="distill", help="results/NAME.json")
+    parser.add_argument("--teacher-seeds", type=int, nargs="+", default=[0],
+                        help="teacher training seeds (several: an ensemble teacher)")
     parser.add_argument("--data-dir", type=Path, default=SHARED)
     args = parser.parse_args()
 
@@ -68,7 +71,8 @@ def main() -> None:
         for regime, fraction, learner in regimes:
             settings = DistillRun(alpha=args.alpha, distill_pairs=args.pairs,
                                   label_fraction=fraction, student_learner=learner,
-                                  teacher_learner=learner, **student)
+                                  teacher_learner=learner, teacher_seeds=args.teacher_seeds,
+                                  **student)
             started = time.perf_counter()
             tag = f"[{name} {regime}]"
             rows = distill_experiment(run, settings, lambda m, tag=tag: print(
@@ -86,11 +90,12 @@ def main() -> None:
         print(f"{row['dataset']:<10}{row['regime']:<16}{row['model']:<17}{row['mae']:>7.4f}"
               f"{row['ndcg@3']:>8.4f}{row['parameters']:>9}{row['file_bytes']:>9}"
               f"{row['predictions_per_s']:>11.0f}{row['adapt_ms']:>10.2f}")
-    path = write_json("distill", "synthetic (+ ml-1m)", "new users (melu split)", args.seeds,
+    path = write_json(args.name, "synthetic (+ ml-1m)", "new users (melu split)", args.seeds,
                       records, summary=table,
                       settings={"epochs": args.epochs, "alpha": args.alpha,
                                 "pairs": args.pairs, "few": args.few,
-                                "teacher": teacher_model, "student": student})
+                                "teacher": teacher_model, "student": student,
+                                "teacher_seeds": args.teacher_seeds})
     print(f"wrote {path}")
 
 
