@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from metarec.errors import CheckpointError, ConfigError
+from metarec.learners.transfer import TransferConfig
 
 if sys.version_info >= (3, 11):
     pass
@@ -40,15 +41,15 @@ METRICS = ("mae", "ndcg@3")
 
 # ---- configuration ------------------------------------------------------------------
 @dataclass
-class TransferRun:
-    """The ``[transfer]`` section. ``source``: ``domains`` (generated source and target
+class TransferRun(TransferConfig):
+    """The ``[transfer]`` section: the :class:`~metarec.learners.transfer.TransferConfig`
+    fields plus the experiment's. ``source``: ``domains`` (generated source and target
     from ``[data] options`` with ``shared_share``), ``same`` (the target data set's
     training users split in halves: source half -> target half, a non-meta control) or a
     data set name / path (``source_data_dir``, ``source_options``). ``source_checkpoint``
     skips source training. ``fractions`` of the target's training users give the
     data-efficiency curve; ``methods`` among ``target-only``, ``transfer``,
-    ``transfer+meta`` (fine-tuned by ``meta_learner``). The other fields are
-    :class:`~metarec.learners.transfer.TransferConfig`'s."""
+    ``transfer+meta`` (fine-tuned by ``meta_learner``)."""
 
     source: str = "domains"
     source_data_dir: str | None = None
@@ -60,27 +61,19 @@ class TransferRun:
                                                         "transfer+meta"])
     meta_learner: str = "maml-r"
     scenarios: list[str] = field(default_factory=lambda: ["new_users"])
-    source_learner: str = "pretrain"
-    target_learner: str = "pretrain"
-    freeze: str = "none"
-    body_lr_ratio: float = 0.1
-    exclude_fields: list[str] = field(default_factory=list)
-    transfer_head: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         bad = sorted(set(self.methods) - {"target-only", "transfer", "transfer+meta"})
         if bad:
             raise ConfigError(f"unknown transfer method(s) {bad}; choose from target-only, "
                               "transfer, transfer+meta")
         if not self.fractions or not all(0 < f <= 1 for f in self.fractions):
             raise ConfigError(f"transfer.fractions must be in (0, 1], got {self.fractions}")
-        self.transfer_config()
 
-    def transfer_config(self) -> Any:
-        from metarec.learners.transfer import TransferConfig
-
-        names = {f.name for f in fields(TransferConfig)}
-        return TransferConfig(**{k: v for k, v in asdict(self).items() if k in names})
+    def transfer_config(self) -> TransferConfig:
+        """The transfer settings alone."""
+        return TransferConfig(**{f.name: getattr(self, f.name) for f in fields(TransferConfig)})
 
 
 @dataclass
