@@ -118,3 +118,37 @@ def test_hand_written_mlp_gradients_equal_autograd() -> None:
                             ratings, mask.double() / mask.sum())
     for (key, _), want in zip(params.items(), expected, strict=True):
         torch.testing.assert_close(got[key], want, rtol=1e-12, atol=1e-14, msg=key)
+
+
+@pytest.mark.parametrize("fixed_names", [(), ("4.weight", "4.bias")])
+def test_kernel_form_query_loss_equals_adapt_then_predict(fixed_names) -> None:
+    """MAML-R's meta-loss in kernel form (first layer through the support Gram matrix):
+    the same loss and the same second-order gradients as adapting with autograd."""
+    from metarec.learners.inner_loop import (Forward, adapt, masked_mse,
+                                             mlp_query_loss_kernel)
+
+    torch.manual_seed(0)
+    model = torch.nn.Module()
+    model.head = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(),
+                                     torch.nn.Linear(5, 4), torch.nn.ReLU(),
+                                     torch.nn.Linear(4, 1)).double()
+    params = dict(model.head.named_parameters())
+    adapted = {k: v for k, v in params.items() if k not in fixed_names}
+    fixed = {k: v for k, v in params.items() if k in fixed_names}
+    x = torch.randn(9, 6, dtype=torch.float64, requires_grad=True)
+    q = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    ratings, q_ratings = torch.rand(9, dtype=torch.float64) * 4, torch.rand(4).double() * 4
+    mask = torch.tensor([1, 1, 1, 0, 1, 1, 1, 1, 0], dtype=torch.bool)
+    q_mask = torch.tensor([1, 1, 1, 0], dtype=torch.bool)
+    forward = Forward(model, head_only=True)
+
+    new = adapt(forward, adapted, fixed, None, x, ratings, mask, steps=3, lr=0.3,
+                first_order=False)
+    want = masked_mse(forward({**fixed, **new}, None, q), q_ratings, q_mask)
+    got = mlp_query_loss_kernel(list(model.head), adapted, fixed, x, ratings, mask, q,
+                                q_ratings, q_mask, steps=3, lr=0.3)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    inputs = [*params.values(), x, q]
+    for g, w in zip(torch.autograd.grad(got, inputs), torch.autograd.grad(want, inputs),
+                    strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)

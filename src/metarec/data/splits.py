@@ -18,6 +18,13 @@ The warm scenario is honest: its query ratings are never trained on. Meta-traini
 tasks (``train``) are built from the warm support sets of existing users only, split again
 into an inner support and query; a ``validation`` fraction of existing users is held out of
 training altogether for tuning and early stopping.
+
+MeLU drops every user whose count in a scenario is outside the bounds, so about half of
+ML-1M's existing-user ratings (users with more than 100) are never used. With
+``train_out_of_bounds=True`` the existing-item ratings of such existing (non-validation)
+users are meta-training data too, cut at random into tasks of at most ``max_ratings``
+ratings. No evaluated rating changes: these users are in no warm task, and new users and
+new items stay unseen.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ class SplitConfig:
     query_size: int = 10
     query: Literal["random", "latest"] = "random"
     validation_fraction: float = 0.1
+    train_out_of_bounds: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -141,6 +149,10 @@ def split_dataset(dataset: Dataset, config: SplitConfig | None = None) -> ColdSt
     is_val = np.isin(warm.users, validation_users)
     train = _resplit(warm.select(~is_val).support, cfg, rng)
     validation = _resplit(warm.select(is_val).support, cfg, rng)
+    if cfg.train_out_of_bounds:
+        outside = ((scenario_of_row == codes["warm"]) & ~np.isin(rows.user, warm.users)
+                   & ~np.isin(rows.user, validation_users))
+        train = TaskSet.concat([train, *_chunked_tasks(rows.subset(outside), cfg, rng)])
     return ColdStartSplit(cfg, scenarios, train, validation, existing_users, new_users,
                           validation_users, np.flatnonzero(new_items_mask))
 
@@ -176,6 +188,21 @@ def _resplit(support: Interactions, cfg: SplitConfig, rng: np.random.Generator) 
     counts = np.bincount(support.user, minlength=int(support.user.max(initial=-1)) + 1)
     support = support.subset(counts[support.user] >= 2)
     return _support_query(support, cfg, rng, bounded=False, query_size=cfg.query_size)
+
+
+def _chunked_tasks(rows: Interactions, cfg: SplitConfig, rng: np.random.Generator
+                   ) -> list[TaskSet]:
+    """Tasks from ``rows``: each user's rows cut at random into ``ceil(n / max_ratings)``
+    chunks of near-equal size, each chunk split like :func:`_resplit`. One task set per
+    chunk position (a task set holds one task per user)."""
+    counts = np.bincount(rows.user, minlength=int(rows.user.max(initial=-1)) + 1)
+    n_chunks = -(-counts // cfg.max_ratings)
+    order = np.lexsort((rng.random(len(rows)), rows.user))
+    rows = rows.subset(order)
+    rank = np.arange(len(rows)) - np.searchsorted(rows.user, rows.user, side="left")
+    chunk = rank % np.maximum(n_chunks[rows.user], 1)
+    return [_resplit(rows.subset(chunk == c), cfg, rng)
+            for c in range(int(n_chunks.max(initial=0)))]
 
 
 def _time_order(rows: Interactions) -> Interactions:

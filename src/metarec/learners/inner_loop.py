@@ -9,7 +9,7 @@ model copies, no ``load_state_dict``, so second-order gradients flow through ada
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import torch
@@ -67,34 +67,92 @@ def is_mlp(module: nn.Module) -> bool:
 
 
 def mlp_mse_gradients(layers: list[nn.Module], params: Params, x: torch.Tensor,
-                      ratings: torch.Tensor, weight: torch.Tensor) -> Params:
+                      ratings: torch.Tensor, weight: torch.Tensor,
+                      wanted: Collection[str] | None = None) -> Params:
     """Gradients of ``sum(weight * (mlp(x) - ratings)^2)`` for the layers of an
     :func:`is_mlp` module (``list(module)``, output width 1) and ``x`` ``[N, width]``, by
     hand-written backpropagation.
 
     With ``weight = mask / mask.sum()`` this is :func:`masked_mse`'s gradient: the same
     numbers as autograd without the autograd engine's fixed cost per call, which
-    dominates the small matrices of one user's task.
+    dominates the small matrices of one user's task. With ``wanted`` (parameter names)
+    only those gradients are computed, and backpropagation stops below the lowest.
     """
-    tape: list[torch.Tensor] = []
-    h = x
-    for i, layer in enumerate(layers):
-        tape.append(h)
-        h = (F.linear(h, params[f"{i}.weight"], params.get(f"{i}.bias"))
-             if type(layer) is nn.Linear else F.relu(h))
-    delta = ((h.squeeze(-1) - ratings) * (2 * weight)).unsqueeze(-1)
+    lowest = 0 if wanted is None else min(int(n.split(".")[0]) for n in wanted)
+    out, tape = _mlp_forward(layers, params, x)
+    delta = ((out.squeeze(-1) - ratings) * (2 * weight)).unsqueeze(-1)
+    grads, _ = _mlp_backward(layers, params, tape, delta, lowest, input_delta=False)
+    return grads
+
+
+def _mlp_forward(layers: list[nn.Module], params: Params, x: torch.Tensor, start: int = 0
+                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``layers[start:]`` applied to ``x``; the tape holds each layer's input."""
+    tape = []
+    for i in range(start, len(layers)):
+        tape.append(x)
+        x = (F.linear(x, params[f"{i}.weight"], params.get(f"{i}.bias"))
+             if type(layers[i]) is nn.Linear else F.relu(x))
+    return x, tape
+
+
+def _mlp_backward(layers: list[nn.Module], params: Params, tape: list[torch.Tensor],
+                  delta: torch.Tensor, stop: int, *, input_delta: bool
+                  ) -> tuple[Params, torch.Tensor]:
+    """Backpropagate ``delta`` (the loss gradient at the output) through layers
+    ``len(layers) - 1`` down to ``stop``: the parameter gradients, and (``input_delta``)
+    the gradient at the input of layer ``stop``. ``tape`` starts at layer
+    ``len(layers) - len(tape)``."""
+    start = len(layers) - len(tape)
     grads: Params = {}
-    for i in range(len(layers) - 1, -1, -1):
-        inputs = tape[i]
+    for i in range(len(layers) - 1, stop - 1, -1):
+        inputs = tape[i - start]
         if type(layers[i]) is nn.Linear:
             grads[f"{i}.weight"] = delta.T @ inputs
             if f"{i}.bias" in params:
                 grads[f"{i}.bias"] = delta.sum(0)
-            if i:
+            if i > stop or input_delta:
                 delta = delta @ params[f"{i}.weight"]
         else:
             delta = delta.masked_fill(inputs <= 0, 0.0)
-    return grads
+    return grads, delta
+
+
+def mlp_query_loss_kernel(layers: list[nn.Module], adapted: Params, fixed: Params,
+                          x: torch.Tensor, ratings: torch.Tensor, mask: torch.Tensor,
+                          query: torch.Tensor, q_ratings: torch.Tensor, q_mask: torch.Tensor,
+                          *, steps: int, lr: float) -> torch.Tensor:
+    """One task's query loss after ``steps`` of gradient descent on an :func:`is_mlp` head
+    whose first layer is adapted with the scalar step size ``lr``: the same number as
+    :func:`adapt` followed by a forward pass, computed in kernel form.
+
+    The first layer's gradient at step ``j`` is ``delta_j^T x`` (``delta_j`` ``[S, H]``, its
+    output's gradient), so after ``k`` steps ``x W_k^T + b_k = x W_0^T + b_0 - lr (x x^T +
+    1) sum_j delta_j``, and likewise for the query rows with ``query x^T + 1``. The ``[S,
+    width]`` products with the first layer's weights, the widest matrices of the model,
+    are taken once instead of three times per step; each step multiplies by the ``[S,
+    S]`` Gram matrix instead. Differentiable throughout: an outer gradient through it is
+    the exact second-order one.
+    """
+    params = {**fixed, **adapted}
+    bias = 1.0 if "0.bias" in params else 0.0
+    gram, cross = x @ x.T + bias, query @ x.T + bias
+    base, q_base = (F.linear(x, params["0.weight"], params.get("0.bias")),
+                    F.linear(query, params["0.weight"], params.get("0.bias")))
+    upper = {n: p for n, p in adapted.items() if not n.startswith("0.")}
+    weight = mask.to(x.dtype) / mask.sum().clamp_min(1)
+    total = torch.zeros_like(base)
+    for step in range(steps):
+        hidden = base if step == 0 else base - lr * (gram @ total)
+        out, tape = _mlp_forward(layers, {**params, **upper}, hidden, start=1)
+        delta = ((out.squeeze(-1) - ratings) * (2 * weight)).unsqueeze(-1)
+        grads, delta = _mlp_backward(layers, {**params, **upper}, tape, delta, 1,
+                                     input_delta=True)
+        upper = {n: torch.add(p, grads[n], alpha=-lr) for n, p in upper.items()}
+        total = delta if step == 0 else total + delta
+    hidden = q_base if steps == 0 else q_base - lr * (cross @ total)
+    pred, _ = _mlp_forward(layers, {**params, **upper}, hidden, start=1)
+    return masked_mse(pred.squeeze(-1), q_ratings, q_mask)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -131,12 +189,26 @@ def adapt(forward: Forward, adapted: Params, fixed: Params, user: Fields | None,
         return {n: torch.zeros_like(params[n]) if g is None else g
                 for n, g in zip(names, values, strict=True)}
 
-    if eager and first_order and forward.head_only and is_mlp(forward.model.head):
+    mlp_head = forward.head_only and is_mlp(forward.model.head)
+    if eager and first_order and mlp_head:
         return _adapt_mlp(forward.model.head, adapted, fixed, items, ratings, mask,
                           steps=steps, lr=lr)
+
+    def mlp_grad(params: Params) -> Params:
+        # Written-out backpropagation: differentiable ops, so an outer gradient through
+        # them is the exact second-order one, without a nested ``torch.func.grad``.
+        weight = mask.to(items.dtype) / mask.sum().clamp_min(1)
+        grads = mlp_mse_gradients(layers, {**fixed, **params}, items, ratings, weight,
+                                  wanted=params.keys())
+        return {n: grads[n] for n in params}
+
+    layers = list(forward.model.head) if mlp_head else []
     params = adapted
     for _ in range(steps):
-        grads = eager_grad(params) if eager else grad(loss)(params)
+        if eager:
+            grads = eager_grad(params)
+        else:
+            grads = mlp_grad(params) if mlp_head else grad(loss)(params)
         if first_order:
             grads = {name: g.detach() for name, g in grads.items()}
         params = {name: _step(p, grads[name], lr, name) for name, p in params.items()}
@@ -154,7 +226,7 @@ def _adapt_mlp(module: nn.Sequential, adapted: Params, fixed: Params, x: torch.T
         weight = mask.to(x.dtype) / max(int(mask.sum()), 1)
         layers = list(module)
         for _ in range(steps):
-            grads = mlp_mse_gradients(layers, {**fixed, **params}, x, ratings, weight)
+            grads = mlp_mse_gradients(layers, {**fixed, **params}, x, ratings, weight, names)
             if isinstance(lr, dict):
                 for n in names:
                     params[n].sub_(lr[n] * grads[n])
@@ -181,8 +253,14 @@ def query_loss_after_adapt(forward: Forward, steps: int, first_order: bool,
     soft)`` (meta-distillation).
     """
 
+    kernel = forward.head_only and is_mlp(forward.model.head) and not first_order
+
     def task_loss(adapted: Params, fixed: Params, lr: StepSizes, task: tuple) -> torch.Tensor:
         user, s_items, s_ratings, s_mask, q_items, q_ratings, q_mask = task[:7]
+        if kernel and "0.weight" in adapted and not isinstance(lr, dict) and len(task) == 7:
+            return mlp_query_loss_kernel(list(forward.model.head), adapted, fixed, s_items,
+                                         s_ratings, s_mask, q_items, q_ratings, q_mask,
+                                         steps=steps, lr=lr)
         new = adapt(forward, adapted, fixed, user, s_items, s_ratings, s_mask,
                     steps=steps, lr=lr, first_order=first_order)
         pred = forward({**fixed, **new}, user, q_items)

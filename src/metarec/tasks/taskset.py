@@ -42,6 +42,15 @@ class TaskSet:
         query, query_offsets = _group(query, users)
         return TaskSet(users, support, support_offsets, query, query_offsets)
 
+    @staticmethod
+    def concat(parts: list[TaskSet]) -> TaskSet:
+        """The tasks of ``parts`` one after the other (a user may own several tasks)."""
+        support = _concat_all([p.support for p in parts])
+        query = _concat_all([p.query for p in parts])
+        return TaskSet(np.concatenate([p.users for p in parts]), support,
+                       _joined_offsets([p.support_sizes for p in parts]), query,
+                       _joined_offsets([p.query_sizes for p in parts]))
+
     def select(self, tasks: np.ndarray) -> TaskSet:
         """The tasks at positions ``tasks`` (a bool mask or index array), in that order."""
         tasks = np.flatnonzero(tasks) if tasks.dtype == bool else np.asarray(tasks)
@@ -84,6 +93,13 @@ def _rows_of(offsets: np.ndarray, tasks: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _concat(a: Interactions, b: Interactions) -> Interactions:
-    return Interactions(np.concatenate([a.user, b.user]), np.concatenate([a.item, b.item]),
-                        np.concatenate([a.rating, b.rating]),
-                        np.concatenate([a.timestamp, b.timestamp]))
+    return _concat_all([a, b])
+
+
+def _concat_all(parts: list[Interactions]) -> Interactions:
+    return Interactions(*(np.concatenate([getattr(p, f) for p in parts])
+                          for f in ("user", "item", "rating", "timestamp")))
+
+
+def _joined_offsets(sizes: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(np.concatenate(sizes))]).astype(np.int64)
