@@ -4,6 +4,7 @@ ML-1M split files."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -314,3 +315,35 @@ def test_melu_split_matches_published() -> None:
             assert abs(ours[what] - theirs[what]) <= tolerance, (
                 f"{scenario} {what}: ours {ours[what]}, published {theirs[what]}, "
                 f"tolerance {tolerance:.0f}")
+
+
+def test_train_out_of_bounds_adds_dropped_existing_users_only(toy: Dataset) -> None:
+    """Users 3-8 have 10 old-item ratings (above max_ratings=9) and are in no warm task:
+    with ``train_out_of_bounds`` their old-item ratings become training tasks of at most
+    ``max_ratings`` rows each, every row once; evaluation is unchanged."""
+    cfg = SplitConfig(min_ratings=3, max_ratings=4, query_size=2, validation_fraction=0.25,
+                      seed=3)
+    plain = split_dataset(toy, cfg)
+    more = split_dataset(toy, replace(cfg, train_out_of_bounds=True))
+    for name in SCENARIOS:
+        for side in ("support", "query"):
+            assert _pairs(getattr(more.scenarios[name], side)) == _pairs(
+                getattr(plain.scenarios[name], side))
+    assert _pairs(more.validation.all_ratings()) == _pairs(plain.validation.all_ratings())
+    extra = more.train.select(np.arange(len(plain.train), len(more.train)))
+    assert _pairs(more.train.all_ratings()) - _pairs(extra.all_ratings()) == _pairs(
+        plain.train.all_ratings())
+    # Who and what: existing, non-validation users outside the warm tasks; old items only.
+    assert not np.isin(extra.users, plain.scenarios["warm"].users).any()
+    assert not np.isin(extra.users, plain.new_users).any()
+    assert not np.isin(extra.users, plain.validation_users).any()
+    rows = extra.all_ratings()
+    assert not np.isin(rows.item, plain.new_items).any()
+    assert not _pairs(rows) & _pairs(plain.scenarios["warm"].query)
+    # Every old-item rating of those users, each once, in tasks of <= max_ratings rows.
+    inter = toy.interactions
+    expected = ~np.isin(inter.item, plain.new_items) & np.isin(inter.user, extra.users)
+    assert len(rows) == int(expected.sum()) and _pairs(rows) == _pairs(inter.subset(expected))
+    sizes = extra.support_sizes + extra.query_sizes
+    assert sizes.max() <= cfg.max_ratings and len(extra) > len(np.unique(extra.users))
+    np.testing.assert_array_equal(extra.query_sizes, np.minimum(2, sizes // 2))

@@ -124,8 +124,7 @@ def test_hand_written_mlp_gradients_equal_autograd() -> None:
 def test_kernel_form_query_loss_equals_adapt_then_predict(fixed_names) -> None:
     """MAML-R's meta-loss in kernel form (first layer through the support Gram matrix):
     the same loss and the same second-order gradients as adapting with autograd."""
-    from metarec.learners.inner_loop import (Forward, adapt, masked_mse,
-                                             mlp_query_loss_kernel)
+    from metarec.learners.inner_loop import Forward, adapt, masked_mse, mlp_query_loss_kernel
 
     torch.manual_seed(0)
     model = torch.nn.Module()
