@@ -225,8 +225,12 @@ def _adapt_mlp(module: nn.Sequential, adapted: Params, fixed: Params, x: torch.T
         names = list(params)
         weight = mask.to(x.dtype) / max(int(mask.sum()), 1)
         layers = list(module)
+        stop = min(int(n.split(".")[0]) for n in names)
         for _ in range(steps):
-            grads = mlp_mse_gradients(layers, {**fixed, **params}, x, ratings, weight, names)
+            every = {**fixed, **params}
+            out, tape = _mlp_forward(layers, every, x)
+            delta = ((out.squeeze(-1) - ratings) * (2 * weight)).unsqueeze(-1)
+            grads, _ = _mlp_backward(layers, every, tape, delta, stop, input_delta=False)
             if isinstance(lr, dict):
                 for n in names:
                     params[n].sub_(lr[n] * grads[n])
