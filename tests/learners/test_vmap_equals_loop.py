@@ -120,7 +120,7 @@ def test_hand_written_mlp_gradients_equal_autograd() -> None:
         torch.testing.assert_close(got[key], want, rtol=1e-12, atol=1e-14, msg=key)
 
 
-@pytest.mark.parametrize("fixed_names", [(), ("4.weight", "4.bias")])
+@pytest.mark.parametrize("fixed_names", [(), ("4.weight", "4.bias"), ("0.bias",)])
 def test_kernel_form_query_loss_equals_adapt_then_predict(fixed_names) -> None:
     """MAML-R's meta-loss in kernel form (first layer through the support Gram matrix):
     the same loss and the same second-order gradients as adapting with autograd."""

@@ -135,7 +135,7 @@ def mlp_query_loss_kernel(layers: list[nn.Module], adapted: Params, fixed: Param
     the exact second-order one.
     """
     params = {**fixed, **adapted}
-    bias = 1.0 if "0.bias" in params else 0.0
+    bias = 1.0 if "0.bias" in adapted else 0.0  # a fixed bias adds no "+ 1" term
     gram, cross = x @ x.T + bias, query @ x.T + bias
     base, q_base = (F.linear(x, params["0.weight"], params.get("0.bias")),
                     F.linear(query, params["0.weight"], params.get("0.bias")))
