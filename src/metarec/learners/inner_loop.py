@@ -197,12 +197,13 @@ def adapt(forward: Forward, adapted: Params, fixed: Params, user: Fields | None,
     def mlp_grad(params: Params) -> Params:
         # Written-out backpropagation: differentiable ops, so an outer gradient through
         # them is the exact second-order one, without a nested ``torch.func.grad``.
-        weight = mask.to(items.dtype) / mask.sum().clamp_min(1)
         grads = mlp_mse_gradients(layers, {**fixed, **params}, items, ratings, weight,
                                   wanted=params.keys())
         return {n: grads[n] for n in params}
 
-    layers = list(forward.model.head) if mlp_head else []
+    if mlp_head:
+        layers = list(forward.model.head)
+        weight = mask.to(items.dtype) / mask.sum().clamp_min(1)
     params = adapted
     for _ in range(steps):
         if eager:

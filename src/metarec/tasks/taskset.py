@@ -74,7 +74,7 @@ class TaskSet:
 
     def all_ratings(self) -> Interactions:
         """Support and query rows together (what plain training may learn from)."""
-        return _concat(self.support, self.query)
+        return _concat_all([self.support, self.query])
 
 
 def _group(rows: Interactions, users: np.ndarray) -> tuple[Interactions, np.ndarray]:
@@ -90,10 +90,6 @@ def _rows_of(offsets: np.ndarray, tasks: np.ndarray) -> tuple[np.ndarray, np.nda
     new_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     rows = np.repeat(offsets[tasks] - new_offsets[:-1], sizes) + np.arange(new_offsets[-1])
     return rows.astype(np.int64), new_offsets
-
-
-def _concat(a: Interactions, b: Interactions) -> Interactions:
-    return _concat_all([a, b])
 
 
 def _concat_all(parts: list[Interactions]) -> Interactions:
