@@ -144,10 +144,10 @@ def mlp_query_loss_kernel(layers: list[nn.Module], adapted: Params, fixed: Param
     total = torch.zeros_like(base)
     for step in range(steps):
         hidden = base if step == 0 else base - lr * (gram @ total)
-        out, tape = _mlp_forward(layers, {**params, **upper}, hidden, start=1)
+        current = {**params, **upper}
+        out, tape = _mlp_forward(layers, current, hidden, start=1)
         delta = ((out.squeeze(-1) - ratings) * (2 * weight)).unsqueeze(-1)
-        grads, delta = _mlp_backward(layers, {**params, **upper}, tape, delta, 1,
-                                     input_delta=True)
+        grads, delta = _mlp_backward(layers, current, tape, delta, 1, input_delta=True)
         upper = {n: torch.add(p, grads[n], alpha=-lr) for n, p in upper.items()}
         total = delta if step == 0 else total + delta
     hidden = q_base if steps == 0 else q_base - lr * (cross @ total)
