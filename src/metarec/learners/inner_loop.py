@@ -67,22 +67,31 @@ def is_mlp(module: nn.Module) -> bool:
 
 
 def mlp_mse_gradients(layers: list[nn.Module], params: Params, x: torch.Tensor,
-                      ratings: torch.Tensor, weight: torch.Tensor,
-                      wanted: Collection[str] | None = None) -> Params:
+                      ratings: torch.Tensor, weight: torch.Tensor, stop: int = 0) -> Params:
     """Gradients of ``sum(weight * (mlp(x) - ratings)^2)`` for the layers of an
     :func:`is_mlp` module (``list(module)``, output width 1) and ``x`` ``[N, width]``, by
     hand-written backpropagation.
 
     With ``weight = mask / mask.sum()`` this is :func:`masked_mse`'s gradient: the same
     numbers as autograd without the autograd engine's fixed cost per call, which
-    dominates the small matrices of one user's task. With ``wanted`` (parameter names)
-    only those gradients are computed, and backpropagation stops below the lowest.
+    dominates the small matrices of one user's task. Backpropagation stops at layer
+    ``stop`` (:func:`_lowest_layer` of the parameters wanted): no gradients below it.
     """
-    lowest = 0 if wanted is None else min(int(n.split(".")[0]) for n in wanted)
     out, tape = _mlp_forward(layers, params, x)
-    delta = ((out.squeeze(-1) - ratings) * (2 * weight)).unsqueeze(-1)
-    grads, _ = _mlp_backward(layers, params, tape, delta, lowest, input_delta=False)
+    grads, _ = _mlp_backward(layers, params, tape, _output_delta(out, ratings, weight), stop,
+                             input_delta=False)
     return grads
+
+
+def _lowest_layer(names: Collection[str]) -> int:
+    """The index of the lowest layer among parameter names such as ``"2.weight"``."""
+    return min(int(n.split(".")[0]) for n in names)
+
+
+def _output_delta(out: torch.Tensor, ratings: torch.Tensor, weight: torch.Tensor
+                  ) -> torch.Tensor:
+    """The gradient of ``sum(weight * (out - ratings)^2)`` at ``out`` (``[N, 1]``)."""
+    return ((out.squeeze(-1) - ratings) * (2 * weight)).unsqueeze(-1)
 
 
 def _mlp_forward(layers: list[nn.Module], params: Params, x: torch.Tensor, start: int = 0
@@ -146,8 +155,8 @@ def mlp_query_loss_kernel(layers: list[nn.Module], adapted: Params, fixed: Param
         hidden = base if step == 0 else base - lr * (gram @ total)
         current = {**params, **upper}
         out, tape = _mlp_forward(layers, current, hidden, start=1)
-        delta = ((out.squeeze(-1) - ratings) * (2 * weight)).unsqueeze(-1)
-        grads, delta = _mlp_backward(layers, current, tape, delta, 1, input_delta=True)
+        grads, delta = _mlp_backward(layers, current, tape, _output_delta(out, ratings, weight),
+                                     1, input_delta=True)
         upper = {n: torch.add(p, grads[n], alpha=-lr) for n, p in upper.items()}
         total = delta if step == 0 else total + delta
     hidden = q_base if steps == 0 else q_base - lr * (cross @ total)
@@ -197,12 +206,11 @@ def adapt(forward: Forward, adapted: Params, fixed: Params, user: Fields | None,
     def mlp_grad(params: Params) -> Params:
         # Written-out backpropagation: differentiable ops, so an outer gradient through
         # them is the exact second-order one, without a nested ``torch.func.grad``.
-        grads = mlp_mse_gradients(layers, {**fixed, **params}, items, ratings, weight,
-                                  wanted=params.keys())
+        grads = mlp_mse_gradients(layers, {**fixed, **params}, items, ratings, weight, stop)
         return {n: grads[n] for n in params}
 
     if mlp_head:
-        layers = list(forward.model.head)
+        layers, stop = list(forward.model.head), _lowest_layer(adapted)
         weight = mask.to(items.dtype) / mask.sum().clamp_min(1)
     params = adapted
     for _ in range(steps):
@@ -226,12 +234,9 @@ def _adapt_mlp(module: nn.Sequential, adapted: Params, fixed: Params, x: torch.T
         names = list(params)
         weight = mask.to(x.dtype) / max(int(mask.sum()), 1)
         layers = list(module)
-        stop = min(int(n.split(".")[0]) for n in names)
+        stop = _lowest_layer(names)
         for _ in range(steps):
-            every = {**fixed, **params}
-            out, tape = _mlp_forward(layers, every, x)
-            delta = ((out.squeeze(-1) - ratings) * (2 * weight)).unsqueeze(-1)
-            grads, _ = _mlp_backward(layers, every, tape, delta, stop, input_delta=False)
+            grads = mlp_mse_gradients(layers, {**fixed, **params}, x, ratings, weight, stop)
             if isinstance(lr, dict):
                 for n in names:
                     params[n].sub_(lr[n] * grads[n])
