@@ -51,10 +51,13 @@ class ModelConfig:
         """Keyword arguments for :func:`metarec.models.build_model`."""
         if self.kind == "BiasedMF":
             return {"factors": self.factors}
-        return {"embedding_dim": self.embedding_dim, "hidden": tuple(self.hidden),
-                "user_id_embedding": self.user_id_embedding,
-                "item_id_embedding": self.item_id_embedding,
-                "exclude_fields": tuple(self.exclude_fields)}
+        options = {"embedding_dim": self.embedding_dim, "hidden": tuple(self.hidden),
+                   "user_id_embedding": self.user_id_embedding,
+                   "item_id_embedding": self.item_id_embedding,
+                   "exclude_fields": tuple(self.exclude_fields)}
+        if self.kind == "FeatureMF":
+            options["factors"] = self.factors
+        return options
 
 
 @dataclass

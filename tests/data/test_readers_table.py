@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,3 +80,16 @@ def test_bad_input(write, text, kwargs, line, field, words):
 def test_corrupt_parquet(write):
     with pytest.raises(DataError, match="log.parquet: cannot read as Parquet"):
         read_table(write("log.parquet", b"PAR1 not really"))
+
+
+def test_check_unique_names_both_lines_also_for_a_missing_id() -> None:
+    from metarec.data.readers._common import check_unique
+
+    lines = np.array([2, 3, 4, 5])
+    with pytest.raises(DataError, match=r"id 'b' appears again \(first on line 3\)") as err:
+        check_unique(np.array(["a", "b", "c", "b"], dtype=object), lines, Path("x.csv"), "isbn")
+    assert str(err.value).startswith("x.csv:5: field 'isbn'")
+    with pytest.raises(DataError, match=r"id nan appears again \(first on line 2\)"):
+        check_unique(np.array([np.nan, "b", np.nan, "c"], dtype=object), lines, Path("x.csv"),
+                     "isbn")
+    check_unique(np.array(["a", "b", "c"], dtype=object), lines[:3], Path("x.csv"), "isbn")

@@ -13,7 +13,7 @@ from metarec.data.synthetic import SyntheticConfig, generate
 from metarec.errors import ConfigError
 from metarec.evaluation.baselines import GlobalMean
 from metarec.learners import LEARNERS, Learner, LearnerConfig, learner_class
-from metarec.models import FeatureMLP
+from metarec.models import FeatureMF, FeatureMLP
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -125,3 +125,45 @@ def test_unknown_learner_name() -> None:
     with pytest.raises(ConfigError, match="unknown learner"):
         learner_class("nope")
     assert learner_class("melu") is learner_class("maml-r")
+
+
+@pytest.mark.parametrize("name", ["maml-r", "metasgd", "pretrain"])
+def test_feature_mf_learns_new_users(name: str, data, tmp_path: Path) -> None:
+    """The factorisation model: adapting the user side personalises new users (for
+    ``pretrain`` that is the fine-tuned control, which leaves the item side global)."""
+    ds, split = data
+    torch.manual_seed(0)
+    model = FeatureMF.for_dataset(ds, embedding_dim=8, hidden=(16,), factors=4)
+    learner = learner_class(name)(model, LearnerConfig(**{**CONFIG.to_dict(),
+                                                          "inner_lr": 0.2}))
+    learner.fit(split.train, ds)
+    losses = [h["train_loss"] for h in learner.history_]
+    assert losses[-1] < 0.95 * losses[0], losses
+    new_users = split.scenarios["new_users"]
+    truth = new_users.query.rating
+    adapted = _mae(learner.predict_tasks(new_users), truth)
+    unadapted = _mae(learner.predict_tasks(new_users, steps=0), truth)
+    base = _mae(GlobalMean().fit(split.train_ratings, ds.num_users, ds.num_items)
+                .predict_tasks(new_users), truth)
+    assert adapted < 0.95 * base, (adapted, base)
+    assert adapted < unadapted, (adapted, unadapted)
+    loaded = Learner.load(learner.save(tmp_path / "mf"), features=ds)
+    assert type(loaded.model) is FeatureMF
+    np.testing.assert_array_equal(loaded.predict_tasks(new_users),
+                                  learner.predict_tasks(new_users))
+
+
+def test_redraw_query_trains_on_fresh_queries_deterministically(data) -> None:
+    ds, split = data
+    train = split.train.select(np.arange(64))
+    config = LearnerConfig(**{**CONFIG.to_dict(), "epochs": 3, "redraw_query": True})
+    runs = [_make("maml-r", ds, config).fit(train, ds) for _ in range(2)]
+    assert runs[0].history_ == runs[1].history_
+    plain = _make("maml-r", ds, LearnerConfig(**{**CONFIG.to_dict(), "epochs": 3})
+                  ).fit(train, ds)
+    # Epoch 0 draws again too, so the first epoch's loss already differs.
+    assert plain.history_[0]["train_loss"] != runs[0].history_[0]["train_loss"]
+    learner = runs[0]
+    assert learner.epoch_tasks(train, 1).query_sizes.tolist() == train.query_sizes.tolist()
+    assert not np.array_equal(learner.epoch_tasks(train, 1).query.item,
+                              learner.epoch_tasks(train, 2).query.item)

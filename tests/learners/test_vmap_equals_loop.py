@@ -10,7 +10,7 @@ from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
 from metarec.learners import LearnerConfig, MetaLearner, learner_class
 from metarec.learners.reference import reference_meta_gradients
-from metarec.models import FeatureMLP
+from metarec.models import FeatureMF, FeatureMLP
 from metarec.tasks.batch import pad_tasks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -28,9 +28,12 @@ def data():
     return ds, batch
 
 
-def _learner(name: str, ds, steps: int = 2) -> MetaLearner:
+def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP") -> MetaLearner:
     torch.manual_seed(0)
-    model = FeatureMLP.for_dataset(ds, embedding_dim=4, hidden=(8,))
+    if kind == "FeatureMF":
+        model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
+    else:
+        model = FeatureMLP.for_dataset(ds, embedding_dim=4, hidden=(8,))
     learner = learner_class(name)(model, LearnerConfig(dtype="float64", inner_steps=steps,
                                                        inner_lr=0.1))
     assert isinstance(learner, MetaLearner)
@@ -44,10 +47,10 @@ def _learner(name: str, ds, steps: int = 2) -> MetaLearner:
 
 
 @pytest.mark.parametrize("name", META_LEARNERS)
-@pytest.mark.parametrize("steps", [2])
-def test_vmap_meta_gradients_equal_the_loop(name: str, steps: int, data) -> None:
+@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF"])
+def test_vmap_meta_gradients_equal_the_loop(name: str, kind: str, data) -> None:
     ds, batch = data
-    learner = _learner(name, ds, steps)
+    learner = _learner(name, ds, 2, kind)
     loss, grads = learner.meta_gradients(batch)
     ref_loss, ref_grads = reference_meta_gradients(learner, batch)
     assert loss == pytest.approx(ref_loss, rel=1e-10)

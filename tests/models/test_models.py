@@ -9,7 +9,8 @@ import torch
 
 from metarec.data.dataset import FieldSpec
 from metarec.data.synthetic import SyntheticConfig, generate
-from metarec.models import BiasedMF, FeatureMLP, build_model, model_from_config
+from metarec.models import BiasedMF, FeatureMF, FeatureMLP, build_model, model_from_config
+from metarec.models.feature_mf import FactorHead
 from metarec.models.feature_mlp import FieldEmbedding
 
 
@@ -90,10 +91,12 @@ def test_head_output_body_partition_the_parameters(dataset) -> None:
                                        "item_factors.weight"]
 
 
-@pytest.mark.parametrize("kind", ["FeatureMLP", "BiasedMF"])
+@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF", "BiasedMF"])
 def test_model_from_config_round_trip(dataset, kind: str) -> None:
-    options = {"embedding_dim": 4, "hidden": (8,), "item_id_embedding": True} \
-        if kind == "FeatureMLP" else {"factors": 3}
+    options = {"FeatureMLP": {"embedding_dim": 4, "hidden": (8,), "item_id_embedding": True},
+               "FeatureMF": {"embedding_dim": 4, "hidden": (8,), "factors": 3,
+                             "item_id_embedding": True},
+               "BiasedMF": {"factors": 3}}[kind]
     model = build_model(kind, dataset, **options)
     config = json.loads(json.dumps(model.config()))  # JSON-able
     again = model_from_config(config)
@@ -124,3 +127,38 @@ def test_biased_mf_exact_prediction() -> None:
     torch.testing.assert_close(out, torch.tensor([6.5, 2.25, 4.0]))
     lists = model({"id": torch.tensor([0, 1])}, {"id": torch.tensor([[0, 2], [1, 2]])})
     torch.testing.assert_close(lists, torch.tensor([[6.5, 4.5], [2.25, 4.0]]))
+
+
+def test_factor_head_exact_prediction() -> None:
+    head = FactorHead(user_width=2, item_width=1, factors=2, hidden=(), rating_mean=3.0)
+    with torch.no_grad():
+        head.user.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        head.user.bias.copy_(torch.tensor([0.5, 0.0, -1.0]))
+        head.item[0].weight.copy_(torch.tensor([[0.0], [2.0], [1.0]]))
+        head.item[0].bias.copy_(torch.tensor([0.25, 0.0, 0.0]))
+    x = torch.tensor([[1.0, 2.0, 1.0], [0.0, 0.0, -1.0]])
+    # Row 0: u = (1.5, 2, 2), v = (0.25, 2, 1): 3 + 1.5 + 0.25 + (4 + 2) = 10.75.
+    # Row 1: u = (0.5, 0, -1), v = (0.25, -2, -1): 3 + 0.5 + 0.25 + (0 + 1) = 4.75.
+    torch.testing.assert_close(head(x), torch.tensor([[10.75], [4.75]]))
+
+
+def test_feature_mf_is_its_head_over_the_body_and_adapts_the_user_tower(dataset) -> None:
+    model = FeatureMF.for_dataset(dataset, embedding_dim=4, hidden=(8,), factors=3,
+                                  item_id_embedding=True)
+    users, items = torch.tensor([0, 3]), torch.tensor([[1, 2, 3], [4, 5, 6]])
+    user, item = _fields(dataset, users, items)
+    out = model(user, item)
+    assert out.shape == (2, 3)
+    torch.testing.assert_close(out, model.head(model.body(user, item)).squeeze(-1))
+    assert model.splits_head
+    assert sorted(model.head_names()) == ["head.user.bias", "head.user.weight"]
+    assert model.output_names() == ["head.user.bias"]
+    assert "head.mean" in model.body_names()
+    # The user tower reads the user fields only: 3 user fields of 4 dims.
+    assert model.head.user.in_features == 3 * 4
+    assert model.config()["kind"] == "FeatureMF"
+    # The item side is memory: learners adapting "every parameter" leave it global.
+    memory = set(model.memory_names())
+    names = {n for n, _ in model.named_parameters()}
+    assert memory == {n for n in names if n.startswith(("body.item_fields.", "head.item."))}
+    assert "head.user.weight" not in memory and "head.mean" not in memory

@@ -109,6 +109,30 @@ def test_taskset_from_rows_groups_by_user_keeping_row_order() -> None:
     assert len(tasks.all_ratings()) == 6
 
 
+def _task_rows(tasks: TaskSet, part: str, t: int) -> set:
+    offsets, data = getattr(tasks, f"{part}_offsets"), getattr(tasks, part)
+    return {(int(data.user[i]), int(data.item[i]), float(data.rating[i]))
+            for i in range(offsets[t], offsets[t + 1])}
+
+
+def test_redraw_query_keeps_each_tasks_rows_and_sizes(tasks: TaskSet) -> None:
+    seen = set()
+    for seed in range(20):
+        redrawn = tasks.redraw_query(seed)
+        assert redrawn.users.tolist() == tasks.users.tolist()
+        assert redrawn.support_sizes.tolist() == tasks.support_sizes.tolist()
+        assert redrawn.query_sizes.tolist() == tasks.query_sizes.tolist()
+        for t in range(len(tasks)):
+            before = _task_rows(tasks, "support", t) | _task_rows(tasks, "query", t)
+            support, query = _task_rows(redrawn, "support", t), _task_rows(redrawn, "query", t)
+            assert support | query == before and not support & query
+        seen.add(tuple(redrawn.query.item.tolist()))
+    # Task 0 has 3 rows and a 1-row query, task 2 has 4 rows, 1 query: 3 * 4 = 12 draws;
+    # twenty seeds see several of them, and one seed always the same one.
+    assert len(seen) > 3
+    assert tasks.redraw_query(7).query.item.tolist() == tasks.redraw_query(7).query.item.tolist()
+
+
 def _many_tasks(n: int = 10) -> TaskSet:
     users = np.repeat(np.arange(n), 3)
     return TaskSet.from_rows(_rows(users, users % 20, np.ones(3 * n)),

@@ -19,7 +19,9 @@ class LearnerConfig:
     norm of the meta-gradient (None = off); ``patience``: epochs without validation
     improvement before early stopping (None = off); ``batch_size``: rating pairs per step
     for plain (``pretrain``) training; ``bucket``: meta-batches per size-sorted pool (1 =
-    plain shuffling; see :class:`~metarec.tasks.TaskBatcher`); ``dtype``: ``float32`` or
+    plain shuffling; see :class:`~metarec.tasks.TaskBatcher`); ``redraw_query``: draw
+    each training task's inner query again every epoch (meta-learners), so that every
+    training rating serves as a query target over the epochs; ``dtype``: ``float32`` or
     ``float64``.
     """
 
@@ -34,6 +36,7 @@ class LearnerConfig:
     batch_size: int = 1024
     eval_batch_size: int = 128
     bucket: int = 8
+    redraw_query: bool = False
     dtype: str = "float32"
     seed: int = 0
 

@@ -180,14 +180,16 @@ class DistributedMetaTrainer:
         self._started = False
 
     # ---- one meta-step --------------------------------------------------------------
-    def step(self, index: np.ndarray) -> float:
-        """One meta-step on the global meta-batch ``index``: this rank's share, the
-        weighted all-reduce, then the learner's update. Returns the global mean loss."""
+    def step(self, index: np.ndarray, tasks: TaskSet | None = None) -> float:
+        """One meta-step on the global meta-batch ``index`` of ``tasks`` (default: the
+        training tasks): this rank's share, the weighted all-reduce, then the learner's
+        update. Returns the global mean loss."""
         learner = self.learner
+        tasks = self.train if tasks is None else tasks
         shard = shard_indices(index, self.context.rank, self.context.world_size)
         names = list(learner.meta_parameters())
         if len(shard):
-            batch = pad_tasks(self.train, shard, self.features.users, self.features.items)
+            batch = pad_tasks(tasks, shard, self.features.users, self.features.items)
             loss, grads = learner.meta_gradients(batch)
         else:  # a short last batch can leave a rank without tasks
             loss, grads = 0.0, {n: torch.zeros_like(p)
@@ -256,8 +258,9 @@ class DistributedMetaTrainer:
             if self.epoch_ >= config.epochs:
                 break
             learner.model.train()
+            tasks = learner.epoch_tasks(self.train, self.epoch_)
             for index in batcher.batch_indices():
-                loss = self.step(index)
+                loss = self.step(index, tasks)
                 self.step_ += 1
                 self.epoch_losses_.append(loss)
                 if self.on_step is not None:

@@ -93,12 +93,20 @@ class MetaLearner(Learner):
             if state is not None:
                 self.batcher_.load_state_dict(state)
 
+    def epoch_tasks(self, train: TaskSet, epoch: int) -> TaskSet:
+        """The training tasks of ``epoch``: ``train`` itself, or with ``redraw_query`` each
+        task's inner query drawn again (seeded by the learner's seed and the epoch)."""
+        if not self.config.redraw_query:
+            return train
+        return train.redraw_query([self.config.seed, epoch])
+
     def fit_epoch(self, train: TaskSet, features: HasFeatures, epoch: int) -> float:
         self.start(train, features)
         assert self.batcher_ is not None
+        tasks = self.epoch_tasks(train, epoch)
         losses = []
         for index in self.batcher_.batch_indices():
-            batch = pad_tasks(train, index, features.users, features.items)
+            batch = pad_tasks(tasks, index, features.users, features.items)
             loss, grads = self.meta_gradients(batch)
             self.apply_gradients(grads)
             losses.append(loss)

@@ -61,6 +61,12 @@ def reference_meta_gradients(learner: MetaLearner, batch: TaskBatch
     if reptile:
         deltas = {n: params[n].detach() - torch.stack([f[n] for f in finals]).mean(0)
                   for n in names}
+        # Parameters Reptile does not adapt (memory) take the gradient of that loss.
+        fixed = {n: p for n, p in params.items() if n not in deltas}
+        if fixed:
+            grads = torch.autograd.grad(loss, list(fixed.values()), allow_unused=True)
+            deltas.update({n: torch.zeros_like(p) if g is None else g
+                           for (n, p), g in zip(fixed.items(), grads, strict=True)})
         return float(loss.detach()), deltas
     meta = learner.meta_parameters()
     grads = torch.autograd.grad(loss, list(meta.values()), allow_unused=True)

@@ -65,21 +65,28 @@ class RatingModel(nn.Module):
 def model_from_config(config: dict[str, Any]) -> RatingModel:
     """Rebuild a model (with fresh weights) from :meth:`RatingModel.config`."""
     from metarec.models.biased_mf import BiasedMF
+    from metarec.models.feature_mf import FeatureMF
     from metarec.models.feature_mlp import FeatureMLP
 
-    kinds: dict[str, type[RatingModel]] = {"FeatureMLP": FeatureMLP, "BiasedMF": BiasedMF}
+    kinds: dict[str, type[RatingModel]] = {"FeatureMLP": FeatureMLP, "FeatureMF": FeatureMF,
+                                           "BiasedMF": BiasedMF}
     args = dict(config)
     kind = args.pop("kind")
     return kinds[kind].from_config(args)  # type: ignore[attr-defined]
 
 
 def build_model(kind: str, dataset: Any, **options: Any) -> RatingModel:
-    """Build a ``FeatureMLP`` or ``BiasedMF`` sized for ``dataset`` (a ``Dataset``)."""
+    """Build a ``FeatureMLP``, ``FeatureMF`` or ``BiasedMF`` sized for ``dataset`` (a
+    ``Dataset``)."""
     from metarec.models.biased_mf import BiasedMF
+    from metarec.models.feature_mf import FeatureMF
     from metarec.models.feature_mlp import FeatureMLP
 
     if kind == "FeatureMLP":
         return FeatureMLP.for_dataset(dataset, **options)
+    if kind == "FeatureMF":
+        return FeatureMF.for_dataset(dataset, **options)
     if kind == "BiasedMF":
         return BiasedMF(dataset.num_users, dataset.num_items, **options)
-    raise ValueError(f"unknown model kind {kind!r}; expected FeatureMLP or BiasedMF")
+    raise ValueError(f"unknown model kind {kind!r}; expected FeatureMLP, FeatureMF or "
+                     "BiasedMF")

@@ -72,6 +72,27 @@ class TaskSet:
         offsets = np.concatenate([[0], np.cumsum(np.minimum(sizes, k))]).astype(np.int64)
         return TaskSet(self.users, support, offsets, self.query, self.query_offsets)
 
+    def redraw_query(self, seed: int | list[int]) -> TaskSet:
+        """The same tasks with each query drawn again at random from the task's rows
+        (support and query together), keeping every task's query size. Meta-training on
+        a fresh draw each epoch lets every training rating serve as a query target."""
+        rng = np.random.default_rng(seed)
+        rows = _concat_all([self.support, self.query])
+        task = np.concatenate([np.repeat(np.arange(len(self)), self.support_sizes),
+                               np.repeat(np.arange(len(self)), self.query_sizes)])
+        sizes = self.support_sizes + self.query_sizes
+        starts = np.concatenate([[0], np.cumsum(sizes)])[:-1]
+        shuffled = np.lexsort((rng.random(len(rows)), task))
+        rank = np.arange(len(rows)) - starts[task[shuffled]]
+        is_query = np.empty(len(rows), dtype=bool)
+        is_query[shuffled] = rank < self.query_sizes[task[shuffled]]
+        # Each task's rows keep their relative order (former support rows first).
+        grouped = np.argsort(task, kind="stable")
+        support, query = grouped[~is_query[grouped]], grouped[is_query[grouped]]
+        return TaskSet(self.users, rows.subset(support),
+                       _joined_offsets([self.support_sizes]), rows.subset(query),
+                       self.query_offsets.copy())
+
     def all_ratings(self) -> Interactions:
         """Support and query rows together (what plain training may learn from)."""
         return _concat_all([self.support, self.query])

@@ -322,7 +322,9 @@ def check_unique(ids: np.ndarray, lines: np.ndarray, path: Path, field: str) -> 
     dup = pd.Index(ids).duplicated(keep="first")
     if dup.any():
         at = int(np.flatnonzero(dup)[0])
-        first = int(lines[int(np.flatnonzero(ids == ids[at])[0])])
+        # Codes, not ``ids == ids[at]``: a missing id (NaN) equals no value, not even itself.
+        codes, _ = pd.factorize(ids, use_na_sentinel=False)
+        first = int(lines[int(np.flatnonzero(codes == codes[at])[0])])
         value = ids[at].item() if isinstance(ids[at], np.generic) else ids[at]
         raise DataError(f"id {value!r} appears again (first on line {first}); "
                         "expected one row per id", path=path, line=int(lines[at]), field=field)

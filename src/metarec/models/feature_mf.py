@@ -1,0 +1,86 @@
+"""Factorisation over side features: a user vector and an item vector, their dot product
+plus biases; the user vector is what a user's support set adapts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from metarec.data.dataset import Dataset, FieldSpec
+from metarec.models.feature_mlp import FeatureMLP
+
+
+class FactorHead(nn.Module):
+    """``mean + u_0 + v_0 + <u_1:, v_1:>`` from the embedded fields ``x`` ``[..., width]``.
+
+    ``u = user(x[..., :user_width])`` is a linear map of the user's embedded fields to a
+    bias and ``factors`` factors (the only part adapted per user: after adaptation it is a
+    user vector fitted to the support set, started from the one the user's features give);
+    ``v = item(x[..., user_width:])`` is an MLP (``hidden`` ReLU layers) of the item's
+    embedded fields, its id embedding included when the model has one. Returns
+    ``[..., 1]``.
+    """
+
+    def __init__(self, user_width: int, item_width: int, factors: int,
+                 hidden: Sequence[int], rating_mean: float) -> None:
+        super().__init__()
+        self.user_width = user_width
+        self.user = nn.Linear(user_width, factors + 1)
+        layers: list[nn.Module] = []
+        width = item_width
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, factors + 1))
+        self.item = nn.Sequential(*layers)
+        self.mean = nn.Parameter(torch.tensor(float(rating_mean)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.user(x[..., :self.user_width])
+        v = self.item(x[..., self.user_width:])
+        out = self.mean + u[..., 0] + v[..., 0] + (u[..., 1:] * v[..., 1:]).sum(-1)
+        return out.unsqueeze(-1)
+
+
+class FeatureMF(FeatureMLP):
+    """A two-tower factorisation over MeLU's fields: the body embeds the user and item
+    fields as in :class:`FeatureMLP` (same options, id embeddings included); the head is a
+    :class:`FactorHead`. ``head`` (MAML-R, Meta-SGD) = the user tower (``head.user.``):
+    adapting it fits the user's bias and factors to the support set, the item side and
+    every embedding stay global; ``output`` (ANIL) = the tower's bias alone, i.e. the
+    user's bias and factors as a free vector. Learners that adapt "every parameter" adapt
+    the user side only (:meth:`memory_names`).
+    """
+
+    def __init__(self, user_specs: Sequence[FieldSpec], item_specs: Sequence[FieldSpec], *,
+                 embedding_dim: int = 32, hidden: Sequence[int] = (64,), factors: int = 32,
+                 numeric_stats: dict[str, tuple[float, float]] | None = None,
+                 num_users: int = 0, num_items: int = 0, rating_mean: float = 3.5) -> None:
+        super().__init__(user_specs, item_specs, embedding_dim=embedding_dim, hidden=hidden,
+                         numeric_stats=numeric_stats, num_users=num_users,
+                         num_items=num_items, rating_mean=rating_mean)
+        self.factors = factors
+        user_width = embedding_dim * len(self.body.user_fields)
+        self.head = FactorHead(user_width, self.body.width - user_width, factors,
+                               self.hidden, rating_mean)
+        self.head_prefixes = ("head.user.",)
+        self.output_prefixes = ("head.user.bias",)
+
+    def memory_names(self) -> list[str]:
+        """The whole item side (item field tables, id tables, the item tower): what an
+        item's vector learned from every user stays global when one user adapts, also
+        for learners that adapt every other parameter (``maml``, ``reptile``,
+        ``finetune``)."""
+        return [n for n, _ in self.named_parameters()
+                if n.startswith(("body.item_fields.", "body.user_fields.id.", "head.item."))]
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "kind": "FeatureMF", "factors": self.factors}
+
+    @classmethod
+    def for_dataset(cls, dataset: Dataset, **options: Any) -> FeatureMF:  # type: ignore[override]
+        """A model over the side fields of ``dataset`` (see :meth:`FeatureMLP.for_dataset`)."""
+        return super().for_dataset(dataset, **options)  # type: ignore[return-value]
