@@ -202,16 +202,17 @@ def test_resume_after_10_steps_equals_20_uninterrupted(data, single, tmp_path) -
     assert learner.history_ == single["reptile"].history_
 
 
-def test_trainer_on_one_process_equals_learner_fit(data) -> None:
+@pytest.mark.parametrize("redraw", [False, True])
+def test_trainer_on_one_process_equals_learner_fit(data, redraw: bool) -> None:
     dataset, split = data
     fitted = _learner("reptile", dataset)
-    fitted.config.epochs = 1
+    fitted.config.epochs, fitted.config.redraw_query = 2, redraw
     fitted.fit(split.train, dataset, split.validation)
     trained = _learner("reptile", dataset)
-    trained.config.epochs = 1
+    trained.config.epochs, trained.config.redraw_query = 2, redraw
     trainer = DistributedMetaTrainer(trained, split.train, dataset, split.validation)
     trainer.fit()
-    assert trainer.step_ == 6 and trainer.finished_
+    assert trainer.step_ == 12 and trainer.finished_
     assert _max_diff(_params(trained), _params(fitted)) == 0.0
     assert trained.history_ == fitted.history_
 
