@@ -37,6 +37,7 @@ def test_int_for_float_field_is_accepted() -> None:
     ("learner", "must look like section.field=value"),
     ("split.protocol=weird", "split protocol must be 'melu' or 'time'"),
     ("per_learner.maml.nope=1", "[per_learner.maml]"),
+    ("model.kind=Transformer", "model.kind must be one of FeatureMLP, FeatureMF, BiasedMF"),
 ])
 def test_bad_settings_name_the_field(override: str, message: str) -> None:
     with pytest.raises(ConfigError) as error:

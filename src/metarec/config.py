@@ -35,9 +35,10 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The model: ``FeatureMLP`` (MeLU architecture) or ``BiasedMF``. Runs add an item-id
-    embedding to MeLU's features by default (zero for items never trained on, so new items
-    rely on features alone); it lets the model learn each known item's quality."""
+    """The model: ``FeatureMLP`` (MeLU architecture), ``FeatureMF`` (two towers over the
+    same fields; ``factors`` per side) or ``BiasedMF``. Runs add an item-id embedding to
+    MeLU's features by default (zero for items never trained on, so new items rely on
+    features alone); it lets the model learn each known item's quality."""
 
     kind: str = "FeatureMLP"
     embedding_dim: int = 32
@@ -46,6 +47,12 @@ class ModelConfig:
     item_id_embedding: bool = True
     exclude_fields: list[str] = field(default_factory=list)
     factors: int = 32
+
+    def __post_init__(self) -> None:
+        kinds = ("FeatureMLP", "FeatureMF", "BiasedMF")
+        if self.kind not in kinds:
+            raise ConfigError(f"model.kind must be one of {', '.join(kinds)}; "
+                              f"got {self.kind!r}")
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for :func:`metarec.models.build_model`."""
