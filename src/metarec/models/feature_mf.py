@@ -17,7 +17,7 @@ class FactorHead(nn.Module):
     """``mean + u_0 + v_0 + <u_1:, v_1:>`` from the embedded fields ``x`` ``[..., width]``.
 
     ``u = user(x[..., :user_width])`` is a linear map of the user's embedded fields to a
-    bias and ``factors`` factors (the only part adapted per user: after adaptation it is a
+    bias and ``factors`` factors (what MAML-R adapts per user: after adaptation it is a
     user vector fitted to the support set, started from the one the user's features give);
     ``v = item(x[..., user_width:])`` is an MLP (``hidden`` ReLU layers) of the item's
     embedded fields, its id embedding included when the model has one. Returns
