@@ -49,7 +49,9 @@ class ModelConfig:
     factors: int = 32
 
     def __post_init__(self) -> None:
-        kinds = ("FeatureMLP", "FeatureMF", "BiasedMF")
+        from metarec.models.base import model_classes
+
+        kinds = tuple(model_classes())
         if self.kind not in kinds:
             raise ConfigError(f"model.kind must be one of {', '.join(kinds)}; "
                               f"got {self.kind!r}")

@@ -62,31 +62,28 @@ class RatingModel(nn.Module):
         return [n for n, _ in self.named_parameters() if n not in head]
 
 
-def model_from_config(config: dict[str, Any]) -> RatingModel:
-    """Rebuild a model (with fresh weights) from :meth:`RatingModel.config`."""
+def model_classes() -> dict[str, type[RatingModel]]:
+    """Every model kind by its config name (``model.kind``), in one place."""
     from metarec.models.biased_mf import BiasedMF
     from metarec.models.feature_mf import FeatureMF
     from metarec.models.feature_mlp import FeatureMLP
 
-    kinds: dict[str, type[RatingModel]] = {"FeatureMLP": FeatureMLP, "FeatureMF": FeatureMF,
-                                           "BiasedMF": BiasedMF}
+    return {"FeatureMLP": FeatureMLP, "FeatureMF": FeatureMF, "BiasedMF": BiasedMF}
+
+
+def model_from_config(config: dict[str, Any]) -> RatingModel:
+    """Rebuild a model (with fresh weights) from :meth:`RatingModel.config`."""
     args = dict(config)
     kind = args.pop("kind")
-    return kinds[kind].from_config(args)  # type: ignore[attr-defined]
+    return model_classes()[kind].from_config(args)  # type: ignore[attr-defined]
 
 
 def build_model(kind: str, dataset: Any, **options: Any) -> RatingModel:
-    """Build a ``FeatureMLP``, ``FeatureMF`` or ``BiasedMF`` sized for ``dataset`` (a
-    ``Dataset``)."""
-    from metarec.models.biased_mf import BiasedMF
-    from metarec.models.feature_mf import FeatureMF
-    from metarec.models.feature_mlp import FeatureMLP
-
-    if kind == "FeatureMLP":
-        return FeatureMLP.for_dataset(dataset, **options)
-    if kind == "FeatureMF":
-        return FeatureMF.for_dataset(dataset, **options)
+    """Build a model of ``kind`` (see :func:`model_classes`) sized for ``dataset`` (a
+    ``Dataset``): ``BiasedMF`` by its id counts, the others by ``for_dataset``."""
+    classes = model_classes()
+    if kind not in classes:
+        raise ValueError(f"unknown model kind {kind!r}; expected {', '.join(classes)}")
     if kind == "BiasedMF":
-        return BiasedMF(dataset.num_users, dataset.num_items, **options)
-    raise ValueError(f"unknown model kind {kind!r}; expected FeatureMLP, FeatureMF or "
-                     "BiasedMF")
+        return classes[kind](dataset.num_users, dataset.num_items, **options)
+    return classes[kind].for_dataset(dataset, **options)  # type: ignore[attr-defined]
