@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--learners", default="maml-r,maml,fomaml,reptile,metasgd,anil")
     parser.add_argument("--baselines",
-                        default="global-mean,biases,popularity,biased-mf,pretrain,finetune")
+                        default="global-mean,biases,popularity,biased-mf,pretrain,finetune,foldin")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--config", type=Path, default=None, help="TOML run config")

@@ -47,7 +47,7 @@ def test_results_json_is_a_flat_dataframe_ready_document(run_dir: Path) -> None:
     assert list(frame.columns) == ["learner", "scenario", "metric", "mean", "sd", "n_seeds"]
     learners = set(frame.learner)
     assert learners == {"global-mean", "biases", "popularity", "biased-mf", "pretrain",
-                        "finetune", "maml-r", "reptile"}
+                        "finetune", "foldin", "maml-r", "reptile"}
     assert set(SCENARIOS) | {"new_users_k1", "new_users_k5", "new_users_all"} == set(
         frame.scenario)
     # Ranking the whole catalogue is harder than ranking the 10 query items.

@@ -92,7 +92,8 @@ class RunConfig:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     learners: list[str] = field(default_factory=lambda: ["maml-r", "maml", "reptile"])
     baselines: list[str] = field(default_factory=lambda: [
-        "global-mean", "biases", "popularity", "biased-mf", "pretrain", "finetune"])
+        "global-mean", "biases", "popularity", "biased-mf", "pretrain", "finetune",
+        "foldin"])
     seeds: list[int] = field(default_factory=lambda: [0])
     per_learner: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {"reptile": {"inner_lr": 0.02}})

@@ -25,6 +25,7 @@ from metarec.evaluation.report import bar_chart, line_chart, results_document, w
 from metarec.learners.base import Learner
 from metarec.learners.pretrain import Pretrain
 from metarec.learners.registry import learner_class
+from metarec.learners.ridge import fold_in
 from metarec.models.base import build_model
 from metarec.tasks.taskset import TaskSet
 
@@ -32,7 +33,10 @@ Predictor = Callable[[TaskSet], np.ndarray]
 Events = Callable[[str, dict[str, Any]], None]
 """Progress events: ``(kind, payload)`` with kinds ``stage``, ``epoch``, ``done``."""
 
-BASELINES = ("global-mean", "biases", "popularity", "biased-mf", "pretrain", "finetune")
+BASELINES = ("global-mean", "biases", "popularity", "biased-mf", "pretrain", "finetune",
+             "foldin")
+ON_PRETRAIN = {"pretrain", "finetune", "foldin"}
+"""Baselines that evaluate the ``pretrain`` learner's model."""
 TABLE_METRICS = ("mae", "rmse", "ndcg@3", "precision@5", "accuracy")
 
 
@@ -93,6 +97,8 @@ def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: R
             out[name] = _with_steps(trained["pretrain"], 0)
         elif name == "finetune":
             out[name] = _with_steps(trained["pretrain"], config.learner.inner_steps)
+        elif name == "foldin":
+            out[name] = fold_in(trained["pretrain"], split.validation).predict_tasks
         else:
             out[name] = trained[name].predict_tasks
     return out
@@ -164,8 +170,8 @@ def run_experiment(config: RunConfig, out: str | Path | None = None,
         split = make_split(dataset, config, seed)
         result.split_summary = split.summary()
         to_train = list(dict.fromkeys(
-            [*config.learners, *(["pretrain"] if {"pretrain", "finetune"} &
-                                 set(config.baselines) else []),
+            [*config.learners, *(["pretrain"] if ON_PRETRAIN & set(config.baselines)
+                                 else []),
              *(["biased-mf"] if "biased-mf" in config.baselines else [])]))
         trained: dict[str, Learner] = {}
         for name in to_train:
@@ -200,15 +206,15 @@ def evaluate_run(run_dir: str | Path, events: Events | None = None) -> RunResult
     for seed in config.seeds:
         split = make_split(dataset, config, seed)
         trained: dict[str, Learner] = {}
-        needed = {*config.learners, *(["pretrain"] if {"pretrain", "finetune"} &
-                                      set(config.baselines) else []), "biased-mf"}
+        needed = {*config.learners, *(["pretrain"] if ON_PRETRAIN & set(config.baselines)
+                                      else []), "biased-mf"}
         for name in needed:
             path = folder / "checkpoints" / f"{name}-seed{seed}"
             if path.is_dir():
                 trained[name] = Learner.load(path, features=dataset)
         names = [n for n in dict.fromkeys([*config.baselines, *config.learners])
                  if n in ("global-mean", "biases", "popularity") or n in trained
-                 or (n == "finetune" and "pretrain" in trained)]
+                 or (n in ON_PRETRAIN and "pretrain" in trained)]
         result.records += evaluate_predictors(predictors_for(trained, split, config, names,
                                                              dataset),
                                               split, config, seed, dataset.num_items)

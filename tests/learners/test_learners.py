@@ -127,7 +127,7 @@ def test_unknown_learner_name() -> None:
     assert learner_class("melu") is learner_class("maml-r")
 
 
-@pytest.mark.parametrize("name", ["maml-r", "metasgd", "pretrain"])
+@pytest.mark.parametrize("name", ["maml-r", "metasgd", "ridge", "pretrain"])
 def test_feature_mf_learns_new_users(name: str, data, tmp_path: Path) -> None:
     """The factorisation model: adapting the user side personalises new users (for
     ``pretrain`` that is the fine-tuned control, which leaves the item side global)."""

@@ -21,14 +21,15 @@ from metarec.tasks.batch import pad_tasks
 from metarec.tasks.taskset import TaskSet
 
 
-@pytest.fixture(scope="module")
-def setup():
+@pytest.fixture(scope="module", params=["maml-r", "ridge"])
+def setup(request):
+    """A trained learner: one that adapts by gradient steps, one in closed form."""
     dataset = generate(SyntheticConfig(num_users=150, num_items=100, num_ratings=6000,
                                        seed=1))
     split = split_dataset(dataset, SplitConfig(seed=0))
     model = FeatureMLP.for_dataset(dataset, embedding_dim=8, hidden=(16, 16))
-    learner = learner_class("maml-r")(model, LearnerConfig(epochs=1, inner_steps=3,
-                                                           patience=None))
+    learner = learner_class(request.param)(model, LearnerConfig(epochs=1, inner_steps=3,
+                                                                patience=None))
     learner.fit(split.train, dataset)
     return dataset, learner
 

@@ -15,7 +15,7 @@ from metarec.tasks.batch import pad_tasks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-META_LEARNERS = ["maml", "fomaml", "metasgd", "maml-r", "anil", "reptile"]
+META_LEARNERS = ["maml", "fomaml", "metasgd", "maml-r", "anil", "reptile", "ridge"]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,12 @@ def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP") -> MetaLea
             for p in learner.inner_lrs.values():
                 p.copy_(torch.rand(p.shape, generator=torch.Generator().manual_seed(1),
                                    dtype=p.dtype) * 0.2)
+    if name == "ridge":
+        # Distinct per-element prior precisions, for the same reason.
+        with torch.no_grad():
+            for p in learner.log_precisions.values():
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(2),
+                                    dtype=p.dtype))
     return learner
 
 
@@ -75,7 +81,7 @@ def test_what_each_learner_adapts(data) -> None:
     ds, _ = data
     expected = {"maml": ("all", False), "fomaml": ("all", True), "metasgd": ("head", False),
                 "maml-r": ("head", False), "anil": ("output", False),
-                "reptile": ("all", True)}
+                "reptile": ("all", True), "ridge": ("output", False)}
     for name, (scope, first_order) in expected.items():
         learner = _learner(name, ds)
         assert (learner.scope, learner.first_order) == (scope, first_order), name

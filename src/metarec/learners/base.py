@@ -154,6 +154,18 @@ class Learner(ABC):
         """The inner learning rate(s); Meta-SGD overrides with learned tensors."""
         return self.config.inner_lr
 
+    def adapt_one(self, forward: Forward, start: Params, fixed: Params, task: tuple, *,
+                  steps: int, eager: bool = False) -> Params:
+        """One task's parameters adapted to its support set ``task`` (the first four
+        entries of :meth:`task_inputs`, no batch dimension), from ``start``: ``steps`` of
+        first-order SGD with :meth:`step_sizes` (no outer gradient is taken through it).
+        ``eager``: outside any ``torch.func`` transform (serving one user)."""
+        lr = self.step_sizes()
+        if eager and isinstance(lr, dict):
+            lr = {k: v.detach() for k, v in lr.items()}
+        return adapt(forward, start, fixed, *task[:4], steps=steps, lr=lr, first_order=True,
+                     eager=eager)
+
     def task_inputs(self, batch: TaskBatch, *, query: bool = True) -> tuple:
         """The per-task tuple the inner loop maps over (body embeddings if head-only);
         without ``query`` only its first four entries (user and support set)."""
@@ -198,14 +210,12 @@ class Learner(ABC):
         steps = self.config.inner_steps if steps is None else steps
         forward = self.forward_fn()
         adapted, fixed = self.split_params()
-        lr = self.step_sizes()
         with torch.no_grad():
             inputs = self.task_inputs(batch, query=False)
             local = gather(adapted, rows)
 
         def one(start: Params, task: tuple, eager: bool = False) -> Params:
-            return adapt(forward, start, fixed, *task, steps=steps, lr=lr,
-                         first_order=True, eager=eager)
+            return self.adapt_one(forward, start, fixed, task, steps=steps, eager=eager)
 
         with torch.enable_grad():
             if len(batch) == 1:

@@ -21,7 +21,8 @@ class LearnerConfig:
     for plain (``pretrain``) training; ``bucket``: meta-batches per size-sorted pool (1 =
     plain shuffling; see :class:`~metarec.tasks.TaskBatcher`); ``redraw_query``: draw
     each training task's inner query again every epoch (meta-learners), so that every
-    training rating serves as a query target over the epochs; ``dtype``: ``float32`` or
+    training rating serves as a query target over the epochs; ``prior_precision``: the
+    ``ridge`` learner's starting prior precision (learned per parameter); ``dtype``: ``float32`` or
     ``float64``.
     """
 
@@ -37,6 +38,7 @@ class LearnerConfig:
     eval_batch_size: int = 128
     bucket: int = 8
     redraw_query: bool = False
+    prior_precision: float = 1.0
     dtype: str = "float32"
     seed: int = 0
 
@@ -45,6 +47,8 @@ class LearnerConfig:
             raise ConfigError("inner_steps and epochs must be >= 0")
         if self.meta_batch_size < 1 or self.batch_size < 1:
             raise ConfigError("meta_batch_size and batch_size must be >= 1")
+        if not self.prior_precision > 0:
+            raise ConfigError(f"prior_precision must be > 0, got {self.prior_precision}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 

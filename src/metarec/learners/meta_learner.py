@@ -35,9 +35,32 @@ class MetaLearner(Learner):
         self.optimizer_: torch.optim.Optimizer | None = None
         self.batcher_: TaskBatcher | None = None
 
+    def learner_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """Tensors the outer loop learns besides the model's (Meta-SGD's step sizes), by
+        name; they travel with :meth:`state_dict` and checkpoints."""
+        return {}
+
     def meta_parameters(self) -> dict[str, torch.nn.Parameter]:
         """Every tensor the outer loop learns, by name."""
-        return dict(self.model.named_parameters())
+        return {**dict(self.model.named_parameters()), **self.learner_parameters()}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = super().state_dict()
+        state.update({k: v.detach().clone() for k, v in self.learner_parameters().items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        own = self.learner_parameters()
+        self.model.load_state_dict({k: v for k, v in state.items() if k not in own})
+        with torch.no_grad():
+            for k, v in own.items():
+                v.copy_(state[k])
+
+    def task_loss(self, alpha: float = 0.0) -> Callable[..., torch.Tensor]:
+        """The per-task query loss after adaptation that :meth:`meta_gradients` maps over
+        the tasks (see :func:`~metarec.learners.inner_loop.query_loss_after_adapt`)."""
+        return query_loss_after_adapt(self.forward_fn(), self.config.inner_steps,
+                                      self.first_order, alpha)
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(list(self.meta_parameters().values()), lr=self.config.meta_lr,
@@ -55,8 +78,7 @@ class MetaLearner(Learner):
         # vmap, so their meta-gradient is one scatter-add, not a table per task).
         batch, rows = self.localise(batch)
         dims = {k: 0 if k in rows else None for k in adapted}
-        task_loss = query_loss_after_adapt(self.forward_fn(), self.config.inner_steps,
-                                           self.first_order, alpha)
+        task_loss = self.task_loss(alpha)
         inputs = self.task_inputs(batch)
         if soft_targets is not None:
             inputs = (*inputs, soft_targets.to(self.dtype))

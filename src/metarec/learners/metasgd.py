@@ -27,21 +27,8 @@ class MetaSGD(MAMLR):
     def step_sizes(self) -> StepSizes:
         return {n: self.inner_lrs[_key(n)] for n in self.split_params()[0]}
 
-    def meta_parameters(self) -> dict[str, torch.nn.Parameter]:
-        params = super().meta_parameters()
-        params.update({f"lr.{k}": v for k, v in self.inner_lrs.items()})
-        return params
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        state = super().state_dict()
-        state.update({f"lr.{k}": v.detach().clone() for k, v in self.inner_lrs.items()})
-        return state
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict({k: v for k, v in state.items() if not k.startswith("lr.")})
-        with torch.no_grad():
-            for k, v in self.inner_lrs.items():
-                v.copy_(state[f"lr.{k}"])
+    def learner_parameters(self) -> dict[str, torch.nn.Parameter]:
+        return {f"lr.{k}": v for k, v in self.inner_lrs.items()}
 
 
 def _key(name: str) -> str:

@@ -31,7 +31,7 @@ from torch.func import vmap
 from metarec.data.dataset import Interactions
 from metarec.errors import ConfigError
 from metarec.learners.base import HasFeatures, Learner
-from metarec.learners.inner_loop import Params, adapt, masked_mse
+from metarec.learners.inner_loop import Params, masked_mse
 from metarec.learners.meta_learner import MetaLearner
 from metarec.tasks.batch import pad_tasks
 from metarec.tasks.taskset import TaskSet
@@ -318,7 +318,7 @@ class OnlineRecommender:
 
     def _adapt_one(self, user: int) -> Params:
         """One user's adaptation without padding or ``torch.func`` (the service's hot
-        path): :func:`~metarec.learners.inner_loop.adapt`'s eager first-order steps."""
+        path): :meth:`Learner.adapt_one` outside any transform."""
         learner = self.learner
         adapted, fixed = self._params()
         adapted = {k: v.detach() for k, v in adapted.items()}
@@ -330,16 +330,14 @@ class OnlineRecommender:
         item_fields = self.features.items.take(torch.from_numpy(support.item))
         ratings = torch.from_numpy(support.rating).to(learner.dtype)
         mask = torch.ones(len(support), dtype=torch.bool)
-        lr = learner.step_sizes()
-        if isinstance(lr, dict):
-            lr = {k: v.detach() for k, v in lr.items()}
         with torch.no_grad():
             inputs = (learner.model.body(user_fields, item_fields) if forward.head_only
                       else item_fields)
         with torch.enable_grad():
-            params = adapt(forward, adapted, {k: v.detach() for k, v in fixed.items()},
-                           {} if forward.head_only else user_fields, inputs, ratings, mask,
-                           steps=self._steps(), lr=lr, first_order=True, eager=True)
+            task = ({} if forward.head_only else user_fields, inputs, ratings, mask)
+            params = learner.adapt_one(forward, adapted,
+                                       {k: v.detach() for k, v in fixed.items()}, task,
+                                       steps=self._steps(), eager=True)
         return {k: v.detach() for k, v in params.items()}
 
     # ---- prediction -----------------------------------------------------------------

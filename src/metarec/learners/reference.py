@@ -3,7 +3,9 @@
 :func:`reference_meta_gradients` recomputes what :meth:`MetaLearner.meta_gradients` returns
 with a plain Python loop over the tasks of a batch: one task at a time, the full model
 through ``functional_call`` (never the head-only shortcut), inner steps with
-``torch.autograd.grad(create_graph=not first_order)``, no ``vmap``. Tests assert that the
+``torch.autograd.grad(create_graph=not first_order)``, no ``vmap``; for :class:`Ridge` the
+least-squares problem is solved by ``torch.linalg.lstsq`` on the stacked system with the
+design matrix from ``torch.autograd.functional.jacobian``. Tests assert that the
 vectorised learners equal it; benchmarks use it as the per-task baseline.
 """
 
@@ -16,6 +18,7 @@ from metarec.data.dataset import Fields
 from metarec.learners.inner_loop import masked_mse
 from metarec.learners.meta_learner import MetaLearner
 from metarec.learners.reptile import Reptile
+from metarec.learners.ridge import Ridge
 from metarec.tasks.batch import TaskBatch
 
 
@@ -42,7 +45,9 @@ def reference_meta_gradients(learner: MetaLearner, batch: TaskBatch
         else:
             items, ratings, mask = task.support_fields, task.support_ratings, task.support_mask
         adapted = {n: params[n] for n in names}
-        for _ in range(learner.config.inner_steps):
+        if isinstance(learner, Ridge):
+            adapted = _ridge_lstsq(learner, params, adapted, user, items, ratings[0], mask[0])
+        for _ in range(0 if isinstance(learner, Ridge) else learner.config.inner_steps):
             loss = masked_mse(_predict(learner, params, adapted, user, items), ratings, mask)
             grads = torch.autograd.grad(loss, list(adapted.values()),
                                         create_graph=not first_order)
@@ -77,6 +82,33 @@ def reference_meta_gradients(learner: MetaLearner, batch: TaskBatch
 def _predict(learner: MetaLearner, params: dict[str, torch.Tensor],
              adapted: dict[str, torch.Tensor], user: Fields, items: Fields) -> torch.Tensor:
     return functional_call(learner.model, {**params, **adapted}, (user, items))
+
+
+def _ridge_lstsq(learner: Ridge, params: dict[str, torch.Tensor],
+                 adapted: dict[str, torch.Tensor], user: Fields, items: Fields,
+                 ratings: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One task's ridge solution: least squares on ``[sqrt(m) Z; sqrt(lambda) I] d =
+    [sqrt(m) (r - f(w0)); 0]``, ``w = w0 + d``, over the full model's predictions."""
+    names = list(adapted)
+
+    def predict(*values: torch.Tensor) -> torch.Tensor:
+        return _predict(learner, params, dict(zip(names, values, strict=True)), user,
+                        items)[0]
+
+    offset = predict(*adapted.values())
+    jac = torch.autograd.functional.jacobian(predict, tuple(adapted.values()),
+                                            create_graph=True)
+    design = torch.cat([j.reshape(len(offset), -1) for j in jac], dim=1)
+    keep = mask.to(design.dtype).sqrt()
+    precisions = learner.precisions()
+    prior = torch.cat([precisions[n[len("head."):] if learner.head_only() else n].reshape(-1)
+                       for n in names]).sqrt()
+    lhs = torch.cat([design * keep[:, None], torch.diag(prior)])
+    rhs = torch.cat([(ratings - offset) * keep, torch.zeros_like(prior)])
+    delta = torch.linalg.lstsq(lhs, rhs.unsqueeze(-1)).solution.squeeze(-1)
+    sizes = [adapted[n].numel() for n in names]
+    return {n: adapted[n] + d.reshape(adapted[n].shape)
+            for n, d in zip(names, torch.split(delta, sizes), strict=True)}
 
 
 def _step_size(learner: MetaLearner, name: str) -> torch.Tensor | float:

@@ -8,9 +8,10 @@ from metarec.learners.maml import ANIL, FOMAML, MAML, MAMLR
 from metarec.learners.metasgd import MetaSGD
 from metarec.learners.pretrain import Pretrain
 from metarec.learners.reptile import Reptile
+from metarec.learners.ridge import Ridge
 
 LEARNERS: dict[str, type[Learner]] = {
-    cls.name: cls for cls in (MAML, FOMAML, Reptile, MetaSGD, MAMLR, ANIL, Pretrain)
+    cls.name: cls for cls in (MAML, FOMAML, Reptile, MetaSGD, MAMLR, ANIL, Ridge, Pretrain)
 }
 ALIASES = {"melu": "maml-r"}
 

@@ -1,0 +1,131 @@
+"""Meta-learning with a closed-form inner loop: ridge regression of the output layer.
+
+For the models here the prediction is affine in the output-layer parameters ``w``
+(ANIL's scope): ``FeatureMLP``'s last ``Linear`` layer, ``FeatureMF``'s user vector (the
+user tower's bias: the user's bias and factors). So the support set's penalised
+least-squares problem
+
+    min_w  sum_i m_i (r_i - f_i(w))^2 + sum_k lambda_k (w_k - w0_k)^2
+
+has an exact solution, ``w = w0 + (Z^T M Z + diag(lambda))^-1 Z^T M (r - f(w0))`` with
+``Z = df/dw`` the design matrix, instead of a few gradient steps: a user with many
+ratings is fitted fully, one with few is pulled to the meta-learned start ``w0``. The
+outer loop learns ``w0`` (through the body), the rest of the model and the prior
+precisions ``lambda`` (one per parameter element, in log space) through the solve, as in
+R2-D2 (Bertinetto et al., 2019, "Meta-learning with differentiable closed-form
+solvers").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import torch
+from torch.func import jacfwd
+
+from metarec.learners.base import Learner
+from metarec.learners.config import LearnerConfig
+from metarec.learners.inner_loop import Forward, Params, masked_mse
+from metarec.learners.maml import ANIL
+from metarec.models.base import RatingModel
+from metarec.tasks.taskset import TaskSet
+
+
+def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Params,
+                user: object, items: object, ratings: torch.Tensor, mask: torch.Tensor
+                ) -> Params:
+    """One task's ridge solution for the parameters ``start`` (on which ``forward`` is
+    affine): the minimiser of the masked squared error on ``(items, ratings)`` plus
+    ``sum(precision * (w - start)^2)``. Differentiable in everything; maps with ``vmap``.
+    """
+    names = list(start)
+
+    def predict(params: Params) -> torch.Tensor:
+        return forward({**fixed, **params}, user, items)
+
+    offset = predict(start)
+    jac = jacfwd(predict)(start)
+    design = torch.cat([jac[n].reshape(offset.shape[0], -1) for n in names], dim=-1)
+    weighted = design * mask.to(design.dtype).unsqueeze(-1)
+    lhs = weighted.T @ design + torch.diag(torch.cat([precision[n].reshape(-1)
+                                                      for n in names]))
+    delta = torch.linalg.solve(lhs, weighted.T @ (ratings - offset))
+    out, at = {}, 0
+    for n in names:
+        size = start[n].numel()
+        out[n] = start[n] + delta[at:at + size].reshape(start[n].shape)
+        at += size
+    return out
+
+
+class Ridge(ANIL):
+    """Output-layer meta-learning with a closed-form inner loop (see the module text):
+    adapts what ANIL adapts, exactly, by penalised least squares instead of ``inner_steps``
+    of SGD; the outer loop is second order through the solve. ``inner_steps`` is ignored
+    except that 0 means no adaptation; ``prior_precision`` starts the learned precisions.
+    Needs a model whose prediction is affine in its output layer (``FeatureMLP``,
+    ``FeatureMF``)."""
+
+    name = "ridge"
+
+    def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
+        super().__init__(model, config)
+        adapted, _ = self.split_params()
+        start = math.log(self.config.prior_precision)
+        self.log_precisions = torch.nn.ParameterDict({
+            n.replace(".", "__"): torch.nn.Parameter(torch.full_like(p.detach(), start))
+            for n, p in adapted.items()})
+
+    def learner_parameters(self) -> dict[str, torch.nn.Parameter]:
+        return {f"precision.{k}": v for k, v in self.log_precisions.items()}
+
+    def precisions(self) -> Params:
+        """The prior precision of every adapted parameter (by its name)."""
+        return {n: self.log_precisions[n.replace(".", "__")].exp()
+                for n in self.split_params()[0]}
+
+    def adapt_one(self, forward: Forward, start: Params, fixed: Params, task: tuple, *,
+                  steps: int, eager: bool = False) -> Params:
+        if steps == 0:
+            return start
+        precision = self.precisions()
+        if eager:
+            precision = {k: v.detach() for k, v in precision.items()}
+        return ridge_solve(forward, start, fixed, precision, *task[:4])
+
+    def task_loss(self, alpha: float = 0.0) -> Callable[..., torch.Tensor]:
+        forward, precision = self.forward_fn(), self.precisions()
+
+        def task_loss(adapted: Params, fixed: Params, lr: object, task: tuple
+                      ) -> torch.Tensor:
+            user, s_items, s_ratings, s_mask, q_items, q_ratings, q_mask = task[:7]
+            new = ridge_solve(forward, adapted, fixed, precision, user, s_items, s_ratings,
+                              s_mask)
+            pred = forward({**fixed, **new}, user, q_items)
+            loss = masked_mse(pred, q_ratings, q_mask)
+            if len(task) > 7:
+                loss = (1 - alpha) * loss + alpha * masked_mse(pred, task[7], q_mask)
+            return loss
+
+        return task_loss
+
+
+FOLD_IN_PRECISIONS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+def fold_in(trained: Learner, validation: TaskSet | None,
+            precisions: Sequence[float] = FOLD_IN_PRECISIONS) -> Ridge:
+    """The ``fold-in`` control: ``trained``'s model, unchanged, with its output layer fitted
+    to each user's support set by the same ridge solve (no meta-learning), at the prior
+    precision of ``precisions`` with the least query MSE on ``validation`` (the learner's
+    own ``prior_precision`` without validation tasks)."""
+    def build(precision: float) -> Ridge:
+        ridge = Ridge(trained.model, replace(trained.config, prior_precision=precision))
+        ridge.features_, ridge.known_ = trained.features_, trained.known_
+        return ridge
+
+    if validation is None or not len(validation):
+        return build(trained.config.prior_precision)
+    return min((build(p) for p in precisions), key=lambda r: r.validation_loss(validation))

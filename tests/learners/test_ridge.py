@@ -1,0 +1,134 @@
+"""The closed-form (ridge) inner loop: exact on hand-made inputs, a stationary point of
+its penalised objective on real tasks, and learning its prior precisions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from metarec.data.splits import SplitConfig, split_dataset
+from metarec.data.synthetic import SyntheticConfig, generate
+from metarec.errors import ConfigError
+from metarec.learners import LearnerConfig, Pretrain, Ridge
+from metarec.learners.inner_loop import Params
+from metarec.learners.ridge import fold_in, ridge_solve
+from metarec.models import FeatureMF, FeatureMLP
+from metarec.tasks.batch import pad_tasks
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _line(params: Params, user: object, items: torch.Tensor) -> torch.Tensor:
+    return items[:, 0] * params["w"] + params["b"]
+
+
+def test_hand_made_solution() -> None:
+    # Rows x = 1, 2 with ratings 1, 3 (a third, padded row is masked out); start 0, both
+    # precisions 1: [[1+4+1, 1+2], [1+2, 2+1]] [w, b] = [1*1 + 2*3, 1 + 3] -> w = 1, b = 1/3.
+    items = torch.tensor([[1.0], [2.0], [7.0]], dtype=torch.float64)
+    ratings = torch.tensor([1.0, 3.0, 100.0], dtype=torch.float64)
+    mask = torch.tensor([True, True, False])
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    one = torch.tensor(1.0, dtype=torch.float64)
+    out = ridge_solve(_line, {"w": zero, "b": zero}, {}, {"w": one, "b": one}, None, items,
+                      ratings, mask)
+    assert float(out["w"]) == pytest.approx(1.0, abs=1e-12)
+    assert float(out["b"]) == pytest.approx(1 / 3, abs=1e-12)
+    # A huge precision keeps that parameter at its start; a tiny one fits freely.
+    big = torch.tensor(1e12, dtype=torch.float64)
+    tiny = torch.tensor(1e-12, dtype=torch.float64)
+    held = ridge_solve(_line, {"w": one, "b": zero}, {}, {"w": big, "b": tiny}, None, items,
+                       ratings, mask)
+    assert float(held["w"]) == pytest.approx(1.0, abs=1e-9)
+    # b then fits the residuals 1 - 1*1 = 0 and 3 - 1*2 = 1: their mean, 0.5.
+    assert float(held["b"]) == pytest.approx(0.5, abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = generate(SyntheticConfig(num_users=60, num_items=50, num_ratings=2000))
+    split = split_dataset(ds, SplitConfig(seed=0))
+    return ds, split, pad_tasks(split.train, np.arange(6), ds.users, ds.items)
+
+
+def _ridge(kind: str, ds, precision: float = 1.0) -> Ridge:
+    torch.manual_seed(0)
+    model = (FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
+             if kind == "FeatureMF" else FeatureMLP.for_dataset(ds, embedding_dim=4,
+                                                                hidden=(8,)))
+    return Ridge(model, LearnerConfig(dtype="float64", prior_precision=precision))
+
+
+@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF"])
+def test_adapted_parameters_are_the_penalised_minimum(kind: str, data) -> None:
+    """The gradient of support SSE + prior penalty is zero at the adapted parameters."""
+    ds, _, batch = data
+    learner = _ridge(kind, ds, precision=0.5)
+    adapted = learner.adapt(batch)
+    start, fixed = learner.split_params()
+    forward = learner.forward_fn()
+    inputs = learner.task_inputs(batch.to(dtype=torch.float64), query=False)
+    precision = {k: v.detach() for k, v in learner.precisions().items()}
+    for t in range(len(batch)):
+        params = {k: v[t].clone().requires_grad_() for k, v in adapted.params.items()}
+        user, items, ratings, mask = (x[t] if isinstance(x, torch.Tensor)
+                                      else {k: v[t] for k, v in x.items()} for x in inputs)
+        pred = forward({**fixed, **params}, user, items)
+        objective = (((pred - ratings) ** 2) * mask).sum() + sum(
+            (precision[k] * (params[k] - start[k].detach()) ** 2).sum() for k in params)
+        grads = torch.autograd.grad(objective, list(params.values()))
+        assert all(float(g.abs().max()) < 1e-8 for g in grads)
+        assert any(not torch.equal(params[k].detach(), start[k]) for k in params)
+
+
+def test_zero_steps_means_no_adaptation(data) -> None:
+    ds, _, batch = data
+    learner = _ridge("FeatureMF", ds)
+    start = learner.split_params()[0]
+    adapted = learner.adapt(batch, steps=0)
+    for k, v in adapted.params.items():
+        assert torch.equal(v[0], start[k].detach())
+
+
+def test_precisions_are_learned_and_saved(data, tmp_path) -> None:
+    ds, split, _ = data
+    torch.manual_seed(0)
+    model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
+    learner = Ridge(model, LearnerConfig(epochs=3, meta_lr=1e-2, patience=None))
+    before = {k: v.detach().clone() for k, v in learner.learner_parameters().items()}
+    learner.fit(split.train, ds)
+    after = learner.learner_parameters()
+    assert set(before) == {"precision.user__bias"}
+    assert any(not torch.equal(before[k], after[k].detach()) for k in before)
+    loaded = Ridge.load(learner.save(tmp_path / "ridge"), features=ds)
+    for k, v in after.items():
+        assert torch.equal(loaded.learner_parameters()[k], v.detach())
+
+
+def test_prior_precision_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="prior_precision"):
+        LearnerConfig(prior_precision=0.0)
+
+
+def test_fold_in_picks_the_best_precision_on_validation(data) -> None:
+    """The fold-in control: a trained model's output layer solved per user, the prior
+    precision chosen on validation users; the trained model itself is not changed."""
+    ds, split, _ = data
+    torch.manual_seed(0)
+    model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
+    trained = Pretrain(model, LearnerConfig(epochs=2, patience=None)).fit(split.train, ds)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grid = (0.01, 1.0, 100.0)
+    chosen = fold_in(trained, split.validation, grid)
+    losses = {p: fold_in(trained, split.validation, (p,)).validation_loss(split.validation)
+              for p in grid}
+    assert chosen.config.prior_precision == min(losses, key=losses.get)
+    assert len(set(losses.values())) == 3
+    new_users = split.scenarios["new_users"]
+    assert np.isfinite(chosen.predict_tasks(new_users)).all()
+    assert chosen.model is model
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    # Without validation tasks it keeps the learner's own prior precision.
+    assert fold_in(trained, None).config.prior_precision == trained.config.prior_precision
