@@ -98,6 +98,13 @@ def test_meta_distillation_with_alpha_zero_is_plain_meta_training(data) -> None:
                                              alpha=0.5)
     mixed, _ = fomaml.student_.meta_gradients(batch, soft_targets=noise, alpha=0.5)
     assert same == pytest.approx(plain, rel=1e-6) and mixed != pytest.approx(plain, rel=1e-3)
+    # So does a student with the closed-form inner loop.
+    ridge = Distill(small(dataset), teacher, cfg, DistillConfig(student_learner="ridge"))
+    plain, _ = ridge.student_.meta_gradients(batch)
+    same, _ = ridge.student_.meta_gradients(batch, soft_targets=batch.query_ratings,
+                                            alpha=0.5)
+    mixed, _ = ridge.student_.meta_gradients(batch, soft_targets=noise, alpha=0.5)
+    assert same == pytest.approx(plain, rel=1e-6) and mixed != pytest.approx(plain, rel=1e-3)
 
 
 def test_meta_distillation_trains_and_saves(data, tmp_path) -> None:

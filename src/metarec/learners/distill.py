@@ -68,7 +68,8 @@ class DistillConfig:
         cls = learner_class(self.student_learner)
         if issubclass(cls, Reptile):
             raise ConfigError("meta-distillation needs a query loss: use maml, fomaml, "
-                              "maml-r, anil or metasgd as distill.student_learner, not reptile")
+                              "maml-r, anil, metasgd or ridge as distill.student_learner, "
+                              "not reptile")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DistillConfig:

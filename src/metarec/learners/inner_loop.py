@@ -273,10 +273,18 @@ def query_loss_after_adapt(forward: Forward, steps: int, first_order: bool,
                                          steps=steps, lr=lr)
         new = adapt(forward, adapted, fixed, user, s_items, s_ratings, s_mask,
                     steps=steps, lr=lr, first_order=first_order)
-        pred = forward({**fixed, **new}, user, q_items)
-        loss = masked_mse(pred, q_ratings, q_mask)
-        if len(task) > 7:
-            loss = (1 - alpha) * loss + alpha * masked_mse(pred, task[7], q_mask)
-        return loss
+        return adapted_query_loss(forward, {**fixed, **new}, task, alpha)
 
     return task_loss
+
+
+def adapted_query_loss(forward: Forward, params: Params, task: tuple, alpha: float = 0.0
+                       ) -> torch.Tensor:
+    """One task's query loss at its adapted ``params``: the masked MSE of the query ratings,
+    mixed with that of the soft targets (``task[7]``, if any) by weight ``alpha``."""
+    user, q_items, q_ratings, q_mask = task[0], *task[4:7]
+    pred = forward(params, user, q_items)
+    loss = masked_mse(pred, q_ratings, q_mask)
+    if len(task) > 7:
+        loss = (1 - alpha) * loss + alpha * masked_mse(pred, task[7], q_mask)
+    return loss

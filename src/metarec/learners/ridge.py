@@ -27,7 +27,7 @@ from torch.func import jacfwd
 
 from metarec.learners.base import Learner
 from metarec.learners.config import LearnerConfig
-from metarec.learners.inner_loop import Forward, Params, masked_mse
+from metarec.learners.inner_loop import Forward, Params, adapted_query_loss
 from metarec.learners.maml import ANIL
 from metarec.models.base import RatingModel
 from metarec.tasks.taskset import TaskSet
@@ -100,14 +100,8 @@ class Ridge(ANIL):
 
         def task_loss(adapted: Params, fixed: Params, lr: object, task: tuple
                       ) -> torch.Tensor:
-            user, s_items, s_ratings, s_mask, q_items, q_ratings, q_mask = task[:7]
-            new = ridge_solve(forward, adapted, fixed, precision, user, s_items, s_ratings,
-                              s_mask)
-            pred = forward({**fixed, **new}, user, q_items)
-            loss = masked_mse(pred, q_ratings, q_mask)
-            if len(task) > 7:
-                loss = (1 - alpha) * loss + alpha * masked_mse(pred, task[7], q_mask)
-            return loss
+            new = ridge_solve(forward, adapted, fixed, precision, *task[:4])
+            return adapted_query_loss(forward, {**fixed, **new}, task, alpha)
 
         return task_loss
 
