@@ -138,3 +138,9 @@ class MetaLearner(Learner):
 def parameter_deltas(before: Params, after: Params) -> dict[str, torch.Tensor]:
     """``before - mean_over_tasks(after)``: Reptile's outer direction."""
     return {n: before[n].detach() - after[n].mean(0) for n in before}
+
+
+def parameter_key(name: str) -> str:
+    """A parameter name usable as a ``ParameterDict`` key (no dots), for learner-owned
+    tensors kept per model parameter (Meta-SGD's step sizes, ridge's precisions)."""
+    return name.replace(".", "__")

@@ -7,6 +7,7 @@ import torch
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import StepSizes
 from metarec.learners.maml import MAMLR
+from metarec.learners.meta_learner import parameter_key
 from metarec.models.base import RatingModel
 
 
@@ -21,15 +22,11 @@ class MetaSGD(MAMLR):
         super().__init__(model, config)
         adapted, _ = self.split_params()
         self.inner_lrs = torch.nn.ParameterDict({
-            _key(n): torch.nn.Parameter(torch.full_like(p.detach(), self.config.inner_lr))
+            parameter_key(n): torch.nn.Parameter(torch.full_like(p.detach(), self.config.inner_lr))
             for n, p in adapted.items()})
 
     def step_sizes(self) -> StepSizes:
-        return {n: self.inner_lrs[_key(n)] for n in self.split_params()[0]}
+        return {n: self.inner_lrs[parameter_key(n)] for n in self.split_params()[0]}
 
     def learner_parameters(self) -> dict[str, torch.nn.Parameter]:
         return {f"lr.{k}": v for k, v in self.inner_lrs.items()}
-
-
-def _key(name: str) -> str:
-    return name.replace(".", "__")

@@ -47,12 +47,14 @@ def reference_meta_gradients(learner: MetaLearner, batch: TaskBatch
         adapted = {n: params[n] for n in names}
         if isinstance(learner, Ridge):
             adapted = _ridge_lstsq(learner, params, adapted, user, items, ratings[0], mask[0])
-        for _ in range(0 if isinstance(learner, Ridge) else learner.config.inner_steps):
-            loss = masked_mse(_predict(learner, params, adapted, user, items), ratings, mask)
-            grads = torch.autograd.grad(loss, list(adapted.values()),
-                                        create_graph=not first_order)
-            adapted = {n: p - _step_size(learner, n) * g
-                       for (n, p), g in zip(adapted.items(), grads, strict=True)}
+        else:
+            for _ in range(learner.config.inner_steps):
+                loss = masked_mse(_predict(learner, params, adapted, user, items), ratings,
+                                  mask)
+                grads = torch.autograd.grad(loss, list(adapted.values()),
+                                            create_graph=not first_order)
+                adapted = {n: p - _step_size(learner, n) * g
+                           for (n, p), g in zip(adapted.items(), grads, strict=True)}
         if reptile:
             adapted = {n: p.detach() for n, p in adapted.items()}
             losses.append(masked_mse(_predict(learner, params, adapted, user, items),

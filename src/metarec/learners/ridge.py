@@ -29,6 +29,7 @@ from metarec.learners.base import Learner
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, adapted_query_loss
 from metarec.learners.maml import ANIL
+from metarec.learners.meta_learner import parameter_key
 from metarec.models.base import RatingModel
 from metarec.tasks.taskset import TaskSet
 
@@ -75,7 +76,7 @@ class Ridge(ANIL):
         adapted, _ = self.split_params()
         start = math.log(self.config.prior_precision)
         self.log_precisions = torch.nn.ParameterDict({
-            n.replace(".", "__"): torch.nn.Parameter(torch.full_like(p.detach(), start))
+            parameter_key(n): torch.nn.Parameter(torch.full_like(p.detach(), start))
             for n, p in adapted.items()})
 
     def learner_parameters(self) -> dict[str, torch.nn.Parameter]:
@@ -83,7 +84,7 @@ class Ridge(ANIL):
 
     def precisions(self) -> Params:
         """The prior precision of every adapted parameter (by its name)."""
-        return {n: self.log_precisions[n.replace(".", "__")].exp()
+        return {n: self.log_precisions[parameter_key(n)].exp()
                 for n in self.split_params()[0]}
 
     def adapt_one(self, forward: Forward, start: Params, fixed: Params, task: tuple, *,
@@ -100,6 +101,7 @@ class Ridge(ANIL):
 
         def task_loss(adapted: Params, fixed: Params, lr: object, task: tuple
                       ) -> torch.Tensor:
+            # ``lr`` (the step sizes every task loss receives) has no use in a solve.
             new = ridge_solve(forward, adapted, fixed, precision, *task[:4])
             return adapted_query_loss(forward, {**fixed, **new}, task, alpha)
 
