@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--dataset", choices=["auto", "ml1m", "synthetic"], default="auto")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--learners", default="maml-r,maml,fomaml,reptile,metasgd,anil")
+    parser.add_argument("--adapt-learners", default="maml-r",
+                        help="learners whose one-user adaptation latency is timed")
     parser.add_argument("--meta-batch", type=int, default=32)
     parser.add_argument("--inner-steps", type=int, default=5)
     parser.add_argument("--batches", type=int, default=3, help="meta-batches timed per method")
@@ -149,20 +151,24 @@ def main() -> None:
             row["vmap_over_melu"] = times["melu"] / times["vmap"]
         rows.append(row)
 
-    # Adapting one new user: 20 support ratings, inner_steps steps.
-    learner = learner_class("maml-r")(FeatureMLP.for_dataset(dataset), cfg)
-    learner.features_ = dataset
+    # Adapting one new user: 20 support ratings, inner_steps steps (ridge: one solve).
     new_users = split.scenarios["new_users"]
     one = new_users.select(np.flatnonzero(new_users.support_sizes >= 20)[:1]).cap_support(20, 0)
     batch = pad_tasks(one, np.array([0]), dataset.users, dataset.items)
-    samples = []
-    for _ in range(200):
-        start = time.perf_counter()
-        learner.adapt(batch)
-        samples.append((time.perf_counter() - start) * 1000)
-    latency = {"learner": "maml-r", "metric": "adapt_ms_20_ratings",
-               "p50": statistics.median(samples), "p95": float(np.percentile(samples, 95))}
-    rows.append(latency)
+    latencies = []
+    for learner_name in args.adapt_learners.split(","):
+        torch.manual_seed(0)
+        learner = learner_class(learner_name)(FeatureMLP.for_dataset(dataset), cfg)
+        learner.features_ = dataset
+        samples = []
+        for _ in range(200):
+            start = time.perf_counter()
+            learner.adapt(batch)
+            samples.append((time.perf_counter() - start) * 1000)
+        latencies.append({"learner": learner_name, "metric": "adapt_ms_20_ratings",
+                          "p50": statistics.median(samples),
+                          "p95": float(np.percentile(samples, 95))})
+    rows.extend(latencies)
 
     table = Table(title=f"meta-training throughput on {name} (tasks/s, meta-batch "
                         f"{args.meta_batch}, {args.inner_steps} inner steps)")
@@ -176,8 +182,10 @@ def main() -> None:
                       f"{r['vmap_over_loop']:.1f}x",
                       f"{r['vmap_over_melu']:.1f}x" if "vmap_over_melu" in r else "-")
     console.print(table)
-    console.print(f"adapt one new user (20 ratings, {args.inner_steps} steps): "
-                  f"p50 {latency['p50']:.2f} ms, p95 {latency['p95']:.2f} ms")
+    for latency in latencies:
+        console.print(f"{latency['learner']}: adapt one new user (20 ratings, "
+                      f"{args.inner_steps} steps): p50 {latency['p50']:.2f} ms, p95 "
+                      f"{latency['p95']:.2f} ms")
     path = write_json(args.name, name, "melu", [0], rows,
                       settings={"meta_batch": args.meta_batch, "inner_steps": args.inner_steps,
                                 "batches": args.batches, "threads": torch.get_num_threads()})
