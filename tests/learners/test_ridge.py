@@ -3,6 +3,8 @@ its penalised objective on real tasks, and learning its prior precisions."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -82,13 +84,20 @@ def test_adapted_parameters_are_the_penalised_minimum(kind: str, data) -> None:
         assert any(not torch.equal(params[k].detach(), start[k]) for k in params)
 
 
-def test_zero_steps_means_no_adaptation(data) -> None:
+def test_zero_steps_or_an_empty_support_set_means_no_adaptation(data) -> None:
     ds, _, batch = data
     learner = _ridge("FeatureMF", ds)
     start = learner.split_params()[0]
     adapted = learner.adapt(batch, steps=0)
     for k, v in adapted.params.items():
         assert torch.equal(v[0], start[k].detach())
+    # A user with no ratings (every support row masked out) keeps the start exactly.
+    mask = batch.support_mask.clone()
+    mask[1] = False
+    adapted = learner.adapt(replace(batch, support_mask=mask))
+    for k, v in adapted.params.items():
+        torch.testing.assert_close(v[1], start[k].detach(), rtol=0, atol=1e-12)
+        assert not torch.equal(v[0], start[k].detach())
 
 
 def test_precisions_are_learned_and_saved(data, tmp_path) -> None:
