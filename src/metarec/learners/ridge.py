@@ -43,22 +43,18 @@ def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Param
     """
     names = list(start)
 
-    def predict(params: Params) -> torch.Tensor:
-        return forward({**fixed, **params}, user, items)
+    def predict(params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        pred = forward({**fixed, **params}, user, items)
+        return pred, pred  # the Jacobian and, as its auxiliary output, the value
 
-    offset = predict(start)
-    jac = jacfwd(predict)(start)
+    jac, offset = jacfwd(predict, has_aux=True)(start)
     design = torch.cat([jac[n].reshape(offset.shape[0], -1) for n in names], dim=-1)
     weighted = design * mask.to(design.dtype).unsqueeze(-1)
     lhs = weighted.T @ design + torch.diag(torch.cat([precision[n].reshape(-1)
                                                       for n in names]))
     delta = torch.linalg.solve(lhs, weighted.T @ (ratings - offset))
-    out, at = {}, 0
-    for n in names:
-        size = start[n].numel()
-        out[n] = start[n] + delta[at:at + size].reshape(start[n].shape)
-        at += size
-    return out
+    parts = torch.split(delta, [start[n].numel() for n in names])
+    return {n: start[n] + d.reshape(start[n].shape) for n, d in zip(names, parts, strict=True)}
 
 
 class Ridge(ANIL):
