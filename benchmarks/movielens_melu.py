@@ -73,7 +73,8 @@ def main() -> None:
         elif kind == "epoch":
             console.log(f"  {payload['learner']} seed {payload['seed']} epoch "
                         f"{payload['epoch']}: train {payload['train_loss']:.4f} "
-                        f"val {payload.get('val_loss', float('nan')):.4f}")
+                        f"val mse {payload.get('val_mse', float('nan')):.4f} "
+                        f"mae {payload.get('val_mae', float('nan')):.4f}")
 
     start = time.perf_counter()
     result = run_experiment(config, args.out, events, dataset=dataset)
@@ -89,6 +90,7 @@ def main() -> None:
                                 result.aggregated, config=config.to_dict(),
                                 split=result.split_summary, timings=result.timings,
                                 peak_rss_mb=peak_mb, published_melu5=MELU5,
+                                histories=result.histories,
                                 per_seed=per_seed)
     path = RESULTS / f"{args.name}.json"
     path.write_text(json.dumps(document, indent=2))

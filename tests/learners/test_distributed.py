@@ -167,7 +167,8 @@ def test_two_processes_equal_one(name: str, single, two_processes) -> None:
                             strict=True):
         assert ours["epoch"] == theirs["epoch"]
         assert ours["train_loss"] == pytest.approx(theirs["train_loss"], abs=1e-9)
-        assert ours["val_loss"] == pytest.approx(theirs["val_loss"], abs=1e-9)
+        for key in ("val_loss", "val_mse", "val_mae"):
+            assert ours[key] == pytest.approx(theirs[key], abs=1e-9)
     assert len(single[name].history_) == 3  # 20 steps of 6 per epoch: 3 whole epochs
 
 

@@ -28,14 +28,15 @@ def data():
     return ds, batch
 
 
-def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP") -> MetaLearner:
+def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP", loss: str = "mse"
+             ) -> MetaLearner:
     torch.manual_seed(0)
     if kind == "FeatureMF":
         model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
     else:
         model = FeatureMLP.for_dataset(ds, embedding_dim=4, hidden=(8,))
     learner = learner_class(name)(model, LearnerConfig(dtype="float64", inner_steps=steps,
-                                                       inner_lr=0.1))
+                                                       inner_lr=0.1, loss=loss))
     assert isinstance(learner, MetaLearner)
     if name == "metasgd":
         # Distinct per-element step sizes, so a mix-up of names or elements shows.
@@ -55,8 +56,17 @@ def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP") -> MetaLea
 @pytest.mark.parametrize("name", META_LEARNERS)
 @pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF"])
 def test_vmap_meta_gradients_equal_the_loop(name: str, kind: str, data) -> None:
+    _check_against_the_loop(name, kind, "mse", data)
+
+
+@pytest.mark.parametrize("name", [n for n in META_LEARNERS if n != "reptile"])
+def test_vmap_meta_gradients_equal_the_loop_with_absolute_error(name: str, data) -> None:
+    _check_against_the_loop(name, "FeatureMLP", "mae", data)
+
+
+def _check_against_the_loop(name: str, kind: str, loss: str, data) -> None:
     ds, batch = data
-    learner = _learner(name, ds, 2, kind)
+    learner = _learner(name, ds, 2, kind, loss)
     loss, grads = learner.meta_gradients(batch)
     ref_loss, ref_grads = reference_meta_gradients(learner, batch)
     assert loss == pytest.approx(ref_loss, rel=1e-10)
@@ -129,11 +139,12 @@ def test_hand_written_mlp_gradients_equal_autograd() -> None:
         torch.testing.assert_close(got[key], want, rtol=1e-12, atol=1e-14, msg=key)
 
 
-@pytest.mark.parametrize("fixed_names", [(), ("4.weight", "4.bias"), ("0.bias",)])
-def test_kernel_form_query_loss_equals_adapt_then_predict(fixed_names) -> None:
+@pytest.mark.parametrize(("fixed_names", "loss"), [((), "mse"), (("4.weight", "4.bias"), "mse"),
+                                                   (("0.bias",), "mse"), ((), "mae")])
+def test_kernel_form_query_loss_equals_adapt_then_predict(fixed_names, loss) -> None:
     """MAML-R's meta-loss in kernel form (first layer through the support Gram matrix):
     the same loss and the same second-order gradients as adapting with autograd."""
-    from metarec.learners.inner_loop import Forward, adapt, masked_mse, mlp_query_loss_kernel
+    from metarec.learners.inner_loop import Forward, adapt, masked_loss, mlp_query_loss_kernel
 
     torch.manual_seed(0)
     model = torch.nn.Module()
@@ -152,9 +163,9 @@ def test_kernel_form_query_loss_equals_adapt_then_predict(fixed_names) -> None:
 
     new = adapt(forward, adapted, fixed, None, x, ratings, mask, steps=3, lr=0.3,
                 first_order=False)
-    want = masked_mse(forward({**fixed, **new}, None, q), q_ratings, q_mask)
+    want = masked_loss(forward({**fixed, **new}, None, q), q_ratings, q_mask, loss)
     got = mlp_query_loss_kernel(list(model.head), adapted, fixed, x, ratings, mask, q,
-                                q_ratings, q_mask, steps=3, lr=0.3)
+                                q_ratings, q_mask, steps=3, lr=0.3, loss=loss)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
     inputs = [*params.values(), x, q]
     for g, w in zip(torch.autograd.grad(got, inputs), torch.autograd.grad(want, inputs),

@@ -72,7 +72,7 @@ class Learner(ABC):
     # ---- training -------------------------------------------------------------------
     def fit(self, train: TaskSet, features: HasFeatures, val: TaskSet | None = None, *,
             progress: Progress | None = None) -> Learner:
-        """Train on ``train`` tasks; early-stop on ``val`` (query MSE after adaptation)."""
+        """Train on ``train`` tasks; early-stop on ``val`` (:meth:`validation_loss`)."""
         torch.manual_seed(self.config.seed)
         self.features_ = features
         self.known_ = train.all_ratings()
@@ -82,7 +82,9 @@ class Learner(ABC):
             train_loss = self.fit_epoch(train, features, epoch)
             record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
             if val is not None and len(val):
-                record["val_loss"] = self.validation_loss(val)
+                errors = self.validation_errors(val)
+                record.update(val_loss=errors[self.config.loss], val_mse=errors["mse"],
+                              val_mae=errors["mae"])
                 if record["val_loss"] < best - 1e-6:
                     best, waited = record["val_loss"], 0
                     best_state = self.state_dict()  # already a copy
@@ -102,10 +104,15 @@ class Learner(ABC):
     def fit_epoch(self, train: TaskSet, features: HasFeatures, epoch: int) -> float:
         """One pass over the training tasks; returns the mean training loss."""
 
+    def validation_errors(self, tasks: TaskSet) -> dict[str, float]:
+        """Mean squared (``mse``) and absolute (``mae``) error on the query sets of
+        ``tasks`` after adaptation."""
+        error = self.predict_tasks(tasks) - tasks.query.rating
+        return {"mse": float(np.mean(error ** 2)), "mae": float(np.mean(np.abs(error)))}
+
     def validation_loss(self, tasks: TaskSet) -> float:
-        """Mean squared error on the query sets of ``tasks`` after adaptation."""
-        pred = self.predict_tasks(tasks)
-        return float(np.mean((pred - tasks.query.rating) ** 2))
+        """The :meth:`validation_errors` entry named by ``config.loss``."""
+        return self.validation_errors(tasks)[self.config.loss]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every learned tensor (model parameters and learner-owned ones)."""

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from metarec.errors import ConfigError
+from metarec.learners.inner_loop import LOSSES
 
 
 @dataclass
@@ -22,8 +23,11 @@ class LearnerConfig:
     plain shuffling; see :class:`~metarec.tasks.TaskBatcher`); ``redraw_query``: draw
     each training task's inner query again every epoch (meta-learners), so that every
     training rating serves as a query target over the epochs; ``prior_precision``: the
-    ``ridge`` learner's starting prior precision (learned per parameter); ``dtype``: ``float32`` or
-    ``float64``.
+    ``ridge`` learner's starting prior precision (learned per parameter); ``loss``: what
+    training minimises and early stopping watches, ``"mse"`` (squared error: predicts
+    the mean rating) or ``"mae"`` (absolute error: the median), on the query ratings
+    (meta-learners) or on every rating (``pretrain``) -- adaptation to a user's support
+    set always descends (or solves) squared error; ``dtype``: ``float32`` or ``float64``.
     """
 
     inner_steps: int = 5
@@ -39,6 +43,7 @@ class LearnerConfig:
     bucket: int = 8
     redraw_query: bool = False
     prior_precision: float = 1.0
+    loss: str = "mse"
     dtype: str = "float32"
     seed: int = 0
 
@@ -49,6 +54,8 @@ class LearnerConfig:
             raise ConfigError("meta_batch_size and batch_size must be >= 1")
         if not self.prior_precision > 0:
             raise ConfigError(f"prior_precision must be > 0, got {self.prior_precision}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 

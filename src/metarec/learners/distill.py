@@ -16,6 +16,9 @@ are averaged). The student is a smaller model trained by a student learner:
   the same support set, then ``predict`` on the query items), so the student also learns
   to adapt like the teacher.
 
+With ``loss = "mae"`` in the learner config, absolute error replaces MSE in the rating and
+teacher terms (the hint stays squared).
+
 After ``fit`` the :class:`Distill` learner is the student: ``adapt`` / ``predict`` /
 ``predict_tasks`` / ``save`` go to it, and the teacher is not needed any more.
 """
@@ -35,7 +38,7 @@ from metarec.data.dataset import Fields
 from metarec.errors import CheckpointError, ConfigError
 from metarec.learners.base import Adapted, HasFeatures, Learner, Progress
 from metarec.learners.config import LearnerConfig
-from metarec.learners.inner_loop import masked_mse
+from metarec.learners.inner_loop import masked_loss
 from metarec.learners.meta_learner import MetaLearner
 from metarec.learners.pretrain import Pretrain
 from metarec.learners.registry import learner_class
@@ -196,10 +199,10 @@ class Distill(Learner):
             target = torch.from_numpy(labels[rows]).to(self.dtype)
             mask = torch.from_numpy(rated[rows])
             pred = self.model(user, item)
-            loss = (1 - alpha) * masked_mse(pred, target, mask)
+            loss = (1 - alpha) * masked_loss(pred, target, mask, cfg.loss)
             if alpha > 0:
                 soft = teacher_pairs(self.teachers, user, item).to(self.dtype)
-                loss = loss + alpha * masked_mse(pred, soft, torch.ones_like(mask))
+                loss = loss + alpha * masked_loss(pred, soft, torch.ones_like(mask), cfg.loss)
             if hasattr(self, "hint_"):
                 with torch.no_grad():
                     teacher_body = self.teachers[0].model.body(user, item).to(self.dtype)

@@ -290,7 +290,9 @@ class DistributedMetaTrainer:
             "train_loss": float(np.mean(self.epoch_losses_)) if self.epoch_losses_
             else float("nan")}
         if self.val is not None and len(self.val):
-            record["val_loss"] = self.validation_loss(self.val)
+            errors = self.validation_errors(self.val)
+            record.update(val_loss=errors[config.loss], val_mse=errors["mse"],
+                          val_mae=errors["mae"])
             if record["val_loss"] < self.best_val_ - 1e-6:
                 self.best_val_, self.waited_ = record["val_loss"], 0
                 self.best_state_ = copy.deepcopy(learner.state_dict())
@@ -306,23 +308,26 @@ class DistributedMetaTrainer:
         if self.context.is_main:
             logger.info("epoch %d: %s", record["epoch"], record)
 
-    def validation_loss(self, tasks: TaskSet) -> float:
-        """Query MSE after adaptation over ``tasks``, each rank predicting a contiguous
-        share and the squared errors summed across ranks."""
+    def validation_errors(self, tasks: TaskSet) -> dict[str, float]:
+        """Query ``mse`` and ``mae`` after adaptation over ``tasks``, each rank predicting
+        a contiguous share and the error sums added across ranks."""
         learner = self.learner
         learner.model.eval()
         share = shard_indices(np.arange(len(tasks)), self.context.rank,
                               self.context.world_size)
-        sse, rows = 0.0, 0.0
+        sums = torch.zeros(3, dtype=torch.float64)  # squared, absolute, rows
         if len(share):
             part = tasks.select(share)
-            pred = learner.predict_tasks(part)
-            sse, rows = float(np.sum((pred - part.query.rating) ** 2)), float(len(pred))
+            error = learner.predict_tasks(part) - part.query.rating
+            sums = torch.tensor([np.sum(error ** 2), np.sum(np.abs(error)), len(error)],
+                                dtype=torch.float64)
         if self.context.world_size > 1:
-            totals = self._all_reduce(torch.tensor([sse, rows], dtype=torch.float64))
-            sse, rows = float(totals[0]), float(totals[1])
+            sums = self._all_reduce(sums)
         learner.model.train()
-        return sse / rows if rows else float("nan")
+        sse, sae, rows = (float(x) for x in sums)
+        if not rows:
+            return {"mse": float("nan"), "mae": float("nan")}
+        return {"mse": sse / rows, "mae": sae / rows}
 
     # ---- checkpoints ----------------------------------------------------------------
     def state_dict(self, learner_state: dict[str, torch.Tensor] | None = None

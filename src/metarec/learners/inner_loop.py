@@ -130,10 +130,11 @@ def _mlp_backward(layers: list[nn.Module], params: Params, tape: list[torch.Tens
 def mlp_query_loss_kernel(layers: list[nn.Module], adapted: Params, fixed: Params,
                           x: torch.Tensor, ratings: torch.Tensor, mask: torch.Tensor,
                           query: torch.Tensor, q_ratings: torch.Tensor, q_mask: torch.Tensor,
-                          *, steps: int, lr: float) -> torch.Tensor:
-    """One task's query loss after ``steps`` of gradient descent on an :func:`is_mlp` head
-    whose first layer is adapted with the scalar step size ``lr``: the same number as
-    :func:`adapt` followed by a forward pass, computed in kernel form.
+                          *, steps: int, lr: float, loss: str = "mse") -> torch.Tensor:
+    """One task's query ``loss`` (see :func:`masked_loss`) after ``steps`` of gradient
+    descent on an :func:`is_mlp` head whose first layer is adapted with the scalar step
+    size ``lr``: the same number as :func:`adapt` followed by a forward pass, computed in
+    kernel form.
 
     The first layer's gradient at step ``j`` is ``delta_j^T x`` (``delta_j`` ``[S, H]``, its
     output's gradient), so after ``k`` steps ``x W_k^T + b_k = x W_0^T + b_0 - lr (x x^T +
@@ -161,13 +162,27 @@ def mlp_query_loss_kernel(layers: list[nn.Module], adapted: Params, fixed: Param
         total = delta if step == 0 else total + delta
     hidden = q_base if steps == 0 else q_base - lr * (cross @ total)
     pred, _ = _mlp_forward(layers, {**params, **upper}, hidden, start=1)
-    return masked_mse(pred.squeeze(-1), q_ratings, q_mask)
+    return masked_loss(pred.squeeze(-1), q_ratings, q_mask, loss)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the rows where ``mask`` is true (0 if none)."""
+    return masked_loss(pred, target, mask, "mse")
+
+
+LOSSES = ("mse", "mae")
+"""Training objectives: squared error (the mean rating) or absolute error (the median)."""
+
+
+def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                loss: str = "mse") -> torch.Tensor:
+    """``sum_i m_i e_i / max(1, sum_i m_i)`` over the rows where ``mask`` is true, with
+    ``e_i = (pred_i - target_i)^2`` for ``loss="mse"`` and ``|pred_i - target_i|`` for
+    ``loss="mae"`` (0 if no row is masked in)."""
     weight = mask.to(pred.dtype)
-    return ((pred - target) ** 2 * weight).sum() / weight.sum().clamp_min(1.0)
+    error = pred - target
+    error = error.abs() if loss == "mae" else error ** 2
+    return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def adapt(forward: Forward, adapted: Params, fixed: Params, user: Fields | None,
@@ -254,12 +269,14 @@ def _step(param: torch.Tensor, grad_: torch.Tensor, lr: StepSizes, name: str) ->
 
 
 def query_loss_after_adapt(forward: Forward, steps: int, first_order: bool,
-                           alpha: float = 0.0) -> Callable[..., torch.Tensor]:
+                           alpha: float = 0.0, loss: str = "mse"
+                           ) -> Callable[..., torch.Tensor]:
     """A per-task function ``(adapted, fixed, lr, task) -> query loss after adaptation``,
-    ready for ``vmap(..., in_dims=(None, None, None, 0))``.
+    ready for ``vmap(..., in_dims=(None, None, None, 0))``. The inner steps descend the
+    support set's squared error; the query ``loss`` is ``"mse"`` or ``"mae"``.
 
     A task may carry an eighth entry, soft targets for its query rows (a teacher's
-    predictions): the loss is then ``(1 - alpha) * MSE(pred, rating) + alpha * MSE(pred,
+    predictions): the loss is then ``(1 - alpha) * L(pred, rating) + alpha * L(pred,
     soft)`` (meta-distillation).
     """
 
@@ -270,21 +287,22 @@ def query_loss_after_adapt(forward: Forward, steps: int, first_order: bool,
         if kernel and "0.weight" in adapted and not isinstance(lr, dict) and len(task) == 7:
             return mlp_query_loss_kernel(list(forward.model.head), adapted, fixed, s_items,
                                          s_ratings, s_mask, q_items, q_ratings, q_mask,
-                                         steps=steps, lr=lr)
+                                         steps=steps, lr=lr, loss=loss)
         new = adapt(forward, adapted, fixed, user, s_items, s_ratings, s_mask,
                     steps=steps, lr=lr, first_order=first_order)
-        return adapted_query_loss(forward, {**fixed, **new}, task, alpha)
+        return adapted_query_loss(forward, {**fixed, **new}, task, alpha, loss)
 
     return task_loss
 
 
-def adapted_query_loss(forward: Forward, params: Params, task: tuple, alpha: float = 0.0
-                       ) -> torch.Tensor:
-    """One task's query loss at its adapted ``params``: the masked MSE of the query ratings,
-    mixed with that of the soft targets (``task[7]``, if any) by weight ``alpha``."""
+def adapted_query_loss(forward: Forward, params: Params, task: tuple, alpha: float = 0.0,
+                       loss: str = "mse") -> torch.Tensor:
+    """One task's query loss at its adapted ``params``: the masked ``loss`` (see
+    :func:`masked_loss`) of the query ratings, mixed with that of the soft targets
+    (``task[7]``, if any) by weight ``alpha``."""
     user, q_items, q_ratings, q_mask = task[0], *task[4:7]
     pred = forward(params, user, q_items)
-    loss = masked_mse(pred, q_ratings, q_mask)
+    value = masked_loss(pred, q_ratings, q_mask, loss)
     if len(task) > 7:
-        loss = (1 - alpha) * loss + alpha * masked_mse(pred, task[7], q_mask)
-    return loss
+        value = (1 - alpha) * value + alpha * masked_loss(pred, task[7], q_mask, loss)
+    return value

@@ -60,7 +60,7 @@ class MetaLearner(Learner):
         """The per-task query loss after adaptation that :meth:`meta_gradients` maps over
         the tasks (see :func:`~metarec.learners.inner_loop.query_loss_after_adapt`)."""
         return query_loss_after_adapt(self.forward_fn(), self.config.inner_steps,
-                                      self.first_order, alpha)
+                                      self.first_order, alpha, self.config.loss)
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(list(self.meta_parameters().values()), lr=self.config.meta_lr,

@@ -31,7 +31,7 @@ from torch.func import vmap
 from metarec.data.dataset import Interactions
 from metarec.errors import ConfigError
 from metarec.learners.base import HasFeatures, Learner
-from metarec.learners.inner_loop import Params, masked_mse
+from metarec.learners.inner_loop import Params, masked_loss
 from metarec.learners.meta_learner import MetaLearner
 from metarec.tasks.batch import pad_tasks
 from metarec.tasks.taskset import TaskSet
@@ -174,7 +174,8 @@ class OnlineRecommender:
         target = torch.from_numpy(np.asarray(events.rating)).to(self.learner.dtype)
         with torch.enable_grad():
             pred = model(self.features.users.take(users), self.features.items.take(items))
-            loss = masked_mse(pred, target, torch.ones_like(target, dtype=torch.bool))
+            loss = masked_loss(pred, target, torch.ones_like(target, dtype=torch.bool),
+                               self.learner.config.loss)
             self._sgd.zero_grad(set_to_none=True)
             loss.backward()
         self._sgd.step()

@@ -6,15 +6,16 @@ import numpy as np
 import torch
 
 from metarec.learners.base import HasFeatures, Learner
-from metarec.learners.inner_loop import masked_mse
+from metarec.learners.inner_loop import masked_loss
 from metarec.tasks.taskset import TaskSet
 
 
 class Pretrain(Learner):
     """Ordinary training: minibatches of (user, item, rating) pairs from the support and
-    query sets of the training tasks, MSE, Adam with ``meta_lr``. At test time it adapts
-    (fine-tunes every parameter) on the user's support set for ``inner_steps`` steps with
-    ``inner_lr``, the essential control for meta-learning; ``inner_steps = 0`` is the
+    query sets of the training tasks, ``config.loss`` (MSE by default), Adam with
+    ``meta_lr``. At test time it adapts (fine-tunes every parameter) on the user's support
+    set for ``inner_steps`` steps of squared error with ``inner_lr``, the essential
+    control for meta-learning; ``inner_steps = 0`` is the
     no-adaptation baseline."""
 
     name = "pretrain"
@@ -33,7 +34,8 @@ class Pretrain(Learner):
             items = torch.from_numpy(ratings.item[rows])
             target = torch.from_numpy(ratings.rating[rows]).to(self.dtype)
             pred = self.model(features.users.take(users), features.items.take(items))
-            loss = masked_mse(pred, target, torch.ones_like(target, dtype=torch.bool))
+            loss = masked_loss(pred, target, torch.ones_like(target, dtype=torch.bool),
+                               self.config.loss)
             self.optimizer_.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.grad_clip is not None:

@@ -15,7 +15,7 @@ import torch
 from torch.func import functional_call
 
 from metarec.data.dataset import Fields
-from metarec.learners.inner_loop import masked_mse
+from metarec.learners.inner_loop import masked_loss, masked_mse
 from metarec.learners.meta_learner import MetaLearner
 from metarec.learners.reptile import Reptile
 from metarec.learners.ridge import Ridge
@@ -61,9 +61,10 @@ def reference_meta_gradients(learner: MetaLearner, batch: TaskBatch
                                      ratings, mask))
             finals.append(adapted)
         else:
-            losses.append(masked_mse(_predict(learner, params, adapted, user,
-                                              task.query_fields),
-                                     task.query_ratings, task.query_mask))
+            losses.append(masked_loss(_predict(learner, params, adapted, user,
+                                               task.query_fields),
+                                      task.query_ratings, task.query_mask,
+                                      learner.config.loss))
     loss = torch.stack(losses).mean()
     if reptile:
         deltas = {n: params[n].detach() - torch.stack([f[n] for f in finals]).mean(0)

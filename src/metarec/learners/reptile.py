@@ -6,8 +6,10 @@ import torch
 from torch.func import vmap
 
 from metarec.errors import ConfigError
+from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import adapt, masked_mse
 from metarec.learners.meta_learner import MetaLearner, parameter_deltas
+from metarec.models.base import RatingModel
 from metarec.tasks.batch import TaskBatch
 from metarec.tasks.local_rows import gather, scatter_mean
 
@@ -22,6 +24,14 @@ class Reptile(MetaLearner):
     name = "reptile"
     scope = "all"
     first_order = True
+
+    def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
+        super().__init__(model, config)
+        if self.config.loss != "mse":
+            raise ConfigError(f"reptile has no query loss: it moves towards parameters "
+                              f"adapted by squared error, so loss={self.config.loss!r} "
+                              "has nothing to act on; use maml, fomaml, maml-r, metasgd, "
+                              "anil or ridge")
 
     def meta_gradients(self, batch: TaskBatch, soft_targets: torch.Tensor | None = None,
                        alpha: float = 0.0) -> tuple[float, dict[str, torch.Tensor]]:

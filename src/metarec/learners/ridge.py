@@ -99,7 +99,8 @@ class Ridge(ANIL):
                       ) -> torch.Tensor:
             # ``lr`` (the step sizes every task loss receives) has no use in a solve.
             new = ridge_solve(forward, adapted, fixed, precision, *task[:4])
-            return adapted_query_loss(forward, {**fixed, **new}, task, alpha)
+            return adapted_query_loss(forward, {**fixed, **new}, task, alpha,
+                                      self.config.loss)
 
         return task_loss
 
@@ -111,7 +112,8 @@ def fold_in(trained: Learner, validation: TaskSet | None,
             precisions: Sequence[float] = FOLD_IN_PRECISIONS) -> Ridge:
     """The ``fold-in`` control: ``trained``'s model, unchanged, with its output layer fitted
     to each user's support set by the same ridge solve (no meta-learning), at the prior
-    precision of ``precisions`` with the least query MSE on ``validation`` (the learner's
+    precision of ``precisions`` with the least validation loss (query MSE or MAE, as
+    ``trained.config.loss``) on ``validation`` (the learner's
     own ``prior_precision`` without validation tasks)."""
     def build(precision: float) -> Ridge:
         ridge = Ridge(trained.model, replace(trained.config, prior_precision=precision))
