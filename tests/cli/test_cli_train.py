@@ -80,6 +80,15 @@ def test_train_writes_checkpoint_and_history_then_resumes(config: Path, tmp_path
     assert loaded.name == "reptile" and len(loaded.history_) == 2
 
 
+def test_train_on_absolute_error_reports_both_errors(config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = _train("--config", str(config), "--out", str(out), "--learner", "maml-r",
+                    "--set", "learner.loss=mae", "--set", "learner.epochs=1")
+    last = json.loads((out / "train.json").read_text())["history"][-1]
+    assert last["val_loss"] == last["val_mae"] != last["val_mse"]
+    assert f"val MSE {last['val_mse']:.4f}, val MAE {last['val_mae']:.4f}" in result.output
+
+
 def test_train_refuses_a_learner_that_is_not_meta(config: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--config", str(config), "--learner", "pretrain",
                                  "--out", str(tmp_path / "x")])

@@ -169,11 +169,11 @@ def train(
     summary = run_job(job)
     if os.environ.get("RANK", "0") == "0":
         last = summary["history"][-1] if summary["history"] else {}
-        val = last.get("val_loss")
+        errors = ", ".join(f"val {name.upper()} {last[f'val_{name}']:.4f}"
+                           for name in ("mse", "mae") if f"val_{name}" in last)
         typer.echo(f"{summary['learner']}: {summary['steps']} meta-steps, "
                    f"{summary['epochs']} epochs on {summary['world_size']} process(es), "
-                   f"{summary['tasks_per_second']} tasks/s"
-                   + (f", val MSE {val:.4f}" if val is not None else ""))
+                   f"{summary['tasks_per_second']} tasks/s" + (f", {errors}" if errors else ""))
         typer.echo(f"checkpoint: {summary['checkpoint']}")
 
 
