@@ -28,6 +28,8 @@ def test_masked_loss_on_hand_made_rows() -> None:
     assert masked_loss(pred, target, mask, "mae").item() == pytest.approx(1.5)
     none = torch.zeros(3, dtype=torch.bool)
     assert masked_loss(pred, target, none, "mae").item() == 0.0
+    with pytest.raises(ValueError, match="loss must be one of"):
+        masked_loss(pred, target, mask, "l1")
 
 
 def test_an_unknown_loss_is_a_config_error() -> None:

@@ -179,6 +179,8 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     """``sum_i m_i e_i / max(1, sum_i m_i)`` over the rows where ``mask`` is true, with
     ``e_i = (pred_i - target_i)^2`` for ``loss="mse"`` and ``|pred_i - target_i|`` for
     ``loss="mae"`` (0 if no row is masked in)."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
     weight = mask.to(pred.dtype)
     error = pred - target
     error = error.abs() if loss == "mae" else error ** 2

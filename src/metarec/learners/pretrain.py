@@ -15,8 +15,7 @@ class Pretrain(Learner):
     query sets of the training tasks, ``config.loss`` (MSE by default), Adam with
     ``meta_lr``. At test time it adapts (fine-tunes every parameter) on the user's support
     set for ``inner_steps`` steps of squared error with ``inner_lr``, the essential
-    control for meta-learning; ``inner_steps = 0`` is the
-    no-adaptation baseline."""
+    control for meta-learning; ``inner_steps = 0`` is the no-adaptation baseline."""
 
     name = "pretrain"
     scope = "all"
