@@ -82,9 +82,8 @@ class Learner(ABC):
             train_loss = self.fit_epoch(train, features, epoch)
             record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
             if val is not None and len(val):
-                errors = self.validation_errors(val)
-                record.update(val_loss=errors[self.config.loss], val_mse=errors["mse"],
-                              val_mae=errors["mae"])
+                record.update(validation_record(self.validation_errors(val),
+                                                self.config.loss))
                 if record["val_loss"] < best - 1e-6:
                     best, waited = record["val_loss"], 0
                     best_state = self.state_dict()  # already a copy
@@ -342,3 +341,8 @@ def _empty() -> Interactions:
     return Interactions(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
                         np.zeros(0))
 
+
+def validation_record(errors: dict[str, float], loss: str) -> dict[str, float]:
+    """An epoch record's validation entries: ``val_mse``, ``val_mae`` and ``val_loss``, the
+    one of them named by ``loss`` (what early stopping watches)."""
+    return {"val_loss": errors[loss], **{f"val_{name}": v for name, v in errors.items()}}

@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 
 from metarec.errors import CheckpointError, DistributedError
-from metarec.learners.base import HasFeatures, Progress
+from metarec.learners.base import HasFeatures, Progress, validation_record
 from metarec.learners.meta_learner import MetaLearner
 from metarec.tasks.batch import pad_tasks
 from metarec.tasks.taskset import TaskSet
@@ -290,9 +290,7 @@ class DistributedMetaTrainer:
             "train_loss": float(np.mean(self.epoch_losses_)) if self.epoch_losses_
             else float("nan")}
         if self.val is not None and len(self.val):
-            errors = self.validation_errors(self.val)
-            record.update(val_loss=errors[config.loss], val_mse=errors["mse"],
-                          val_mae=errors["mae"])
+            record.update(validation_record(self.validation_errors(self.val), config.loss))
             if record["val_loss"] < self.best_val_ - 1e-6:
                 self.best_val_, self.waited_ = record["val_loss"], 0
                 self.best_state_ = copy.deepcopy(learner.state_dict())

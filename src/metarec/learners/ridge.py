@@ -113,8 +113,8 @@ def fold_in(trained: Learner, validation: TaskSet | None,
     """The ``fold-in`` control: ``trained``'s model, unchanged, with its output layer fitted
     to each user's support set by the same ridge solve (no meta-learning), at the prior
     precision of ``precisions`` with the least validation loss (query MSE or MAE, as
-    ``trained.config.loss``) on ``validation`` (the learner's
-    own ``prior_precision`` without validation tasks)."""
+    ``trained.config.loss``) on ``validation`` (the learner's own ``prior_precision``
+    without validation tasks)."""
     def build(precision: float) -> Ridge:
         ridge = Ridge(trained.model, replace(trained.config, prior_precision=precision))
         ridge.features_, ridge.known_ = trained.features_, trained.known_
