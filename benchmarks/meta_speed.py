@@ -5,6 +5,7 @@ plus the latency of adapting one new user.
     python benchmarks/meta_speed.py                 # ML-1M + MeLU features if present
     python benchmarks/meta_speed.py --dataset synthetic --batches 3
     python benchmarks/meta_speed.py --learners maml-r --full-epochs 30 --name meta_speed_full
+    python benchmarks/meta_speed.py --device cuda --name meta_speed_gpu   # on a GPU
 
 Writes ``benchmarks/results/meta_speed.json``.
 """
@@ -73,29 +74,39 @@ def step(learner, method: str, batch) -> None:  # noqa: ANN001
         melu_style_step(learner, batch)
 
 
+def synchronise(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that wall-clock times cover it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def timed(learner, method: str, batches: list) -> float:  # noqa: ANN001
     """Mean seconds per meta-batch over ``batches`` (after one warm-up step)."""
     step(learner, method, batches[0])
+    synchronise(learner.device)
     start = time.perf_counter()
     for batch in batches:
         step(learner, method, batch)
+    synchronise(learner.device)
     return (time.perf_counter() - start) / len(batches)
 
 
 def full_training(dataset, split, epochs: int, meta_batch: int,  # noqa: ANN001
-                  inner_steps: int) -> dict:
+                  inner_steps: int, device: str) -> dict:
     """Wall time of a whole maml-r ``fit`` (every epoch, validation included) and the peak
     resident memory of this process so far (data, model and training together)."""
     torch.manual_seed(0)
     cfg = LearnerConfig(inner_steps=inner_steps, meta_batch_size=meta_batch, epochs=epochs,
-                        patience=None)
+                        patience=None, device=device)
     learner = learner_class("maml-r")(FeatureMLP.for_dataset(dataset), cfg)
     start = time.perf_counter()
     learner.fit(split.train, dataset, split.validation)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
+    gpu = ({"peak_gpu_mb": torch.cuda.max_memory_allocated(learner.device) / 2**20}
+           if learner.device.type == "cuda" else {})
     return {"learner": "maml-r", "metric": "full_training", "epochs": epochs,
-            "seconds": seconds, "peak_rss_mb": peak,
+            "seconds": seconds, "peak_rss_mb": peak, **gpu,
             "final_val_loss": learner.history_[-1].get("val_loss")}
 
 
@@ -110,6 +121,7 @@ def main() -> None:
     parser.add_argument("--inner-steps", type=int, default=5)
     parser.add_argument("--batches", type=int, default=3, help="meta-batches timed per method")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--name", default="meta_speed", help="results/NAME.json")
     parser.add_argument("--full-epochs", type=int, default=0,
                         help="also time a whole maml-r training of this many epochs (no "
@@ -125,14 +137,17 @@ def main() -> None:
     split = split_dataset(dataset, SplitConfig(seed=0))
     batcher = TaskBatcher(split.train, dataset.users, dataset.items, args.meta_batch, seed=0)
     index = list(batcher.batch_indices())[: args.batches]
-    batches = [pad_tasks(split.train, i, dataset.users, dataset.items) for i in index]
-    cfg = LearnerConfig(inner_steps=args.inner_steps)
+    cfg = LearnerConfig(inner_steps=args.inner_steps, device=args.device)
+    device = cfg.torch_device()
+    # Padded and moved once: every method times the same tensors already on the device.
+    batches = [pad_tasks(split.train, i, dataset.users, dataset.items).to(device)
+               for i in index]
 
     console = Console()
     rows = []
     if args.full_epochs:  # first, so that the peak RSS is the training's
         rows.append(full_training(dataset, split, args.full_epochs, args.meta_batch,
-                                  args.inner_steps))
+                                  args.inner_steps, args.device))
         console.print(f"maml-r, {args.full_epochs} epochs on {len(split.train)} training "
                       f"tasks: {rows[-1]['seconds']:.0f} s, peak RSS "
                       f"{rows[-1]['peak_rss_mb']:.0f} MB")
@@ -154,7 +169,7 @@ def main() -> None:
     # Adapting one new user: 20 support ratings, inner_steps steps (ridge: one solve).
     new_users = split.scenarios["new_users"]
     one = new_users.select(np.flatnonzero(new_users.support_sizes >= 20)[:1]).cap_support(20, 0)
-    batch = pad_tasks(one, np.array([0]), dataset.users, dataset.items)
+    batch = pad_tasks(one, np.array([0]), dataset.users, dataset.items).to(device)
     latencies = []
     for learner_name in args.adapt_learners.split(","):
         torch.manual_seed(0)
@@ -164,13 +179,15 @@ def main() -> None:
         for _ in range(200):
             start = time.perf_counter()
             learner.adapt(batch)
+            synchronise(device)
             samples.append((time.perf_counter() - start) * 1000)
         latencies.append({"learner": learner_name, "metric": "adapt_ms_20_ratings",
                           "p50": statistics.median(samples),
                           "p95": float(np.percentile(samples, 95))})
     rows.extend(latencies)
 
-    table = Table(title=f"meta-training throughput on {name} (tasks/s, meta-batch "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    table = Table(title=f"meta-training throughput on {name}, {where} (tasks/s, meta-batch "
                         f"{args.meta_batch}, {args.inner_steps} inner steps)")
     for col in ("learner", "vmap", "loop", "melu", "vmap/loop", "vmap/melu"):
         table.add_column(col, justify="right")
@@ -188,7 +205,8 @@ def main() -> None:
                       f"{latency['p95']:.2f} ms")
     path = write_json(args.name, name, "melu", [0], rows,
                       settings={"meta_batch": args.meta_batch, "inner_steps": args.inner_steps,
-                                "batches": args.batches, "threads": torch.get_num_threads()})
+                                "batches": args.batches, "threads": torch.get_num_threads(),
+                                "device": str(device), "device_name": where})
     console.print(f"wrote {path}")
 
 

@@ -3,6 +3,7 @@
 
     python benchmarks/movielens_melu.py                       # full: all learners, 3 seeds
     python benchmarks/movielens_melu.py --learners maml-r --seeds 0 --epochs 5
+    python benchmarks/movielens_melu.py ... --set learner.device=cuda     # on a GPU
 
 Needs ``ml-1m/`` and ``melu-ml1m/movies_extrainfos.dat`` under ``--data-dir`` (default
 ``../shared/datasets``). Writes ``benchmarks/results/movielens1m.json`` and prints the
@@ -81,6 +82,8 @@ def main() -> None:
     per_seed = result.records
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gpu = ({"peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20}
+           if torch.cuda.is_available() else {})
 
     console.print(table_of(result.aggregated, config.seeds))
     console.print(f"total {seconds:.0f} s, peak RSS {peak_mb:.0f} MB")
@@ -89,7 +92,7 @@ def main() -> None:
     document = results_document("movielens-1m+melu", "melu-honest-warm", config.seeds,
                                 result.aggregated, config=config.to_dict(),
                                 split=result.split_summary, timings=result.timings,
-                                peak_rss_mb=peak_mb, published_melu5=MELU5,
+                                peak_rss_mb=peak_mb, **gpu, published_melu5=MELU5,
                                 histories=result.histories,
                                 per_seed=per_seed)
     path = RESULTS / f"{args.name}.json"

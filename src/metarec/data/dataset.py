@@ -116,11 +116,14 @@ class FeatureTable:
     def names(self) -> list[str]:
         return [s.name for s in self.specs]
 
-    def take(self, index: torch.Tensor) -> Fields:
-        """Feature tensors of the rows in ``index`` (any shape); adds ``"id"`` = index."""
+    def take(self, index: torch.Tensor, device: torch.device | str | None = None) -> Fields:
+        """Feature tensors of the rows in ``index`` (any shape); adds ``"id"`` = index.
+        With ``device``, the tensors are moved there (the table stays where it is)."""
         out: Fields = {"id": index}
         for name, tensor in self.values.items():
             out[name] = tensor[index]
+        if device is not None:
+            out = {name: tensor.to(device) for name, tensor in out.items()}
         return out
 
     @staticmethod

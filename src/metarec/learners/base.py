@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -67,7 +67,8 @@ class Learner(ABC):
         self.features_: HasFeatures | None = None
         self.known_: Interactions | None = None
         self.dtype = getattr(torch, self.config.dtype)
-        self.model.to(self.dtype)
+        self.device = self.config.torch_device()
+        self.model.to(device=self.device, dtype=self.dtype)
 
     # ---- training -------------------------------------------------------------------
     def fit(self, train: TaskSet, features: HasFeatures, val: TaskSet | None = None, *,
@@ -119,6 +120,10 @@ class Learner(ABC):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
+
+    def on_device(self, batch: TaskBatch) -> TaskBatch:
+        """``batch`` on the learner's device, its floats in the learner's dtype."""
+        return batch.to(device=self.device, dtype=self.dtype)
 
     # ---- adaptation -----------------------------------------------------------------
     def adapted_names(self) -> list[str]:
@@ -201,7 +206,7 @@ class Learner(ABC):
 
     def adapt(self, batch: TaskBatch, steps: int | None = None) -> Adapted:
         """Adapt to each task's support set (``config.inner_steps`` steps by default)."""
-        batch = batch.to(dtype=self.dtype)
+        batch = self.on_device(batch)
         local_batch, rows = self.localise(batch)
         params = self._adapt_tasks(local_batch, rows, steps)
         if rows:
@@ -263,14 +268,14 @@ class Learner(ABC):
         chunk = max(1, min(self.config.eval_batch_size, 50_000 // widest))
         for start in range(0, len(tasks), chunk):
             index = order[start:start + chunk]
-            batch = pad_tasks(tasks, index, features.users, features.items).to(dtype=self.dtype)
+            batch = self.on_device(pad_tasks(tasks, index, features.users, features.items))
             # Task-local tables (their rows cover the query's codes too): no full copies.
             batch, rows = self.localise(batch)
             adapted = Adapted(self._adapt_tasks(batch, rows, steps), self.head_only())
             pred = self.predict(adapted, batch.user_fields, batch.query_fields)
             sizes = tasks.query_sizes[index]
             rows = np.repeat(tasks.query_offsets[index] - np.cumsum(sizes) + sizes, sizes)
-            out[rows + np.arange(sizes.sum())] = pred[batch.query_mask].double().numpy()
+            out[rows + np.arange(sizes.sum())] = pred[batch.query_mask].double().cpu().numpy()
         return out
 
     def score_items(self, user: int, support: Interactions, items: np.ndarray) -> np.ndarray:
@@ -308,7 +313,7 @@ class Learner(ABC):
         """Write ``weights.safetensors`` and ``learner.json`` into folder ``path``."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.state_dict().items()}
+        state = {k: v.contiguous().cpu() for k, v in self.state_dict().items()}
         save_file(state, str(folder / "weights.safetensors"))
         meta = {"learner": self.name, "config": self.config.to_dict(),
                 "model": self.model.config(), "history": self.history_}
@@ -316,8 +321,10 @@ class Learner(ABC):
         return folder
 
     @staticmethod
-    def load(path: str | Path, features: HasFeatures | None = None) -> Learner:
-        """Load a learner written by :meth:`save` (any learner kind)."""
+    def load(path: str | Path, features: HasFeatures | None = None,
+             device: str | None = None) -> Learner:
+        """Load a learner written by :meth:`save` (any learner kind), on ``device``
+        (``"cpu"``, ``"cuda"``, ``"auto"``; default: the device it was saved from)."""
         from metarec.learners.registry import learner_class
 
         folder = Path(path)
@@ -327,7 +334,10 @@ class Learner(ABC):
                                   "weights.safetensors)")
         meta = json.loads(meta_path.read_text())
         model = model_from_config(meta["model"])
-        learner = learner_class(meta["learner"])(model, LearnerConfig.from_dict(meta["config"]))
+        config = LearnerConfig.from_dict(meta["config"])
+        if device is not None:
+            config = replace(config, device=device)
+        learner = learner_class(meta["learner"])(model, config)
         state = load_file(str(weights_path))
         learner.load_state_dict({k: v.to(learner.dtype) if v.is_floating_point() else v
                                  for k, v in state.items()})

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import torch
+
 from metarec.errors import ConfigError
 from metarec.learners.inner_loop import LOSSES
 
@@ -27,7 +29,9 @@ class LearnerConfig:
     training minimises and early stopping watches, ``"mse"`` (squared error: predicts
     the mean rating) or ``"mae"`` (absolute error: the median), on the query ratings
     (meta-learners) or on every rating (``pretrain``) -- adaptation to a user's support
-    set always descends (or solves) squared error; ``dtype``: ``float32`` or ``float64``.
+    set always descends (or solves) squared error; ``dtype``: ``float32`` or ``float64``;
+    ``device``: where the model, its training and its adaptation run -- ``"cpu"``,
+    ``"cuda"`` (``"cuda:N"``) or ``"auto"`` (the GPU when one is visible, else the CPU).
     """
 
     inner_steps: int = 5
@@ -45,6 +49,7 @@ class LearnerConfig:
     prior_precision: float = 1.0
     loss: str = "mse"
     dtype: str = "float32"
+    device: str = "cpu"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -58,6 +63,28 @@ class LearnerConfig:
             raise ConfigError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise ConfigError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got "
+                                  f"{self.device!r}") from None
+
+    def torch_device(self) -> torch.device:
+        """The device to run on: ``device`` resolved (``auto``: CUDA when visible); a
+        ConfigError when it names a GPU that this machine does not have."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch.device(self.device)
+        if device.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if device.index is not None and device.index >= count or count == 0:
+                raise ConfigError(f"learner.device={self.device!r} but this machine has "
+                                  f"{count} visible CUDA device(s): use 'cpu' or 'auto'")
+        elif device.type != "cpu":
+            raise ConfigError(f"learner.device={self.device!r}: only 'cpu' and 'cuda' "
+                              "devices are supported")
+        return device
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

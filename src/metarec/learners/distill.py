@@ -101,7 +101,14 @@ def check_student(student: RatingModel, teachers: Sequence[Learner]) -> None:
 @torch.no_grad()
 def teacher_pairs(teachers: Sequence[Learner], user: Fields, item: Fields) -> torch.Tensor:
     """The teachers' mean global (unadapted) prediction for (user, item) pairs."""
-    return torch.stack([t.model(user, item).float() for t in teachers]).mean(0)
+    device = user["id"].device
+
+    def one(t: Learner) -> torch.Tensor:
+        u = {k: v.to(t.device) for k, v in user.items()}
+        i = {k: v.to(t.device) for k, v in item.items()}
+        return t.model(u, i).float().to(device)
+
+    return torch.stack([one(t) for t in teachers]).mean(0)
 
 
 @torch.no_grad()
@@ -110,8 +117,9 @@ def teacher_adapted(teachers: Sequence[Learner], batch: TaskBatch) -> torch.Tens
     adapts to the task's support set."""
     preds = []
     for teacher in teachers:
-        adapted = teacher.adapt(batch)
-        preds.append(teacher.predict(adapted, batch.user_fields, batch.query_fields).float())
+        on = teacher.on_device(batch)
+        adapted = teacher.adapt(on)
+        preds.append(teacher.predict(adapted, on.user_fields, on.query_fields).float().cpu())
     return torch.stack(preds).mean(0)
 
 
@@ -140,7 +148,8 @@ class Distill(Learner):
                 raise ConfigError("the hint loss needs one FeatureMLP teacher and a "
                                   "FeatureMLP student; set distill.hint_weight = 0")
             self.hint_ = torch.nn.Linear(student.body.width,
-                                         self.teachers[0].model.body.width).to(self.dtype)
+                                         self.teachers[0].model.body.width
+                                         ).to(self.device, self.dtype)
         self.student_ = learner_class(self.distill.student_learner)(student, self.config)
         if hasattr(self, "hint_") and not isinstance(self.student_, Pretrain):
             raise ConfigError("the hint loss is for plain distillation: set "
@@ -194,10 +203,10 @@ class Distill(Learner):
         losses = []
         for start in range(0, len(order), cfg.batch_size):
             rows = order[start:start + cfg.batch_size]
-            user = features.users.take(torch.from_numpy(users[rows]))
-            item = features.items.take(torch.from_numpy(items[rows]))
-            target = torch.from_numpy(labels[rows]).to(self.dtype)
-            mask = torch.from_numpy(rated[rows])
+            user = features.users.take(torch.from_numpy(users[rows]), self.device)
+            item = features.items.take(torch.from_numpy(items[rows]), self.device)
+            target = torch.from_numpy(labels[rows]).to(self.device, self.dtype)
+            mask = torch.from_numpy(rated[rows]).to(self.device)
             pred = self.model(user, item)
             loss = (1 - alpha) * masked_loss(pred, target, mask, cfg.loss)
             if alpha > 0:
@@ -205,7 +214,11 @@ class Distill(Learner):
                 loss = loss + alpha * masked_loss(pred, soft, torch.ones_like(mask), cfg.loss)
             if hasattr(self, "hint_"):
                 with torch.no_grad():
-                    teacher_body = self.teachers[0].model.body(user, item).to(self.dtype)
+                    teacher = self.teachers[0]
+                    teacher_body = teacher.model.body(
+                        {k: v.to(teacher.device) for k, v in user.items()},
+                        {k: v.to(teacher.device) for k, v in item.items()},
+                    ).to(self.device, self.dtype)
                 hint = ((self.hint_(self.model.body(user, item)) - teacher_body) ** 2).mean()
                 loss = loss + self.distill.hint_weight * hint
             self.optimizer_.zero_grad(set_to_none=True)

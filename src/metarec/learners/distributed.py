@@ -200,7 +200,8 @@ class DistributedMetaTrainer:
         count = float(len(shard))
         flat = torch.cat([grads[n].detach().reshape(-1).to(learner.dtype) * count
                           for n in names]
-                         + [torch.tensor([loss * count], dtype=learner.dtype)])
+                         + [torch.tensor([loss * count], dtype=learner.dtype,
+                                         device=learner.device)])
         flat = self._all_reduce(flat) / len(index)
         sizes = [grads[n].numel() for n in names]
         pieces = flat[:-1].split(sizes)

@@ -72,7 +72,7 @@ class MetaLearner(Learner):
         respect to every meta-parameter (second order unless ``first_order``). With
         ``soft_targets`` ``[B, Q]`` (a teacher's adapted query predictions) each task's
         loss mixes them in with weight ``alpha`` (meta-distillation)."""
-        batch = batch.to(dtype=self.dtype)
+        batch = self.on_device(batch)
         adapted, fixed = self.split_params()
         # Adapted embedding tables enter each task as its own rows (gathered here, outside
         # vmap, so their meta-gradient is one scatter-add, not a table per task).
@@ -81,7 +81,7 @@ class MetaLearner(Learner):
         task_loss = self.task_loss(alpha)
         inputs = self.task_inputs(batch)
         if soft_targets is not None:
-            inputs = (*inputs, soft_targets.to(self.dtype))
+            inputs = (*inputs, soft_targets.to(self.device, self.dtype))
         losses = vmap(task_loss, in_dims=(dims, None, None, 0))(
             {**adapted, **gather(adapted, rows)}, fixed, self.step_sizes(), inputs)
         loss = losses.mean()

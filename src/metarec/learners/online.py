@@ -171,9 +171,12 @@ class OnlineRecommender:
             self._sgd = torch.optim.SGD(model.parameters(), lr=self.config.sgd_lr)
         users = torch.from_numpy(np.asarray(events.user, dtype=np.int64))
         items = torch.from_numpy(np.asarray(events.item, dtype=np.int64))
-        target = torch.from_numpy(np.asarray(events.rating)).to(self.learner.dtype)
+        target = torch.from_numpy(np.asarray(events.rating)).to(self.learner.device,
+                                                                 self.learner.dtype)
         with torch.enable_grad():
-            pred = model(self.features.users.take(users), self.features.items.take(items))
+            device = self.learner.device
+            pred = model(self.features.users.take(users, device),
+                         self.features.items.take(items, device))
             loss = masked_loss(pred, target, torch.ones_like(target, dtype=torch.bool),
                                self.learner.config.loss)
             self._sgd.zero_grad(set_to_none=True)
@@ -327,10 +330,10 @@ class OnlineRecommender:
         if not len(support) or self._steps() == 0:
             return adapted
         forward = learner.forward_fn()
-        user_fields = self.features.users.take(torch.tensor(user))
-        item_fields = self.features.items.take(torch.from_numpy(support.item))
-        ratings = torch.from_numpy(support.rating).to(learner.dtype)
-        mask = torch.ones(len(support), dtype=torch.bool)
+        user_fields = self.features.users.take(torch.tensor(user), learner.device)
+        item_fields = self.features.items.take(torch.from_numpy(support.item), learner.device)
+        ratings = torch.from_numpy(support.rating).to(learner.device, learner.dtype)
+        mask = torch.ones(len(support), dtype=torch.bool, device=learner.device)
         with torch.no_grad():
             inputs = (learner.model.body(user_fields, item_fields) if forward.head_only
                       else item_fields)
@@ -350,11 +353,11 @@ class OnlineRecommender:
         items = np.asarray(items, dtype=np.int64)
         if not len(users):
             return np.zeros(0)
-        user_fields = self.features.users.take(torch.from_numpy(users))
-        item_fields = self.features.items.take(torch.from_numpy(items))
+        user_fields = self.features.users.take(torch.from_numpy(users), self.learner.device)
+        item_fields = self.features.items.take(torch.from_numpy(items), self.learner.device)
         model = self.learner.model
         if not self._adapts():
-            return model(user_fields, item_fields).double().numpy()
+            return model(user_fields, item_fields).double().cpu().numpy()
         forward = self.learner.forward_fn()
         _, fixed = self._params()
         params = self.user_params(users)
@@ -364,13 +367,13 @@ class OnlineRecommender:
         else:
             out = vmap(lambda p, u, i: forward({**fixed, **p}, u, i))(
                 params, user_fields, item_fields)
-        return out.double().numpy()
+        return out.double().cpu().numpy()
 
     @torch.no_grad()
     def score(self, user: int, items: np.ndarray | None = None) -> np.ndarray:
         """Scores of ``items`` (default: every item) for ``user``."""
         table = self.features.items
-        user_fields = self.features.users.take(torch.tensor(user))
+        user_fields = self.features.users.take(torch.tensor(user), self.learner.device)
         model = self.learner.model
         forward = self.learner.forward_fn()
         if items is None and forward.head_only and self._adapts():
@@ -379,15 +382,15 @@ class OnlineRecommender:
         else:
             index = (torch.arange(table.num_rows) if items is None
                      else torch.from_numpy(np.asarray(items, dtype=np.int64)))
-            item_fields = table.take(index)
+            item_fields = table.take(index, self.learner.device)
             if not self._adapts():
-                return model(user_fields, item_fields).double().numpy()
+                return model(user_fields, item_fields).double().cpu().numpy()
             inputs = (model.body(user_fields, item_fields) if forward.head_only
                       else item_fields)
         _, fixed = self._params()
         params = {k: v[0] for k, v in self.user_params(np.array([user])).items()}
         user_inputs = None if forward.head_only else user_fields
-        return forward({**fixed, **params}, user_inputs, inputs).double().numpy()
+        return forward({**fixed, **params}, user_inputs, inputs).double().cpu().numpy()
 
     def _body_all_items(self, user_fields: dict[str, torch.Tensor]) -> torch.Tensor:
         """``model.body(user, every item)``, reusing the items' embeddings while the
@@ -396,12 +399,13 @@ class OnlineRecommender:
         body = self.learner.model.body
         table = self.features.items
         if not (hasattr(body, "user_fields") and hasattr(body, "item_fields")):
-            return body(user_fields, table.take(torch.arange(table.num_rows)))
+            return body(user_fields,
+                        table.take(torch.arange(table.num_rows), self.learner.device))
         key = (self.model_version, table.num_rows, self.items_version)
         if self._item_part is None or self._item_part[0] != key:
-            fields = table.take(torch.arange(table.num_rows))
+            fields = table.take(torch.arange(table.num_rows), self.learner.device)
             part = (body._embed(body.item_fields, fields) if len(body.item_fields)
-                    else torch.zeros(table.num_rows, 0))
+                    else torch.zeros(table.num_rows, 0, device=self.learner.device))
             self._item_part = (key, part)
         item_part = self._item_part[1]
         if not len(body.user_fields):

@@ -29,10 +29,10 @@ class Pretrain(Learner):
         losses = []
         for start in range(0, len(order), self.config.batch_size):
             rows = order[start:start + self.config.batch_size]
-            users = torch.from_numpy(ratings.user[rows])
-            items = torch.from_numpy(ratings.item[rows])
-            target = torch.from_numpy(ratings.rating[rows]).to(self.dtype)
-            pred = self.model(features.users.take(users), features.items.take(items))
+            users = features.users.take(torch.from_numpy(ratings.user[rows]), self.device)
+            items = features.items.take(torch.from_numpy(ratings.item[rows]), self.device)
+            target = torch.from_numpy(ratings.rating[rows]).to(self.device, self.dtype)
+            pred = self.model(users, items)
             loss = masked_loss(pred, target, torch.ones_like(target, dtype=torch.bool),
                                self.config.loss)
             self.optimizer_.zero_grad(set_to_none=True)

@@ -28,7 +28,7 @@ def reference_meta_gradients(learner: MetaLearner, batch: TaskBatch
     ``learner``, computed task by task. For :class:`Reptile` the "gradient" is
     ``theta - mean_over_tasks(theta_task)`` after adapting on support and query together,
     and the loss the mean of the tasks' losses on that data after adaptation."""
-    batch = batch.to(dtype=learner.dtype)
+    batch = learner.on_device(batch)
     params = dict(learner.model.named_parameters())
     names = learner.adapted_names()
     reptile = isinstance(learner, Reptile)

@@ -38,7 +38,7 @@ class Reptile(MetaLearner):
         if soft_targets is not None:
             raise ConfigError("Reptile has no query loss to mix soft targets into: "
                               "meta-distil into maml, fomaml, maml-r, metasgd or anil")
-        batch = batch.to(dtype=self.dtype)
+        batch = self.on_device(batch)
         forward = self.forward_fn()
         adapted, fixed = self.split_params()
         batch, rows = self.localise(batch)  # adapted tables as each task's rows

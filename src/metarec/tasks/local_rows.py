@@ -36,13 +36,15 @@ def localise(batch: TaskBatch, tables: dict[str, tuple[str, str]]
     for name, (side, field) in tables.items():
         parts = ["user"] if side == "user" else ["support", "query"]
         codes = [fields[part][field] for part in parts]
-        flat = torch.cat([torch.zeros(size, 1, dtype=torch.long),
+        device = codes[0].device
+        flat = torch.cat([torch.zeros(size, 1, dtype=torch.long, device=device),
                           *(c.reshape(size, -1) for c in codes)], dim=1)
         ordered, order = flat.sort(dim=1)
         first = torch.ones_like(ordered, dtype=torch.bool)
         first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
         position = first.long().cumsum(1) - 1
-        table_rows = torch.zeros(size, int(position.max()) + 1, dtype=torch.long)
+        table_rows = torch.zeros(size, int(position.max()) + 1, dtype=torch.long,
+                                 device=device)
         table_rows.scatter_(1, position, ordered)
         local = torch.empty_like(flat).scatter_(1, order, position)[:, 1:]
         widths = [c.reshape(size, -1).shape[1] for c in codes]
