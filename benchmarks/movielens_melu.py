@@ -132,11 +132,16 @@ def merge(paths: list[Path], name: str) -> None:
     aggregated = aggregate_seeds(records)
     Console().print(table_of(aggregated, seeds))
     first = documents[0]
+    # Where the parts ran (not where they are merged) when they all ran on one kind of
+    # machine; each part keeps its own record either way.
+    same = {json.dumps(d.get("machine"), sort_keys=True) for d in documents}
+    ran_on = {"machine": first["machine"], "versions": first["versions"]} if len(same) == 1 \
+        else {}
     document = results_document(first["dataset"], first["protocol"], seeds, aggregated,
-                                merged_from=[str(Path(p).name) for p in paths],
-                                parts=[{k: d.get(k) for k in ("seeds", "timings",
-                                                               "peak_rss_mb", "config")}
-                                       for d in documents],
+                                merged_from=[str(Path(p).name) for p in paths], **ran_on,
+                                parts=[{k: d.get(k) for k in (
+                                    "seeds", "timings", "peak_rss_mb", "peak_gpu_mb",
+                                    "config", "machine", "versions")} for d in documents],
                                 published_melu5=MELU5, per_seed=records)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(document, indent=2))

@@ -195,8 +195,10 @@ def run_experiment(config: RunConfig, out: str | Path | None = None,
     return result
 
 
-def evaluate_run(run_dir: str | Path, events: Events | None = None) -> RunResult:
-    """Re-evaluate a saved run folder from its ``config.toml`` and checkpoints."""
+def evaluate_run(run_dir: str | Path, events: Events | None = None,
+                 device: str | None = None) -> RunResult:
+    """Re-evaluate a saved run folder from its ``config.toml`` and checkpoints, the
+    learners loaded on ``device`` (default: see :meth:`Learner.load`)."""
     folder = Path(run_dir)
     if not (folder / "config.toml").is_file():
         raise CheckpointError(f"{folder}: not a run folder (no config.toml)")
@@ -211,7 +213,7 @@ def evaluate_run(run_dir: str | Path, events: Events | None = None) -> RunResult
         for name in needed:
             path = folder / "checkpoints" / f"{name}-seed{seed}"
             if path.is_dir():
-                trained[name] = Learner.load(path, features=dataset)
+                trained[name] = Learner.load(path, features=dataset, device=device)
         names = [n for n in dict.fromkeys([*config.baselines, *config.learners])
                  if n in ("global-mean", "biases", "popularity") or n in trained
                  or (n in ON_PRETRAIN and "pretrain" in trained)]

@@ -4,6 +4,9 @@ learner's meta-gradients, adaptation, training, save/load and online serving."""
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ from metarec.data.dataset import Interactions
 from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
 from metarec.errors import ConfigError
-from metarec.learners import LearnerConfig, MetaLearner, learner_class
+from metarec.learners import Learner, LearnerConfig, MetaLearner, learner_class
 from metarec.learners.online import OnlineConfig, OnlineRecommender
 from metarec.learners.registry import LEARNERS
 from metarec.models import FeatureMF, FeatureMLP
@@ -52,6 +55,36 @@ def test_the_model_and_every_learned_tensor_live_on_the_learner_device() -> None
                                       LearnerConfig(device="cpu"))
         assert learner.device == torch.device("cpu")
         assert {t.device for t in learner.state_dict().values()} == {torch.device("cpu")}
+
+
+def test_a_gpu_trained_checkpoint_loads_on_a_cpu_host(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path) -> None:
+    ds = generate(SyntheticConfig(num_users=40, num_items=30, num_ratings=800))
+    split = split_dataset(ds, SplitConfig(seed=0))
+    learner = learner_class("maml-r")(FeatureMLP.for_dataset(ds, embedding_dim=4,
+                                                              hidden=(8,)),
+                                      LearnerConfig(epochs=1, patience=None))
+    learner.fit(split.train, ds)
+    folder = learner.save(tmp_path / "ckpt")
+    meta = json.loads((folder / "learner.json").read_text())
+    meta["config"]["device"] = "cuda"  # as written by a run on a GPU
+    (folder / "learner.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    loaded = Learner.load(folder, ds)
+    assert loaded.device == torch.device("cpu") and loaded.config.device == "cpu"
+    tasks = split.scenarios["new_users"]
+    np.testing.assert_array_equal(loaded.predict_tasks(tasks), learner.predict_tasks(tasks))
+    with pytest.raises(ConfigError, match="0 visible CUDA"):  # asked for explicitly
+        Learner.load(folder, ds, device="cuda")
+
+
+def test_cli_names_a_bad_device_in_one_line(tmp_path) -> None:
+    done = subprocess.run([sys.executable, "-m", "metarec", "run", "--set",
+                           "learner.device=tpu", "--out", str(tmp_path / "x")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: learner.device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got 'tpu'"]
 
 
 # ---- CUDA == CPU (run where a GPU is visible) ----------------------------------------

@@ -96,6 +96,9 @@ def evaluate(
                                  "prequential (time-ordered stream; see `metarec "
                                  "prequential --help` for its options)."),
     max_events: int | None = typer.Option(None, help="Prequential: stop after N events."),
+    device: str | None = typer.Option(None, help="Cold-start: load the learners on cpu, "
+                                      "cuda or auto (default: where they were trained, "
+                                      "or the CPU when that device is missing)."),
 ) -> None:
     """Re-evaluate a saved run from its config and checkpoints."""
     if protocol == "prequential":
@@ -110,5 +113,5 @@ def evaluate(
         raise ConfigError(f"unknown protocol {protocol!r}: use cold-start or prequential")
     from metarec.experiment import evaluate_run
 
-    result = evaluate_run(run_dir)
+    result = evaluate_run(run_dir, device=device)
     console.print(_table(result.aggregated))

@@ -10,6 +10,7 @@ side-feature tables of a :class:`~metarec.data.Dataset` (anything with ``users``
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,13 +24,15 @@ from torch.func import vmap
 from torch.utils._pytree import tree_map
 
 from metarec.data.dataset import FeatureTable, Fields, Interactions
-from metarec.errors import CheckpointError
+from metarec.errors import CheckpointError, ConfigError
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, StepSizes, adapt
 from metarec.models.base import RatingModel, model_from_config
 from metarec.tasks.batch import TaskBatch, pad_tasks
 from metarec.tasks.local_rows import gather, localise, scatter
 from metarec.tasks.taskset import TaskSet
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
 """Called after every epoch with ``{"epoch", "train_loss", "val_loss"}``."""
@@ -324,7 +327,9 @@ class Learner(ABC):
     def load(path: str | Path, features: HasFeatures | None = None,
              device: str | None = None) -> Learner:
         """Load a learner written by :meth:`save` (any learner kind), on ``device``
-        (``"cpu"``, ``"cuda"``, ``"auto"``; default: the device it was saved from)."""
+        (``"cpu"``, ``"cuda"``, ``"auto"``). By default on the device it was trained on,
+        or on the CPU when this machine has no such device (a GPU-trained checkpoint
+        served on a CPU host); an explicit ``device`` that is missing is an error."""
         from metarec.learners.registry import learner_class
 
         folder = Path(path)
@@ -337,6 +342,13 @@ class Learner(ABC):
         config = LearnerConfig.from_dict(meta["config"])
         if device is not None:
             config = replace(config, device=device)
+        else:
+            try:
+                config.torch_device()
+            except ConfigError:
+                log.info("%s was trained on %s, which this machine lacks: loading it on "
+                         "the CPU", folder, config.device)
+                config = replace(config, device="cpu")
         learner = learner_class(meta["learner"])(model, config)
         state = load_file(str(weights_path))
         learner.load_state_dict({k: v.to(learner.dtype) if v.is_floating_point() else v

@@ -67,7 +67,7 @@ class LearnerConfig:
             try:
                 torch.device(self.device)
             except (RuntimeError, TypeError):
-                raise ConfigError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got "
+                raise ConfigError(f"learner.device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got "
                                   f"{self.device!r}") from None
 
     def torch_device(self) -> torch.device:
