@@ -71,7 +71,8 @@ def train_learner(name: str, dataset: Dataset, split: ColdStartSplit, config: Ru
     settings = replace(config.learner_config(name), seed=seed)
     if name == "biased-mf":
         model = build_model("BiasedMF", dataset, factors=config.model.factors)
-        learner: Learner = Pretrain(model, replace(settings, inner_steps=0))
+        # Ids are all BiasedMF has: nothing to hide from it.
+        learner: Learner = Pretrain(model, replace(settings, inner_steps=0, item_id_dropout=0.0))
     else:
         model = build_model(config.model.kind, dataset, **config.model.options())
         learner = learner_class(name)(model, settings)

@@ -35,9 +35,10 @@ def _data():
     return dataset, split_dataset(dataset, SplitConfig(seed=0))
 
 
-def _learner(name: str, dataset, seed: int = 0):
+def _learner(name: str, dataset, seed: int = 0, item_ids: bool = False):
     torch.manual_seed(seed)
-    model = build_model("FeatureMLP", dataset, embedding_dim=4, hidden=(8,))
+    model = build_model("FeatureMLP", dataset, embedding_dim=4, hidden=(8,),
+                        item_id_embedding=item_ids)
     config = LearnerConfig(dtype="float64", meta_batch_size=32, epochs=30, inner_steps=2,
                            patience=None, seed=0)
     return learner_class(name)(model, config)
@@ -203,14 +204,17 @@ def test_resume_after_10_steps_equals_20_uninterrupted(data, single, tmp_path) -
     assert learner.history_ == single["reptile"].history_
 
 
-@pytest.mark.parametrize("redraw", [False, True])
-def test_trainer_on_one_process_equals_learner_fit(data, redraw: bool) -> None:
+@pytest.mark.parametrize(("redraw", "id_dropout"), [(False, 0.0), (True, 0.0), (False, 0.3)])
+def test_trainer_on_one_process_equals_learner_fit(data, redraw: bool,
+                                                   id_dropout: float) -> None:
     dataset, split = data
-    fitted = _learner("reptile", dataset)
+    fitted = _learner("reptile", dataset, item_ids=id_dropout > 0)
     fitted.config.epochs, fitted.config.redraw_query = 2, redraw
+    fitted.config.item_id_dropout = id_dropout
     fitted.fit(split.train, dataset, split.validation)
-    trained = _learner("reptile", dataset)
+    trained = _learner("reptile", dataset, item_ids=id_dropout > 0)
     trained.config.epochs, trained.config.redraw_query = 2, redraw
+    trained.config.item_id_dropout = id_dropout
     trainer = DistributedMetaTrainer(trained, split.train, dataset, split.validation)
     trainer.fit()
     assert trainer.step_ == 12 and trainer.finished_

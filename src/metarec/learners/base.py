@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -29,6 +29,7 @@ from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, StepSizes, adapt
 from metarec.models.base import RatingModel, model_from_config
 from metarec.tasks.batch import TaskBatch, pad_tasks
+from metarec.tasks.id_dropout import hidden_ids
 from metarec.tasks.local_rows import gather, localise, scatter
 from metarec.tasks.taskset import TaskSet
 
@@ -72,6 +73,11 @@ class Learner(ABC):
         self.dtype = getattr(torch, self.config.dtype)
         self.device = self.config.torch_device()
         self.model.to(device=self.device, dtype=self.dtype)
+        if self.config.item_id_dropout > 0 and not model.has_item_id_embedding():
+            raise ConfigError(f"learner.item_id_dropout = {self.config.item_id_dropout} "
+                              f"needs a model with an item-id embedding ({type(model).__name__}"
+                              " has none): set model.item_id_embedding = true (FeatureMLP, "
+                              "FeatureMF) or item_id_dropout = 0")
 
     # ---- training -------------------------------------------------------------------
     def fit(self, train: TaskSet, features: HasFeatures, val: TaskSet | None = None, *,
@@ -123,6 +129,15 @@ class Learner(ABC):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
+
+    def hidden_item_ids(self, features: HasFeatures, key: Sequence[int]
+                        ) -> torch.Tensor | None:
+        """The item ids that training step ``key`` hides (``item_id_dropout``; seeded by
+        the learner's seed and ``key``), or None when nothing is hidden."""
+        if self.config.item_id_dropout == 0:
+            return None
+        return hidden_ids(features.items.num_rows, self.config.item_id_dropout,
+                          (self.config.seed, *key))
 
     def on_device(self, batch: TaskBatch) -> TaskBatch:
         """``batch`` on the learner's device, its floats in the learner's dtype."""

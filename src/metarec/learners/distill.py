@@ -46,6 +46,7 @@ from metarec.learners.reptile import Reptile
 from metarec.models.base import RatingModel
 from metarec.models.feature_mlp import FeatureMLP
 from metarec.tasks.batch import TaskBatch, pad_tasks
+from metarec.tasks.id_dropout import hide_ids
 from metarec.tasks.taskset import TaskSet
 
 
@@ -179,7 +180,7 @@ class Distill(Learner):
 
     def fit_epoch(self, train: TaskSet, features: HasFeatures, epoch: int) -> float:
         if isinstance(self.student_, MetaLearner):
-            return self._meta_epoch(train, features)
+            return self._meta_epoch(train, features, epoch)
         return self._plain_epoch(train, features, epoch)
 
     def _plain_epoch(self, train: TaskSet, features: HasFeatures, epoch: int) -> float:
@@ -207,7 +208,8 @@ class Distill(Learner):
             item = features.items.take(torch.from_numpy(items[rows]), self.device)
             target = torch.from_numpy(labels[rows]).to(self.device, self.dtype)
             mask = torch.from_numpy(rated[rows]).to(self.device)
-            pred = self.model(user, item)
+            hidden = self.hidden_item_ids(features, (epoch, start))
+            pred = self.model(user, item if hidden is None else hide_ids(item, hidden))
             loss = (1 - alpha) * masked_loss(pred, target, mask, cfg.loss)
             if alpha > 0:
                 soft = teacher_pairs(self.teachers, user, item).to(self.dtype)
@@ -229,7 +231,7 @@ class Distill(Learner):
             losses.append(float(loss.detach()))
         return float(np.mean(losses)) if losses else float("nan")
 
-    def _meta_epoch(self, train: TaskSet, features: HasFeatures) -> float:
+    def _meta_epoch(self, train: TaskSet, features: HasFeatures, epoch: int) -> float:
         student = self.student_
         assert isinstance(student, MetaLearner)
         student.start(train, features)
@@ -237,12 +239,14 @@ class Distill(Learner):
         losses = []
         for index in student.batcher_.batch_indices():
             batch = pad_tasks(train, index, features.users, features.items)
+            # The student alone may have item ids hidden (item_id_dropout); teachers see all.
+            seen = student.training_batch(train, index, index, features, epoch)
             if self.teachers and self.distill.alpha > 0:
                 loss, grads = student.meta_gradients(
-                    batch, soft_targets=teacher_adapted(self.teachers, batch),
+                    seen, soft_targets=teacher_adapted(self.teachers, batch),
                     alpha=self.distill.alpha)
             else:
-                loss, grads = student.meta_gradients(batch)
+                loss, grads = student.meta_gradients(seen)
             student.apply_gradients(grads)
             losses.append(loss)
         return float(np.mean(losses)) if losses else float("nan")

@@ -33,7 +33,6 @@ import torch.distributed as dist
 from metarec.errors import CheckpointError, DistributedError
 from metarec.learners.base import HasFeatures, Progress, validation_record
 from metarec.learners.meta_learner import MetaLearner
-from metarec.tasks.batch import pad_tasks
 from metarec.tasks.taskset import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -189,7 +188,7 @@ class DistributedMetaTrainer:
         shard = shard_indices(index, self.context.rank, self.context.world_size)
         names = list(learner.meta_parameters())
         if len(shard):
-            batch = pad_tasks(tasks, shard, self.features.users, self.features.items)
+            batch = learner.training_batch(tasks, shard, index, self.features, self.epoch_)
             loss, grads = learner.meta_gradients(batch)
         else:  # a short last batch can leave a rank without tasks
             loss, grads = 0.0, {n: torch.zeros_like(p)

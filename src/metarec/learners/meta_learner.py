@@ -19,6 +19,7 @@ from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Params, query_loss_after_adapt
 from metarec.models.base import RatingModel
 from metarec.tasks.batch import TaskBatch, TaskBatcher, pad_tasks
+from metarec.tasks.id_dropout import hide_item_ids
 from metarec.tasks.local_rows import gather
 from metarec.tasks.taskset import TaskSet
 
@@ -122,13 +123,22 @@ class MetaLearner(Learner):
             return train
         return train.redraw_query([self.config.seed, epoch])
 
+    def training_batch(self, tasks: TaskSet, index: np.ndarray, meta_batch: np.ndarray,
+                       features: HasFeatures, epoch: int) -> TaskBatch:
+        """Tasks ``index`` of ``tasks`` padded, with the item ids that ``item_id_dropout``
+        hides in meta-batch ``meta_batch`` of ``epoch`` hidden (``index`` is all of
+        ``meta_batch`` or one process's share of it: every share hides the same ids)."""
+        batch = pad_tasks(tasks, index, features.users, features.items)
+        hidden = self.hidden_item_ids(features, (epoch, int(meta_batch[0]), len(meta_batch)))
+        return batch if hidden is None else hide_item_ids(batch, hidden)
+
     def fit_epoch(self, train: TaskSet, features: HasFeatures, epoch: int) -> float:
         self.start(train, features)
         assert self.batcher_ is not None
         tasks = self.epoch_tasks(train, epoch)
         losses = []
         for index in self.batcher_.batch_indices():
-            batch = pad_tasks(tasks, index, features.users, features.items)
+            batch = self.training_batch(tasks, index, index, features, epoch)
             loss, grads = self.meta_gradients(batch)
             self.apply_gradients(grads)
             losses.append(loss)

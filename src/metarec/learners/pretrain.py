@@ -7,6 +7,7 @@ import torch
 
 from metarec.learners.base import HasFeatures, Learner
 from metarec.learners.inner_loop import masked_loss
+from metarec.tasks.id_dropout import hide_ids
 from metarec.tasks.taskset import TaskSet
 
 
@@ -31,6 +32,9 @@ class Pretrain(Learner):
             rows = order[start:start + self.config.batch_size]
             users = features.users.take(torch.from_numpy(ratings.user[rows]), self.device)
             items = features.items.take(torch.from_numpy(ratings.item[rows]), self.device)
+            hidden = self.hidden_item_ids(features, (epoch, start))
+            if hidden is not None:
+                items = hide_ids(items, hidden)
             target = torch.from_numpy(ratings.rating[rows]).to(self.device, self.dtype)
             pred = self.model(users, items)
             loss = masked_loss(pred, target, torch.ones_like(target, dtype=torch.bool),

@@ -46,6 +46,11 @@ class RatingModel(nn.Module):
         """Names of the output-layer parameters."""
         return [n for n, _ in self.named_parameters() if n.startswith(self.output_prefixes)]
 
+    def has_item_id_embedding(self) -> bool:
+        """Whether items have an id embedding beside their features (what
+        ``learner.item_id_dropout`` hides)."""
+        return False
+
     def memory_names(self) -> list[str]:
         """Per-entity tables (id embeddings) that stay global: what an item's row learned
         from every user is not rewritten by one user's few ratings."""

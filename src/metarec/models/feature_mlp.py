@@ -132,6 +132,9 @@ class FeatureMLP(RatingModel):
     def forward(self, user: Fields, item: Fields) -> torch.Tensor:
         return self.head(self.body(user, item)).squeeze(-1)
 
+    def has_item_id_embedding(self) -> bool:
+        return "id" in self.body.item_fields
+
     def memory_names(self) -> list[str]:
         """The id-embedding tables: per-entity memory shared by every user."""
         return [n for n, _ in self.named_parameters()
