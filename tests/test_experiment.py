@@ -122,3 +122,24 @@ def test_all_candidates_ranks_every_item_outside_the_support() -> None:
     assert full.query.item.tolist() == [1, 3, 4]
     assert np.isnan(full.query.rating[[0, 2]]).all() and full.query.rating[1] == 4
     assert full.query_offsets.tolist() == [0, 3] and full.support is tasks.support
+
+
+def test_learners_train_on_the_split_features_when_unseen_codes_are_missing() -> None:
+    import torch
+
+    from metarec.experiment import load_data, make_split, train_learner
+
+    config = load_config(None, [*SMALL, "split.unseen_codes_missing=true"])
+    dataset = load_data(config)
+    split = make_split(dataset, config, 0)
+    learner = train_learner("anil", dataset, split, config, 0)
+    features = learner.features_
+    assert features is not dataset
+    for side in ("users", "items"):
+        table, full = getattr(features, side), getattr(dataset, side)
+        for spec in table.specs:
+            masked, values = table.values[spec.name], full.values[spec.name]
+            if spec.kind == "numeric":
+                continue
+            # Codes are kept or read as missing, never changed into another code.
+            assert torch.all((masked == values) | (masked == 0)), spec.name

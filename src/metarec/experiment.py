@@ -66,7 +66,9 @@ def make_split(dataset: Dataset, config: RunConfig, seed: int) -> ColdStartSplit
 
 def train_learner(name: str, dataset: Dataset, split: ColdStartSplit, config: RunConfig,
                   seed: int, events: Events | None = None) -> Learner:
-    """Build and fit learner ``name`` (``biased-mf`` = :class:`Pretrain` on ``BiasedMF``)."""
+    """Build and fit learner ``name`` (``biased-mf`` = :class:`Pretrain` on ``BiasedMF``)
+    on the side features the split lets training see (:meth:`ColdStartSplit.features`)."""
+    dataset = split.features(dataset)
     torch.manual_seed(seed)
     settings = replace(config.learner_config(name), seed=seed)
     if name == "biased-mf":
@@ -214,7 +216,8 @@ def evaluate_run(run_dir: str | Path, events: Events | None = None,
         for name in needed:
             path = folder / "checkpoints" / f"{name}-seed{seed}"
             if path.is_dir():
-                trained[name] = Learner.load(path, features=dataset, device=device)
+                trained[name] = Learner.load(path, features=split.features(dataset),
+                                             device=device)
         names = [n for n in dict.fromkeys([*config.baselines, *config.learners])
                  if n in ("global-mean", "biases", "popularity") or n in trained
                  or (n in ON_PRETRAIN and "pretrain" in trained)]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from metarec.data.dataset import Dataset, Interactions, build_dataset
 from metarec.data.splits import SCENARIOS, SplitConfig, new_item_mask, split_dataset
@@ -347,3 +348,47 @@ def test_train_out_of_bounds_adds_dropped_existing_users_only(toy: Dataset) -> N
     sizes = extra.support_sizes + extra.query_sizes
     assert sizes.max() <= cfg.max_ratings and len(extra) > len(np.unique(extra.users))
     np.testing.assert_array_equal(extra.query_sizes, np.minimum(2, sizes // 2))
+
+
+def test_unseen_codes_read_as_missing_only_when_asked() -> None:
+    toy = _toy()
+    raw_items = pd.DataFrame({
+        "year": [1990 + i % 5 for i in range(11)] + [1996] + [1998 + i % 3 for i in range(8)]
+        + [np.nan],
+        # Old films share directors a/b; new films 12-15 have a, 16-19 the new director z.
+        "director": ["a" if i % 2 else "b" for i in range(12)] + ["a"] * 4 + ["z"] * 4
+        + [""],
+        "writers": ["w1|w2"] * 12 + ["w1|w9"] * 8 + [""]},
+        index=pd.Index(range(21), name="item"))
+    users = pd.DataFrame({"zip": [f"z{u}" for u in range(10)]},
+                         index=pd.Index([f"u{u}" for u in range(10)], name="user"))
+    ratings = pd.DataFrame({"user": [f"u{u}" for u in toy.interactions.user],
+                            "item": toy.interactions.item, "rating": toy.interactions.rating,
+                            "timestamp": toy.interactions.timestamp})
+    data = build_dataset("toy", ratings, users=users, items=raw_items,
+                         user_fields={"zip": "categorical"},
+                         item_fields={"year": "numeric", "director": "categorical",
+                                      "writers": "multi"})
+    split = split_dataset(data, CONFIG)
+    assert split.features(data) is data  # off by default
+    seen = split_dataset(data, replace(CONFIG, unseen_codes_missing=True)).features(data)
+    assert seen.users is not data.users and seen.interactions is data.interactions
+    director = data.items.spec("director").vocab.index("z") + 1
+    writer = data.items.spec("writers").vocab.index("w9") + 1
+    old = split.train_ratings.item
+    assert director not in data.items.values["director"][old].tolist()
+    # The new director reads as missing; a known one stays; w9 drops out of the set.
+    assert seen.items.values["director"][16:20].tolist() == [0] * 4
+    assert torch.equal(seen.items.values["director"][:16], data.items.values["director"][:16])
+    w1 = data.items.spec("writers").vocab.index("w1") + 1
+    assert seen.items.values["writers"][12].tolist() == [w1, 0]
+    assert (data.items.values["writers"][12] == writer).any()
+    torch.testing.assert_close(seen.items.values["year"], data.items.values["year"],
+                               equal_nan=True)  # numeric fields unchanged
+    # A training user's zip stays; a new or validation user's (unique) zip is missing.
+    zips = seen.users.values["zip"]
+    trained = set(split.train.users.tolist())
+    for user in range(10):
+        expected = data.users.values["zip"][user] if user in trained else 0
+        assert int(zips[user]) == int(expected), user
+    assert set(split.new_users.tolist()) and not set(split.new_users.tolist()) & trained

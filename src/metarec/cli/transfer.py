@@ -201,6 +201,7 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
     from metarec.models.base import build_model
 
     say = events or (lambda message: None)
+    _refuse_unseen_codes_missing(run)
     records: list[dict[str, Any]] = []
     report = None
     tcfg = settings.transfer_config()
@@ -403,6 +404,7 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
     from metarec.models.base import build_model
 
     say = events or (lambda message: None)
+    _refuse_unseen_codes_missing(run)
     data = run.data
     dataset = load_dataset(data.dataset, data_dir=data.data_dir, **data.options)
     records: list[dict[str, Any]] = []
@@ -526,3 +528,11 @@ def _write(out: Path, text: str, run: Any, records: list[dict[str, Any]],
     document = results_document(run.data.dataset, protocol, run.seeds, records, **extra)
     write_run_folder(out, config_toml=text, document=document, figures=figures, title=title,
                      table=rows)
+
+
+def _refuse_unseen_codes_missing(run: Any) -> None:
+    """Transfer and distillation fit on subsets and other data sets than one split's
+    training users, so "codes training saw" is not one thing there: refuse the option."""
+    if run.split.unseen_codes_missing:
+        raise ConfigError("split.unseen_codes_missing is for `metarec run`, `metarec train` "
+                          "and the benchmarks; transfer and distillation do not support it")

@@ -126,6 +126,23 @@ class FeatureTable:
             out = {name: tensor.to(device) for name, tensor in out.items()}
         return out
 
+    def known_codes_only(self, rows: np.ndarray) -> FeatureTable:
+        """A copy in which every categorical or multi-valued code that none of ``rows``
+        has reads as missing (0); numeric fields unchanged. A model then treats a code it
+        never trained on (a new director, a new zip code) as absent instead of looking up
+        the row's untrained initial values."""
+        rows = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        values = dict(self.values)
+        for spec in self.specs:
+            if spec.kind == "numeric":
+                continue
+            codes = self.values[spec.name]
+            known = torch.zeros(spec.cardinality, dtype=torch.bool)
+            known[codes[rows].reshape(-1)] = True
+            known[MISSING] = True
+            values[spec.name] = torch.where(known[codes], codes, torch.zeros_like(codes))
+        return FeatureTable(specs=self.specs, values=values, num_rows=self.num_rows)
+
     @staticmethod
     def empty(num_rows: int) -> FeatureTable:
         """A table with no fields (only ids)."""

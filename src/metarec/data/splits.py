@@ -25,11 +25,15 @@ ML-1M's existing-user ratings (users with more than 100) are never used. With
 users are meta-training data too, cut at random into tasks of at most ``max_ratings``
 ratings. No evaluated rating changes: these users are in no warm task, and new users and
 new items stay unseen.
+
+With ``unseen_codes_missing=True`` the side features that models see
+(:meth:`ColdStartSplit.features`) read every categorical code that no training user or
+item has (a new film's new director, a new user's zip code) as missing.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -55,6 +59,7 @@ class SplitConfig:
     query: Literal["random", "latest"] = "random"
     validation_fraction: float = 0.1
     train_out_of_bounds: bool = False
+    unseen_codes_missing: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -85,6 +90,18 @@ class ColdStartSplit:
     def train_ratings(self) -> Interactions:
         """Every rating training may see: the warm support sets of training users."""
         return self.train.all_ratings()
+
+    def features(self, dataset: Dataset) -> Dataset:
+        """The data set whose side features training and evaluation use: ``dataset``
+        itself, or with ``unseen_codes_missing`` a view in which every categorical code
+        that no training user or item has reads as missing (e.g. the director of a new
+        film who directed nothing before), so that it adds nothing instead of the
+        untrained random row it would look up."""
+        if not self.config.unseen_codes_missing:
+            return dataset
+        items = np.unique(self.train_ratings.item)
+        return replace(dataset, users=dataset.users.known_codes_only(self.train.users),
+                       items=dataset.items.known_codes_only(items))
 
     def summary(self) -> list[dict[str, object]]:
         """One row per scenario and per training set: users, support and query ratings."""
