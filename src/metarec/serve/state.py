@@ -358,5 +358,7 @@ class ServiceState:
 
 
 def load_learner(checkpoint: Path) -> Learner:
-    """Load a saved learner (features are attached by the service)."""
-    return Learner.load(checkpoint)
+    """Load a saved learner (features are attached by the service) on the CPU, wherever
+    it was trained: one user's adaptation is a few hundred tiny operations, faster on the
+    CPU than as GPU kernel launches (see README, "On a GPU")."""
+    return Learner.load(checkpoint, device="cpu")
