@@ -141,3 +141,45 @@ def test_fold_in_picks_the_best_precision_on_validation(data) -> None:
         assert torch.equal(v, before[k]), k
     # Without validation tasks it keeps the learner's own prior precision.
     assert fold_in(trained, None).config.prior_precision == trained.config.prior_precision
+
+
+def _constant(params: Params, user: object, items: torch.Tensor) -> torch.Tensor:
+    return items[:, 0] * 0 + params["b"]
+
+
+def test_robust_solve_moves_towards_the_median() -> None:
+    """One parameter b fitted to 4, 4, 4, 5, 1 (the outlier 1) with a negligible prior:
+    squared error gives the mean 3.6; the robust fit (absolute error, Huber below 0.25)
+    stays near the median 4, which the reweighted solves approach from the mean."""
+    items = torch.zeros(5, 1, dtype=torch.float64)
+    ratings = torch.tensor([4.0, 4.0, 4.0, 5.0, 1.0], dtype=torch.float64)
+    mask = torch.ones(5, dtype=torch.bool)
+    start = {"b": torch.tensor(0.0, dtype=torch.float64)}
+    prior = {"b": torch.tensor(1e-9, dtype=torch.float64)}
+    plain = ridge_solve(_constant, start, {}, prior, None, items, ratings, mask)
+    robust = ridge_solve(_constant, start, {}, prior, None, items, ratings, mask, robust=True)
+    assert float(plain["b"]) == pytest.approx(3.6, abs=1e-6)
+    # Each reweighted solve is the weighted mean at the last residuals (by hand, from 3.6:
+    # weights 1/0.8 x3, 1/2.8, 1/5.2 -> 3.902..., then 3.97..., then 3.99...).
+    b = 3.6
+    for _ in range(3):
+        w = 1 / np.maximum(np.abs(ratings.numpy() - b), 0.25)
+        b = float(np.sum(w * ratings.numpy()) / np.sum(w))
+    assert float(robust["b"]) == pytest.approx(b, abs=1e-6)
+    assert 3.95 < float(robust["b"]) < 4.0
+    # Padding rows count in neither fit.
+    padded = ridge_solve(_constant, start, {}, prior, None, torch.zeros(6, 1,
+                         dtype=torch.float64), torch.cat([ratings, ratings.new_tensor([9.0])]),
+                         torch.cat([mask, torch.tensor([False])]), robust=True)
+    assert float(padded["b"]) == pytest.approx(float(robust["b"]), abs=1e-9)
+
+
+def test_only_ridge_takes_a_robust_adaptation(data) -> None:
+    ds, _, _ = data
+    Ridge(FeatureMLP.for_dataset(ds, embedding_dim=4, hidden=(8,)),
+          LearnerConfig(adapt_loss="mae"))
+    with pytest.raises(ConfigError, match="adapt_loss='mae' is for ridge"):
+        Pretrain(FeatureMLP.for_dataset(ds, embedding_dim=4, hidden=(8,)),
+                 LearnerConfig(adapt_loss="mae"))
+    with pytest.raises(ConfigError, match="adapt_loss"):
+        LearnerConfig(adapt_loss="huber")

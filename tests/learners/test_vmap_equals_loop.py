@@ -28,15 +28,16 @@ def data():
     return ds, batch
 
 
-def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP", loss: str = "mse"
-             ) -> MetaLearner:
+def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP", loss: str = "mse",
+             adapt_loss: str = "mse") -> MetaLearner:
     torch.manual_seed(0)
     if kind == "FeatureMF":
         model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
     else:
         model = FeatureMLP.for_dataset(ds, embedding_dim=4, hidden=(8,))
     learner = learner_class(name)(model, LearnerConfig(dtype="float64", inner_steps=steps,
-                                                       inner_lr=0.1, loss=loss))
+                                                       inner_lr=0.1, loss=loss,
+                                                       adapt_loss=adapt_loss))
     assert isinstance(learner, MetaLearner)
     if name == "metasgd":
         # Distinct per-element step sizes, so a mix-up of names or elements shows.
@@ -64,9 +65,16 @@ def test_vmap_meta_gradients_equal_the_loop_with_absolute_error(name: str, data)
     _check_against_the_loop(name, "FeatureMLP", "mae", data)
 
 
-def _check_against_the_loop(name: str, kind: str, loss: str, data) -> None:
+@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF"])
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+def test_robust_ridge_meta_gradients_equal_the_loop(kind: str, loss: str, data) -> None:
+    _check_against_the_loop("ridge", kind, loss, data, adapt_loss="mae")
+
+
+def _check_against_the_loop(name: str, kind: str, loss: str, data,
+                            adapt_loss: str = "mse") -> None:
     ds, batch = data
-    learner = _learner(name, ds, 2, kind, loss)
+    learner = _learner(name, ds, 2, kind, loss, adapt_loss)
     loss, grads = learner.meta_gradients(batch)
     ref_loss, ref_grads = reference_meta_gradients(learner, batch)
     assert loss == pytest.approx(ref_loss, rel=1e-10)

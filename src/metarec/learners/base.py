@@ -63,6 +63,8 @@ class Learner(ABC):
     """Parameters adapted per user: ``all`` (every parameter but id-embedding tables, see
     :meth:`RatingModel.memory_names`), ``head`` or ``output``."""
     first_order: ClassVar[bool] = False
+    robust_adaptation: ClassVar[bool] = False
+    """Whether ``adapt_loss = "mae"`` is supported (a closed-form, robust solve)."""
 
     def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
         self.model = model
@@ -73,6 +75,10 @@ class Learner(ABC):
         self.dtype = getattr(torch, self.config.dtype)
         self.device = self.config.torch_device()
         self.model.to(device=self.device, dtype=self.dtype)
+        if self.config.adapt_loss != "mse" and not self.robust_adaptation:
+            raise ConfigError(f"{self.name} adapts by gradient steps on squared error; "
+                              f"adapt_loss={self.config.adapt_loss!r} is for ridge (set it "
+                              "in [per_learner.ridge])")
         if self.config.item_id_dropout > 0 and not model.has_item_id_embedding():
             raise ConfigError(f"learner.item_id_dropout = {self.config.item_id_dropout} "
                               f"needs a model with an item-id embedding ({type(model).__name__}"

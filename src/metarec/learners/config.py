@@ -29,7 +29,9 @@ class LearnerConfig:
     training minimises and early stopping watches, ``"mse"`` (squared error: predicts
     the mean rating) or ``"mae"`` (absolute error: the median), on the query ratings
     (meta-learners) or on every rating (``pretrain``) -- adaptation to a user's support
-    set always descends (or solves) squared error; ``item_id_dropout``: the share of
+    set descends (or solves) squared error, unless ``adapt_loss = "mae"`` (``ridge``
+    only: a robust solve of the absolute error, see
+    :func:`~metarec.learners.ridge.ridge_solve`); ``item_id_dropout``: the share of
     items whose id is hidden in each training step (meta-batch or minibatch), so that a
     model with an item-id embedding learns to score new items from their features too
     (:mod:`metarec.tasks.id_dropout`; 0 = off); ``dtype``: ``float32`` or ``float64``;
@@ -51,6 +53,7 @@ class LearnerConfig:
     redraw_query: bool = False
     prior_precision: float = 1.0
     loss: str = "mse"
+    adapt_loss: str = "mse"
     item_id_dropout: float = 0.0
     dtype: str = "float32"
     device: str = "cpu"
@@ -65,6 +68,9 @@ class LearnerConfig:
             raise ConfigError(f"prior_precision must be > 0, got {self.prior_precision}")
         if not 0.0 <= self.item_id_dropout < 1.0:
             raise ConfigError(f"item_id_dropout must be in [0, 1), got {self.item_id_dropout}")
+        if self.adapt_loss not in LOSSES:
+            raise ConfigError(f"adapt_loss must be one of {list(LOSSES)}, got "
+                              f"{self.adapt_loss!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
         if self.dtype not in ("float32", "float64"):

@@ -18,7 +18,7 @@ from metarec.data.dataset import Fields
 from metarec.learners.inner_loop import masked_loss, masked_mse
 from metarec.learners.meta_learner import MetaLearner
 from metarec.learners.reptile import Reptile
-from metarec.learners.ridge import Ridge
+from metarec.learners.ridge import ROBUST_REWEIGHTINGS, Ridge, robust_weights
 from metarec.tasks.batch import TaskBatch
 
 
@@ -91,7 +91,9 @@ def _ridge_lstsq(learner: Ridge, params: dict[str, torch.Tensor],
                  adapted: dict[str, torch.Tensor], user: Fields, items: Fields,
                  ratings: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """One task's ridge solution: least squares on ``[sqrt(m) Z; sqrt(lambda) I] d =
-    [sqrt(m) (r - f(w0)); 0]``, ``w = w0 + d``, over the full model's predictions."""
+    [sqrt(m) (r - f(w0)); 0]``, ``w = w0 + d``, over the full model's predictions; with
+    ``adapt_loss = "mae"`` solved again with ``m`` the robust weights at the last
+    residuals, as many times as :func:`ridge_solve` does."""
     names = list(adapted)
 
     def predict(*values: torch.Tensor) -> torch.Tensor:
@@ -102,13 +104,20 @@ def _ridge_lstsq(learner: Ridge, params: dict[str, torch.Tensor],
     jac = torch.autograd.functional.jacobian(predict, tuple(adapted.values()),
                                             create_graph=True)
     design = torch.cat([j.reshape(len(offset), -1) for j in jac], dim=1)
-    keep = mask.to(design.dtype).sqrt()
     precisions = learner.precisions()
     prior = torch.cat([precisions[n[len("head."):] if learner.head_only() else n].reshape(-1)
                        for n in names]).sqrt()
-    lhs = torch.cat([design * keep[:, None], torch.diag(prior)])
-    rhs = torch.cat([(ratings - offset) * keep, torch.zeros_like(prior)])
-    delta = torch.linalg.lstsq(lhs, rhs.unsqueeze(-1)).solution.squeeze(-1)
+
+    def solve(weight: torch.Tensor) -> torch.Tensor:
+        used = weight > 0  # sqrt has no derivative at a masked row's 0
+        keep = torch.where(used, weight, torch.ones_like(weight)).sqrt() * used
+        lhs = torch.cat([design * keep[:, None], torch.diag(prior)])
+        rhs = torch.cat([(ratings - offset) * keep, torch.zeros_like(prior)])
+        return torch.linalg.lstsq(lhs, rhs.unsqueeze(-1)).solution.squeeze(-1)
+
+    delta = solve(mask.to(design.dtype))
+    for _ in range(ROBUST_REWEIGHTINGS if learner.config.adapt_loss == "mae" else 0):
+        delta = solve(robust_weights(ratings - offset - design @ delta, mask))
     sizes = [adapted[n].numel() for n in names]
     return {n: adapted[n] + d.reshape(adapted[n].shape)
             for n, d in zip(names, torch.split(delta, sizes), strict=True)}

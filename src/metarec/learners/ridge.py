@@ -33,13 +33,29 @@ from metarec.learners.meta_learner import parameter_key
 from metarec.models.base import RatingModel
 from metarec.tasks.taskset import TaskSet
 
+ROBUST_REWEIGHTINGS = 3
+"""Reweighted solves of the robust (``adapt_loss = "mae"``) fit after the plain one."""
+ROBUST_FLOOR = 0.25
+"""Residuals below this (rating units) are weighted as if this large: absolute error
+above it, squared error below (a Huber loss), so no single rating is fitted exactly."""
+
+
+def robust_weights(residual: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-rating weights ``m / (2 max(|e|, floor))`` that turn a squared error into the
+    majoriser of the absolute error at residuals ``e`` (iteratively reweighted least
+    squares)."""
+    return mask.to(residual.dtype) / (2 * residual.abs().clamp_min(ROBUST_FLOOR))
+
 
 def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Params,
-                user: object, items: object, ratings: torch.Tensor, mask: torch.Tensor
-                ) -> Params:
+                user: object, items: object, ratings: torch.Tensor, mask: torch.Tensor,
+                *, robust: bool = False) -> Params:
     """One task's ridge solution for the parameters ``start`` (on which ``forward`` is
     affine): the minimiser of the masked squared error on ``(items, ratings)`` plus
-    ``sum(precision * (w - start)^2)``. Differentiable in everything; maps with ``vmap``.
+    ``sum(precision * (w - start)^2)``. With ``robust`` the data term is the absolute
+    error instead (Huber below :data:`ROBUST_FLOOR`), minimised by
+    :data:`ROBUST_REWEIGHTINGS` reweighted solves from the squared-error one.
+    Differentiable in everything; maps with ``vmap``.
     """
     names = list(start)
 
@@ -49,10 +65,16 @@ def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Param
 
     jac, offset = jacfwd(predict, has_aux=True)(start)
     design = torch.cat([jac[n].reshape(offset.shape[0], -1) for n in names], dim=-1)
-    weighted = design * mask.to(design.dtype).unsqueeze(-1)
-    lhs = weighted.T @ design + torch.diag(torch.cat([precision[n].reshape(-1)
-                                                      for n in names]))
-    delta = torch.linalg.solve(lhs, weighted.T @ (ratings - offset))
+    prior = torch.diag(torch.cat([precision[n].reshape(-1) for n in names]))
+    target = ratings - offset
+
+    def solve(weight: torch.Tensor) -> torch.Tensor:
+        weighted = design * weight.unsqueeze(-1)
+        return torch.linalg.solve(weighted.T @ design + prior, weighted.T @ target)
+
+    delta = solve(mask.to(design.dtype))
+    for _ in range(ROBUST_REWEIGHTINGS if robust else 0):
+        delta = solve(robust_weights(target - design @ delta, mask))
     parts = torch.split(delta, [start[n].numel() for n in names])
     return {n: start[n] + d.reshape(start[n].shape) for n, d in zip(names, parts, strict=True)}
 
@@ -66,6 +88,7 @@ class Ridge(ANIL):
     ``FeatureMF``)."""
 
     name = "ridge"
+    robust_adaptation = True
 
     def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
         super().__init__(model, config)
@@ -90,7 +113,8 @@ class Ridge(ANIL):
         precision = self.precisions()
         if eager:
             precision = {k: v.detach() for k, v in precision.items()}
-        return ridge_solve(forward, start, fixed, precision, *task[:4])
+        return ridge_solve(forward, start, fixed, precision, *task[:4],
+                           robust=self.config.adapt_loss == "mae")
 
     def task_loss(self, alpha: float = 0.0) -> Callable[..., torch.Tensor]:
         forward, precision = self.forward_fn(), self.precisions()
@@ -98,7 +122,8 @@ class Ridge(ANIL):
         def task_loss(adapted: Params, fixed: Params, lr: object, task: tuple
                       ) -> torch.Tensor:
             # ``lr`` (the step sizes every task loss receives) has no use in a solve.
-            new = ridge_solve(forward, adapted, fixed, precision, *task[:4])
+            new = ridge_solve(forward, adapted, fixed, precision, *task[:4],
+                              robust=self.config.adapt_loss == "mae")
             return adapted_query_loss(forward, {**fixed, **new}, task, alpha,
                                       self.config.loss)
 
