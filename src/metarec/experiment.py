@@ -101,7 +101,10 @@ def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: R
         elif name == "finetune":
             out[name] = _with_steps(trained["pretrain"], config.learner.inner_steps)
         elif name == "foldin":
-            out[name] = fold_in(trained["pretrain"], split.validation).predict_tasks
+            # The control solves what `ridge` solves (its [per_learner.ridge] adapt_loss).
+            out[name] = fold_in(trained["pretrain"], split.validation,
+                                adapt_loss=config.learner_config("ridge").adapt_loss
+                                ).predict_tasks
         else:
             out[name] = trained[name].predict_tasks
     return out

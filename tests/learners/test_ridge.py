@@ -141,6 +141,10 @@ def test_fold_in_picks_the_best_precision_on_validation(data) -> None:
         assert torch.equal(v, before[k]), k
     # Without validation tasks it keeps the learner's own prior precision.
     assert fold_in(trained, None).config.prior_precision == trained.config.prior_precision
+    # The robust solve, as `ridge` with adapt_loss "mae" takes it: other predictions.
+    robust = fold_in(trained, split.validation, grid, adapt_loss="mae")
+    assert robust.config.adapt_loss == "mae" and trained.config.adapt_loss == "mse"
+    assert not np.allclose(robust.predict_tasks(new_users), chosen.predict_tasks(new_users))
 
 
 def _constant(params: Params, user: object, items: torch.Tensor) -> torch.Tensor:

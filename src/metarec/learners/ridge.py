@@ -134,14 +134,16 @@ FOLD_IN_PRECISIONS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
 def fold_in(trained: Learner, validation: TaskSet | None,
-            precisions: Sequence[float] = FOLD_IN_PRECISIONS) -> Ridge:
+            precisions: Sequence[float] = FOLD_IN_PRECISIONS,
+            adapt_loss: str = "mse") -> Ridge:
     """The ``fold-in`` control: ``trained``'s model, unchanged, with its output layer fitted
     to each user's support set by the same ridge solve (no meta-learning), at the prior
     precision of ``precisions`` with the least validation loss (query MSE or MAE, as
     ``trained.config.loss``) on ``validation`` (the learner's own ``prior_precision``
-    without validation tasks)."""
+    without validation tasks), solving ``adapt_loss`` (``"mae"``: the robust solve)."""
     def build(precision: float) -> Ridge:
-        ridge = Ridge(trained.model, replace(trained.config, prior_precision=precision))
+        ridge = Ridge(trained.model, replace(trained.config, prior_precision=precision,
+                                             adapt_loss=adapt_loss))
         ridge.features_, ridge.known_ = trained.features_, trained.known_
         return ridge
 
