@@ -240,7 +240,7 @@ class Distill(Learner):
         for index in student.batcher_.batch_indices():
             batch = pad_tasks(train, index, features.users, features.items)
             # The student alone may have item ids hidden (item_id_dropout); teachers see all.
-            seen = student.training_batch(train, index, index, features, epoch)
+            seen = student.hide_training_ids(batch, index, features, epoch)
             if self.teachers and self.distill.alpha > 0:
                 loss, grads = student.meta_gradients(
                     seen, soft_targets=teacher_adapted(self.teachers, batch),

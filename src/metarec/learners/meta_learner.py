@@ -128,7 +128,13 @@ class MetaLearner(Learner):
         """Tasks ``index`` of ``tasks`` padded, with the item ids that ``item_id_dropout``
         hides in meta-batch ``meta_batch`` of ``epoch`` hidden (``index`` is all of
         ``meta_batch`` or one process's share of it: every share hides the same ids)."""
-        batch = pad_tasks(tasks, index, features.users, features.items)
+        return self.hide_training_ids(pad_tasks(tasks, index, features.users, features.items),
+                                      meta_batch, features, epoch)
+
+    def hide_training_ids(self, batch: TaskBatch, meta_batch: np.ndarray,
+                          features: HasFeatures, epoch: int) -> TaskBatch:
+        """``batch`` (tasks of meta-batch ``meta_batch``) with the item ids that
+        ``item_id_dropout`` hides in that step hidden; unchanged when it is off."""
         hidden = self.hidden_item_ids(features, (epoch, int(meta_batch[0]), len(meta_batch)))
         return batch if hidden is None else hide_item_ids(batch, hidden)
 
