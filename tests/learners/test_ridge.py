@@ -163,7 +163,7 @@ def test_robust_solve_moves_towards_the_median() -> None:
     plain = ridge_solve(_constant, start, {}, prior, None, items, ratings, mask)
     robust = ridge_solve(_constant, start, {}, prior, None, items, ratings, mask, robust=True)
     assert float(plain["b"]) == pytest.approx(3.6, abs=1e-6)
-    # Each reweighted solve is the weighted mean at the last residuals (by hand, from 3.6:
+    # Each reweighted solve is the weighted mean at the last residuals (floor 0.25; from 3.6:
     # weights 1/0.8 x3, 1/2.8, 1/5.2 -> 3.902..., then 3.97..., then 3.99...).
     b = 3.6
     for _ in range(3):

@@ -30,8 +30,8 @@ class LearnerConfig:
     the mean rating) or ``"mae"`` (absolute error: the median), on the query ratings
     (meta-learners) or on every rating (``pretrain``) -- adaptation to a user's support
     set descends (or solves) squared error, unless ``adapt_loss = "mae"`` (``ridge``
-    only: a robust solve of the absolute error, see
-    :func:`~metarec.learners.ridge.ridge_solve`); ``item_id_dropout``: the share of
+    only: a robust solve of the absolute error, Huber below ``robust_floor`` rating
+    units, see :func:`~metarec.learners.ridge.ridge_solve`); ``item_id_dropout``: the share of
     items whose id is hidden in each training step (meta-batch or minibatch), so that a
     model with an item-id embedding learns to score new items from their features too
     (:mod:`metarec.tasks.id_dropout`; 0 = off); ``dtype``: ``float32`` or ``float64``;
@@ -54,6 +54,7 @@ class LearnerConfig:
     prior_precision: float = 1.0
     loss: str = "mse"
     adapt_loss: str = "mse"
+    robust_floor: float = 0.25
     item_id_dropout: float = 0.0
     dtype: str = "float32"
     device: str = "cpu"
@@ -71,6 +72,8 @@ class LearnerConfig:
         if self.adapt_loss not in LOSSES:
             raise ConfigError(f"adapt_loss must be one of {list(LOSSES)}, got "
                               f"{self.adapt_loss!r}")
+        if not self.robust_floor > 0:
+            raise ConfigError(f"robust_floor must be > 0, got {self.robust_floor}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
         if self.dtype not in ("float32", "float64"):

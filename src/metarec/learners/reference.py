@@ -117,7 +117,8 @@ def _ridge_lstsq(learner: Ridge, params: dict[str, torch.Tensor],
 
     delta = solve(mask.to(design.dtype))
     for _ in range(ROBUST_REWEIGHTINGS if learner.config.adapt_loss == "mae" else 0):
-        delta = solve(robust_weights(ratings - offset - design @ delta, mask))
+        delta = solve(robust_weights(ratings - offset - design @ delta, mask,
+                                     learner.config.robust_floor))
     sizes = [adapted[n].numel() for n in names]
     return {n: adapted[n] + d.reshape(adapted[n].shape)
             for n, d in zip(names, torch.split(delta, sizes), strict=True)}

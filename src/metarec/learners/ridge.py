@@ -35,25 +35,23 @@ from metarec.tasks.taskset import TaskSet
 
 ROBUST_REWEIGHTINGS = 3
 """Reweighted solves of the robust (``adapt_loss = "mae"``) fit after the plain one."""
-ROBUST_FLOOR = 0.25
-"""Residuals below this (rating units) are weighted as if this large: absolute error
-above it, squared error below (a Huber loss), so no single rating is fitted exactly."""
 
 
-def robust_weights(residual: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def robust_weights(residual: torch.Tensor, mask: torch.Tensor, floor: float) -> torch.Tensor:
     """Per-rating weights ``m / (2 max(|e|, floor))`` that turn a squared error into the
     majoriser of the absolute error at residuals ``e`` (iteratively reweighted least
-    squares)."""
-    return mask.to(residual.dtype) / (2 * residual.abs().clamp_min(ROBUST_FLOOR))
+    squares); residuals below ``floor`` (rating units) are weighted as if that large, a
+    Huber loss, so no single rating is fitted exactly."""
+    return mask.to(residual.dtype) / (2 * residual.abs().clamp_min(floor))
 
 
 def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Params,
                 user: object, items: object, ratings: torch.Tensor, mask: torch.Tensor,
-                *, robust: bool = False) -> Params:
+                *, robust: bool = False, floor: float = 0.25) -> Params:
     """One task's ridge solution for the parameters ``start`` (on which ``forward`` is
     affine): the minimiser of the masked squared error on ``(items, ratings)`` plus
     ``sum(precision * (w - start)^2)``. With ``robust`` the data term is the absolute
-    error instead (Huber below :data:`ROBUST_FLOOR`), minimised by
+    error instead (Huber below ``floor``), minimised by
     :data:`ROBUST_REWEIGHTINGS` reweighted solves from the squared-error one.
     Differentiable in everything; maps with ``vmap``.
     """
@@ -74,7 +72,7 @@ def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Param
 
     delta = solve(mask.to(design.dtype))
     for _ in range(ROBUST_REWEIGHTINGS if robust else 0):
-        delta = solve(robust_weights(target - design @ delta, mask))
+        delta = solve(robust_weights(target - design @ delta, mask, floor))
     parts = torch.split(delta, [start[n].numel() for n in names])
     return {n: start[n] + d.reshape(start[n].shape) for n, d in zip(names, parts, strict=True)}
 
@@ -114,7 +112,8 @@ class Ridge(ANIL):
         if eager:
             precision = {k: v.detach() for k, v in precision.items()}
         return ridge_solve(forward, start, fixed, precision, *task[:4],
-                           robust=self.config.adapt_loss == "mae")
+                           robust=self.config.adapt_loss == "mae",
+                           floor=self.config.robust_floor)
 
     def task_loss(self, alpha: float = 0.0) -> Callable[..., torch.Tensor]:
         forward, precision = self.forward_fn(), self.precisions()
@@ -123,7 +122,8 @@ class Ridge(ANIL):
                       ) -> torch.Tensor:
             # ``lr`` (the step sizes every task loss receives) has no use in a solve.
             new = ridge_solve(forward, adapted, fixed, precision, *task[:4],
-                              robust=self.config.adapt_loss == "mae")
+                              robust=self.config.adapt_loss == "mae",
+                              floor=self.config.robust_floor)
             return adapted_query_loss(forward, {**fixed, **new}, task, alpha,
                                       self.config.loss)
 
