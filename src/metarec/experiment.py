@@ -213,14 +213,14 @@ def evaluate_run(run_dir: str | Path, events: Events | None = None,
     dataset = load_data(config)
     for seed in config.seeds:
         split = make_split(dataset, config, seed)
+        features = split.features(dataset)
         trained: dict[str, Learner] = {}
         needed = {*config.learners, *(["pretrain"] if ON_PRETRAIN & set(config.baselines)
                                       else []), "biased-mf"}
         for name in needed:
             path = folder / "checkpoints" / f"{name}-seed{seed}"
             if path.is_dir():
-                trained[name] = Learner.load(path, features=split.features(dataset),
-                                             device=device)
+                trained[name] = Learner.load(path, features=features, device=device)
         names = [n for n in dict.fromkeys([*config.baselines, *config.learners])
                  if n in ("global-mean", "biases", "popularity") or n in trained
                  or (n in ON_PRETRAIN and "pretrain" in trained)]

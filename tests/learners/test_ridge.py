@@ -161,7 +161,8 @@ def test_robust_solve_moves_towards_the_median() -> None:
     start = {"b": torch.tensor(0.0, dtype=torch.float64)}
     prior = {"b": torch.tensor(1e-9, dtype=torch.float64)}
     plain = ridge_solve(_constant, start, {}, prior, None, items, ratings, mask)
-    robust = ridge_solve(_constant, start, {}, prior, None, items, ratings, mask, robust=True)
+    robust = ridge_solve(_constant, start, {}, prior, None, items, ratings, mask,
+                         robust_floor=0.25)
     assert float(plain["b"]) == pytest.approx(3.6, abs=1e-6)
     # Each reweighted solve is the weighted mean at the last residuals (floor 0.25; from 3.6:
     # weights 1/0.8 x3, 1/2.8, 1/5.2 -> 3.902..., then 3.97..., then 3.99...).
@@ -174,7 +175,7 @@ def test_robust_solve_moves_towards_the_median() -> None:
     # Padding rows count in neither fit.
     padded = ridge_solve(_constant, start, {}, prior, None, torch.zeros(6, 1,
                          dtype=torch.float64), torch.cat([ratings, ratings.new_tensor([9.0])]),
-                         torch.cat([mask, torch.tensor([False])]), robust=True)
+                         torch.cat([mask, torch.tensor([False])]), robust_floor=0.25)
     assert float(padded["b"]) == pytest.approx(float(robust["b"]), abs=1e-9)
 
 

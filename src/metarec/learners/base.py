@@ -29,7 +29,7 @@ from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, StepSizes, adapt
 from metarec.models.base import RatingModel, model_from_config
 from metarec.tasks.batch import TaskBatch, pad_tasks
-from metarec.tasks.id_dropout import hidden_ids
+from metarec.tasks.id_dropout import hidden_ids, hide_ids
 from metarec.tasks.local_rows import gather, localise, scatter
 from metarec.tasks.taskset import TaskSet
 
@@ -144,6 +144,13 @@ class Learner(ABC):
             return None
         return hidden_ids(features.items.num_rows, self.config.item_id_dropout,
                           (self.config.seed, *key))
+
+    def training_items(self, items: Fields, features: HasFeatures, key: Sequence[int]
+                       ) -> Fields:
+        """``items`` (the item fields of training step ``key``) with the ids that
+        ``item_id_dropout`` hides there hidden; unchanged when it is off."""
+        hidden = self.hidden_item_ids(features, key)
+        return items if hidden is None else hide_ids(items, hidden)
 
     def on_device(self, batch: TaskBatch) -> TaskBatch:
         """``batch`` on the learner's device, its floats in the learner's dtype."""

@@ -46,7 +46,6 @@ from metarec.learners.reptile import Reptile
 from metarec.models.base import RatingModel
 from metarec.models.feature_mlp import FeatureMLP
 from metarec.tasks.batch import TaskBatch, pad_tasks
-from metarec.tasks.id_dropout import hide_ids
 from metarec.tasks.taskset import TaskSet
 
 
@@ -208,8 +207,7 @@ class Distill(Learner):
             item = features.items.take(torch.from_numpy(items[rows]), self.device)
             target = torch.from_numpy(labels[rows]).to(self.device, self.dtype)
             mask = torch.from_numpy(rated[rows]).to(self.device)
-            hidden = self.hidden_item_ids(features, (epoch, start))
-            pred = self.model(user, item if hidden is None else hide_ids(item, hidden))
+            pred = self.model(user, self.training_items(item, features, (epoch, start)))
             loss = (1 - alpha) * masked_loss(pred, target, mask, cfg.loss)
             if alpha > 0:
                 soft = teacher_pairs(self.teachers, user, item).to(self.dtype)

@@ -7,7 +7,6 @@ import torch
 
 from metarec.learners.base import HasFeatures, Learner
 from metarec.learners.inner_loop import masked_loss
-from metarec.tasks.id_dropout import hide_ids
 from metarec.tasks.taskset import TaskSet
 
 
@@ -31,10 +30,9 @@ class Pretrain(Learner):
         for start in range(0, len(order), self.config.batch_size):
             rows = order[start:start + self.config.batch_size]
             users = features.users.take(torch.from_numpy(ratings.user[rows]), self.device)
-            items = features.items.take(torch.from_numpy(ratings.item[rows]), self.device)
-            hidden = self.hidden_item_ids(features, (epoch, start))
-            if hidden is not None:
-                items = hide_ids(items, hidden)
+            items = self.training_items(
+                features.items.take(torch.from_numpy(ratings.item[rows]), self.device),
+                features, (epoch, start))
             target = torch.from_numpy(ratings.rating[rows]).to(self.device, self.dtype)
             pred = self.model(users, items)
             loss = masked_loss(pred, target, torch.ones_like(target, dtype=torch.bool),

@@ -116,9 +116,9 @@ def _ridge_lstsq(learner: Ridge, params: dict[str, torch.Tensor],
         return torch.linalg.lstsq(lhs, rhs.unsqueeze(-1)).solution.squeeze(-1)
 
     delta = solve(mask.to(design.dtype))
-    for _ in range(ROBUST_REWEIGHTINGS if learner.config.adapt_loss == "mae" else 0):
-        delta = solve(robust_weights(ratings - offset - design @ delta, mask,
-                                     learner.config.robust_floor))
+    floor = learner.robust_floor()
+    for _ in range(0 if floor is None else ROBUST_REWEIGHTINGS):
+        delta = solve(robust_weights(ratings - offset - design @ delta, mask, floor))
     sizes = [adapted[n].numel() for n in names]
     return {n: adapted[n] + d.reshape(adapted[n].shape)
             for n, d in zip(names, torch.split(delta, sizes), strict=True)}

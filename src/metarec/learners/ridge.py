@@ -47,11 +47,11 @@ def robust_weights(residual: torch.Tensor, mask: torch.Tensor, floor: float) -> 
 
 def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Params,
                 user: object, items: object, ratings: torch.Tensor, mask: torch.Tensor,
-                *, robust: bool = False, floor: float = 0.25) -> Params:
+                *, robust_floor: float | None = None) -> Params:
     """One task's ridge solution for the parameters ``start`` (on which ``forward`` is
     affine): the minimiser of the masked squared error on ``(items, ratings)`` plus
-    ``sum(precision * (w - start)^2)``. With ``robust`` the data term is the absolute
-    error instead (Huber below ``floor``), minimised by
+    ``sum(precision * (w - start)^2)``. With a ``robust_floor`` the data term is the
+    absolute error instead (Huber below that floor), minimised by
     :data:`ROBUST_REWEIGHTINGS` reweighted solves from the squared-error one.
     Differentiable in everything; maps with ``vmap``.
     """
@@ -71,8 +71,8 @@ def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Param
         return torch.linalg.solve(weighted.T @ design + prior, weighted.T @ target)
 
     delta = solve(mask.to(design.dtype))
-    for _ in range(ROBUST_REWEIGHTINGS if robust else 0):
-        delta = solve(robust_weights(target - design @ delta, mask, floor))
+    for _ in range(0 if robust_floor is None else ROBUST_REWEIGHTINGS):
+        delta = solve(robust_weights(target - design @ delta, mask, robust_floor))
     parts = torch.split(delta, [start[n].numel() for n in names])
     return {n: start[n] + d.reshape(start[n].shape) for n, d in zip(names, parts, strict=True)}
 
@@ -99,6 +99,11 @@ class Ridge(ANIL):
     def learner_parameters(self) -> dict[str, torch.nn.Parameter]:
         return {f"precision.{k}": v for k, v in self.log_precisions.items()}
 
+    def robust_floor(self) -> float | None:
+        """The Huber floor of the robust solve (``adapt_loss = "mae"``), or None for the
+        plain squared-error solve."""
+        return self.config.robust_floor if self.config.adapt_loss == "mae" else None
+
     def precisions(self) -> Params:
         """The prior precision of every adapted parameter (by its name)."""
         return {n: self.log_precisions[parameter_key(n)].exp()
@@ -112,8 +117,7 @@ class Ridge(ANIL):
         if eager:
             precision = {k: v.detach() for k, v in precision.items()}
         return ridge_solve(forward, start, fixed, precision, *task[:4],
-                           robust=self.config.adapt_loss == "mae",
-                           floor=self.config.robust_floor)
+                           robust_floor=self.robust_floor())
 
     def task_loss(self, alpha: float = 0.0) -> Callable[..., torch.Tensor]:
         forward, precision = self.forward_fn(), self.precisions()
@@ -122,8 +126,7 @@ class Ridge(ANIL):
                       ) -> torch.Tensor:
             # ``lr`` (the step sizes every task loss receives) has no use in a solve.
             new = ridge_solve(forward, adapted, fixed, precision, *task[:4],
-                              robust=self.config.adapt_loss == "mae",
-                              floor=self.config.robust_floor)
+                              robust_floor=self.robust_floor())
             return adapted_query_loss(forward, {**fixed, **new}, task, alpha,
                                       self.config.loss)
 
