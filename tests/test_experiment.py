@@ -54,8 +54,8 @@ def test_results_json_is_a_flat_dataframe_ready_document(run_dir: Path) -> None:
     ranked = frame[(frame.learner == "maml-r") & (frame.metric == "ndcg@3")].set_index(
         "scenario")["mean"]
     assert ranked["new_users_all"] < ranked["new_users"]
-    assert {"mae", "rmse", "ndcg@3", "precision@5", "recall@10", "accuracy"} <= set(
-        frame.metric)
+    assert {"mae", "rmse", "mae_rounded", "ndcg@3", "precision@5", "recall@10",
+            "accuracy"} <= set(frame.metric)
     # The global mean predicts one value for everyone: its MAE is the mean distance to it.
     assert frame.query("learner == 'maml-r' and metric == 'mae'")["mean"].between(0, 4).all()
 

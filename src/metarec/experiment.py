@@ -19,7 +19,7 @@ from metarec.data.dataset import Dataset, Interactions
 from metarec.data.splits import SCENARIOS, ColdStartSplit, split_dataset
 from metarec.errors import CheckpointError, ConfigError
 from metarec.evaluation.baselines import Biases, GlobalMean, Popularity
-from metarec.evaluation.metrics import compute_metrics
+from metarec.evaluation.metrics import compute_metrics, rating_levels
 from metarec.evaluation.protocol import aggregate_seeds, predictions_frame
 from metarec.evaluation.report import bar_chart, line_chart, results_document, write_run_folder
 from metarec.learners.base import Learner
@@ -143,6 +143,7 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
     ``evaluation.all_items``, ranking of new users over every item (``new_users_all``)."""
     records: list[dict[str, Any]] = []
     ks, threshold = tuple(config.evaluation.ks), config.evaluation.threshold
+    levels = rating_levels(split.train_ratings.rating)
     sets: dict[str, TaskSet] = {s: split.scenarios[s] for s in SCENARIOS
                                 if len(split.scenarios[s])}
     for shots in config.evaluation.shots:
@@ -153,7 +154,8 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
     for name, predict in predictors.items():
         for scenario, tasks in sets.items():
             frame = predictions_frame(tasks, predict(tasks))
-            for metric, value in compute_metrics(frame, ks=ks, threshold=threshold).items():
+            for metric, value in compute_metrics(frame, ks=ks, threshold=threshold,
+                                                     levels=levels).items():
                 records.append({"learner": name, "scenario": scenario, "metric": metric,
                                 "value": float(value), "seed": seed})
     return records

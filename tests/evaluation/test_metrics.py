@@ -16,10 +16,13 @@ from metarec.evaluation.metrics import (
     f1_at_k,
     hit_rate_at_k,
     mae,
+    mae_rounded,
     ndcg_at_k,
     precision_at_k,
     recall_at_k,
     rmse,
+    rating_levels,
+    round_to_levels,
 )
 
 LOG3 = math.log2(3)
@@ -60,6 +63,42 @@ def test_rating_metrics_empty_is_nan():
 def test_rating_metrics_shape_mismatch():
     with pytest.raises(ValueError, match="shape"):
         mae(np.array([1.0, 2.0]), np.array([1.0]))
+
+
+def test_rating_levels_of_discrete_and_continuous_scales():
+    assert rating_levels(np.array([4.0, 1.0, 5.0, 4.0, np.nan])).tolist() == [1.0, 4.0, 5.0]
+    half_stars = np.arange(1, 11) / 2
+    assert rating_levels(half_stars[::-1]).tolist() == half_stars.tolist()
+    assert rating_levels(np.linspace(0.0, 1.0, 50)) is None  # continuous: no levels
+    assert rating_levels(np.array([np.nan])) is None
+
+
+def test_round_to_levels_by_hand():
+    stars = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    pred = np.array([0.2, 1.49, 1.5, 3.7, 4.5, 5.6, np.nan])
+    # below the scale -> 1; 1.49 nearer 1; 1.5 equally near -> the higher; above -> 5
+    np.testing.assert_array_equal(round_to_levels(pred, stars),
+                                  [1.0, 1.0, 2.0, 4.0, 5.0, 5.0, np.nan])
+    half = np.arange(1, 11) / 2
+    np.testing.assert_array_equal(round_to_levels(np.array([3.7, 3.76, 0.1]), half),
+                                  [3.5, 4.0, 0.5])
+    np.testing.assert_array_equal(round_to_levels(np.array([0.0, 9.0]), np.array([3.0])),
+                                  [3.0, 3.0])
+
+
+def test_mae_rounded_exact():
+    stars = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    true = np.array([4.0, 4.0, 3.0, 5.0, np.nan])
+    pred = np.array([3.6, 4.4, 3.6, 4.4, 1.0])
+    # raw: (0.4 + 0.4 + 0.6 + 0.6) / 4 = 0.5; rounded 4, 4, 4, 4: (0 + 0 + 1 + 1) / 4
+    assert mae(true, pred) == pytest.approx(0.5)
+    assert mae_rounded(true, pred, stars) == pytest.approx(0.5)
+    # Where the ratings sit at the median of what a score says, rounding wins:
+    true = np.array([4.0, 4.0, 4.0, 5.0, 3.0])
+    pred = np.full(5, 3.9)
+    assert mae(true, pred) == pytest.approx((0.1 * 3 + 1.1 + 0.9) / 5)
+    assert mae_rounded(true, pred, stars) == pytest.approx(2 / 5)
+    assert math.isnan(mae_rounded(np.array([np.nan]), np.array([1.0]), stars))
 
 
 # --- nDCG ------------------------------------------------------------------------------------
@@ -211,6 +250,19 @@ def test_compute_metrics_names_and_values():
     assert out["precision@1"] == pytest.approx(0.5)
     assert out["f1@1"] == pytest.approx(2 / 3)
     assert all(isinstance(v, float) for v in out.values())
+
+
+def test_compute_metrics_rounded_mae_only_with_levels():
+    frame = pd.DataFrame({"user": SET_USER, "item": np.arange(6), "true": SET_TRUE,
+                          "pred": SET_PRED})
+    stars = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    out = compute_metrics(frame, ks=(1,), levels=stars)
+    assert list(out)[:4] == ["mae", "rmse", "mae_rounded", "accuracy"]
+    assert out["mae_rounded"] == pytest.approx(
+        mae(SET_TRUE, round_to_levels(SET_PRED, stars)))
+    # The ranking metrics use the scores as they are, rounded or not.
+    assert out["ndcg@1"] == compute_metrics(frame, ks=(1,))["ndcg@1"]
+    assert "mae_rounded" not in compute_metrics(frame, ks=(1,))
 
 
 def test_compute_metrics_default_ks():

@@ -25,6 +25,8 @@ Gain = Literal["exp", "linear"]
 
 DEFAULT_KS: tuple[int, ...] = (1, 3, 5, 10)
 DEFAULT_THRESHOLD = 4.0
+MAX_LEVELS = 21
+"""At most this many distinct ratings make a discrete scale (:func:`rating_levels`)."""
 
 
 # --- rating metrics -------------------------------------------------------------------------
@@ -50,6 +52,41 @@ def rmse(true: np.ndarray, pred: np.ndarray) -> float:
     rows whose ``true`` is not NaN."""
     true, pred = _rated(true, pred)
     return float(np.sqrt(np.square(true - pred).mean())) if len(true) else float("nan")
+
+
+def rating_levels(ratings: np.ndarray, max_levels: int = MAX_LEVELS) -> np.ndarray | None:
+    """The sorted distinct values of a discrete rating scale (1-5 stars, half stars, 1-10),
+    read from observed ``ratings``; None when there are more than ``max_levels`` of them
+    (a continuous scale: nothing to round to)."""
+    values = np.asarray(ratings, dtype=np.float64)
+    levels = np.unique(values[~np.isnan(values)])
+    return levels if 0 < len(levels) <= max_levels else None
+
+
+def round_to_levels(pred: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Each prediction replaced by the nearest of the sorted ``levels`` (the higher of two
+    equally near; below the lowest or above the highest: that end). NaN stays NaN."""
+    pred = np.asarray(pred, dtype=np.float64)
+    levels = np.asarray(levels, dtype=np.float64)
+    upper = np.clip(np.searchsorted(levels, pred), 1, len(levels) - 1) if len(levels) > 1 \
+        else np.zeros(pred.shape, dtype=np.int64)
+    lower = np.maximum(upper - 1, 0)
+    nearer_upper = np.abs(levels[upper] - pred) <= np.abs(pred - levels[lower])
+    out = np.where(nearer_upper, levels[upper], levels[lower])
+    return np.where(np.isnan(pred), np.nan, out)
+
+
+def mae_rounded(true: np.ndarray, pred: np.ndarray, levels: np.ndarray) -> float:
+    """MAE of the predictions rounded to the rating scale:
+    ``(1/N) sum_r |true_r - L(pred_r)|`` with ``L`` the nearest of ``levels``
+    (:func:`round_to_levels`), over the N rows whose ``true`` is not NaN.
+
+    On a discrete scale the absolute error of a rating is minimised by the median of its
+    distribution, and that median is a level (a whole star), not a value between two:
+    this is the MAE of the point prediction that absolute error itself asks for, from the
+    same scores (which the ranking metrics use unrounded)."""
+    true, pred = _rated(true, pred)
+    return mae(true, round_to_levels(pred, levels))
 
 
 def accuracy(true: np.ndarray, pred: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> float:
@@ -225,10 +262,12 @@ def hit_rate_at_k(user: np.ndarray, true: np.ndarray, pred: np.ndarray, k: int,
 # --- all metrics of one frame ----------------------------------------------------------------
 
 def compute_metrics(frame: pd.DataFrame, ks: Sequence[int] = DEFAULT_KS,
-                    threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
+                    threshold: float = DEFAULT_THRESHOLD,
+                    levels: np.ndarray | None = None) -> dict[str, float]:
     """Every metric of a ``user, item, true, pred`` frame, keyed by name.
 
-    Names: ``mae``, ``rmse``, ``accuracy``, then for each k in ``ks``: ``ndcg@k`` (exp
+    Names: ``mae``, ``rmse``, ``mae_rounded`` (only with the scale's ``levels``, see
+    :func:`mae_rounded`), ``accuracy``, then for each k in ``ks``: ``ndcg@k`` (exp
     gain), ``ndcg_lin@k`` (linear gain), ``precision@k``, ``recall@k``, ``f1@k``, ``hit@k``.
     ``threshold`` is the like/relevance threshold of accuracy and the set metrics. The
     frame's row order is the tie-break order of the ranking metrics.
@@ -242,8 +281,10 @@ def compute_metrics(frame: pd.DataFrame, ks: Sequence[int] = DEFAULT_KS,
     out: dict[str, float] = {
         "mae": mae(true, pred),
         "rmse": rmse(true, pred),
-        "accuracy": accuracy(true, pred, threshold),
     }
+    if levels is not None:
+        out["mae_rounded"] = mae_rounded(true, pred, levels)
+    out["accuracy"] = accuracy(true, pred, threshold)
     ranking = _rank(frame["user"].to_numpy(), true, pred)
     for k in ks:
         out[f"ndcg@{k}"] = _ndcg(ranking, k, "exp")

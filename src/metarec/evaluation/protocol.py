@@ -33,15 +33,18 @@ def predictions_frame(tasks: TaskSet, pred: np.ndarray) -> pd.DataFrame:
 
 
 def evaluate(frames: Mapping[str, pd.DataFrame], ks: Sequence[int] = DEFAULT_KS,
-             threshold: float = DEFAULT_THRESHOLD) -> list[dict]:
-    """Score each scenario's prediction frame.
+             threshold: float = DEFAULT_THRESHOLD,
+             levels: np.ndarray | None = None) -> list[dict]:
+    """Score each scenario's prediction frame (``levels``: the rating scale, for
+    ``mae_rounded``).
 
     Returns one record ``{"scenario", "metric", "value"}`` per scenario and metric, in the
     order of ``frames`` and then of :func:`compute_metrics`.
     """
     records: list[dict] = []
     for scenario, frame in frames.items():
-        for metric, value in compute_metrics(frame, ks=ks, threshold=threshold).items():
+        for metric, value in compute_metrics(frame, ks=ks, threshold=threshold,
+                                                     levels=levels).items():
             records.append({"scenario": scenario, "metric": metric, "value": value})
     return records
 
