@@ -28,6 +28,7 @@ from metarec.data.splits import SCENARIOS
 from metarec.evaluation.metrics import compute_metrics, rating_levels
 from metarec.evaluation.protocol import aggregate_seeds, predictions_frame
 from metarec.experiment import make_split, predictors_for, train_learner
+from metarec.tasks.taskset import TaskSet
 
 CONTROLS = {"finetune": "pretrain", "foldin": "pretrain"}
 """Controls and the learner each one evaluates."""
@@ -99,7 +100,7 @@ def main() -> None:
     console.print(f"wrote {path}")
 
 
-def scored(name: str, scenario: str, tasks, pred: np.ndarray, seed: int,
+def scored(name: str, scenario: str, tasks: TaskSet, pred: np.ndarray, seed: int,
            levels: np.ndarray | None) -> list[dict]:
     """The MAE, whole-star MAE and nDCG@3 records of one prediction vector."""
     values = compute_metrics(predictions_frame(tasks, pred), ks=(3,), levels=levels)

@@ -155,7 +155,7 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
         for scenario, tasks in sets.items():
             frame = predictions_frame(tasks, predict(tasks))
             for metric, value in compute_metrics(frame, ks=ks, threshold=threshold,
-                                                     levels=levels).items():
+                                                 levels=levels).items():
                 records.append({"learner": name, "scenario": scenario, "metric": metric,
                                 "value": float(value), "seed": seed})
     return records

@@ -19,9 +19,9 @@ from metarec.evaluation.metrics import (
     mae_rounded,
     ndcg_at_k,
     precision_at_k,
+    rating_levels,
     recall_at_k,
     rmse,
-    rating_levels,
     round_to_levels,
 )
 

@@ -68,8 +68,7 @@ def round_to_levels(pred: np.ndarray, levels: np.ndarray) -> np.ndarray:
     equally near; below the lowest or above the highest: that end). NaN stays NaN."""
     pred = np.asarray(pred, dtype=np.float64)
     levels = np.asarray(levels, dtype=np.float64)
-    upper = np.clip(np.searchsorted(levels, pred), 1, len(levels) - 1) if len(levels) > 1 \
-        else np.zeros(pred.shape, dtype=np.int64)
+    upper = np.clip(np.searchsorted(levels, pred), 0, len(levels) - 1)
     lower = np.maximum(upper - 1, 0)
     nearer_upper = np.abs(levels[upper] - pred) <= np.abs(pred - levels[lower])
     out = np.where(nearer_upper, levels[upper], levels[lower])
@@ -85,7 +84,6 @@ def mae_rounded(true: np.ndarray, pred: np.ndarray, levels: np.ndarray) -> float
     distribution, and that median is a level (a whole star), not a value between two:
     this is the MAE of the point prediction that absolute error itself asks for, from the
     same scores (which the ranking metrics use unrounded)."""
-    true, pred = _rated(true, pred)
     return mae(true, round_to_levels(pred, levels))
 
 

@@ -44,7 +44,7 @@ def evaluate(frames: Mapping[str, pd.DataFrame], ks: Sequence[int] = DEFAULT_KS,
     records: list[dict] = []
     for scenario, frame in frames.items():
         for metric, value in compute_metrics(frame, ks=ks, threshold=threshold,
-                                                     levels=levels).items():
+                                                 levels=levels).items():
             records.append({"scenario": scenario, "metric": metric, "value": value})
     return records
 
