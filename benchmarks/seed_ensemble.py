@@ -27,11 +27,8 @@ from metarec.config import load_config
 from metarec.data.splits import SCENARIOS
 from metarec.evaluation.metrics import compute_metrics, rating_levels
 from metarec.evaluation.protocol import aggregate_seeds, predictions_frame
-from metarec.experiment import make_split, predictors_for, train_learner
+from metarec.experiment import ON_PRETRAIN, make_split, predictors_for, train_learner
 from metarec.tasks.taskset import TaskSet
-
-CONTROLS = {"finetune": "pretrain", "foldin": "pretrain"}
-"""Controls and the learner each one evaluates."""
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -60,7 +57,7 @@ def main() -> None:
     names = [x for x in args.predictors.split(",") if x]
     seeds = [int(x) for x in args.seeds.split(",")]
     config = load_config(args.config, ["data.dataset='movielens-1m'", *args.set])
-    to_train = list(dict.fromkeys(CONTROLS.get(n, n) for n in names))
+    to_train = list(dict.fromkeys("pretrain" if n in ON_PRETRAIN else n for n in names))
 
     records: list[dict] = []
     timings: dict[str, float] = {}
