@@ -350,6 +350,38 @@ def test_train_out_of_bounds_adds_dropped_existing_users_only(toy: Dataset) -> N
     np.testing.assert_array_equal(extra.query_sizes, np.minimum(2, sizes // 2))
 
 
+def test_support_history_gives_each_task_everything_known_about_its_user(toy: Dataset
+                                                                         ) -> None:
+    """With ``support_history`` a task's support is every rating of its user that is no
+    scenario's query (training ratings, other scenarios' supports, ratings outside the
+    bounds); queries, training and validation stay as they were, so models train
+    identically."""
+    cfg = SplitConfig(min_ratings=3, max_ratings=9, query_size=2, validation_fraction=0.25,
+                      train_out_of_bounds=True, seed=3)
+    plain = split_dataset(toy, cfg)
+    more = split_dataset(toy, replace(cfg, support_history=True))
+    for part in ("train", "validation"):
+        for side in ("support", "query"):
+            assert _pairs(getattr(getattr(more, part), side)) == _pairs(
+                getattr(getattr(plain, part), side))
+    queries = set().union(*(_pairs(t.query) for t in plain.scenarios.values()))
+    everything = _pairs(toy.interactions)
+    grew = []
+    for name in SCENARIOS:
+        before, after = plain.scenarios[name], more.scenarios[name]
+        assert _pairs(after.query) == _pairs(before.query)
+        assert after.users.tolist() == before.users.tolist()
+        assert _pairs(before.support) <= _pairs(after.support)
+        users = set(before.users.tolist())
+        assert _pairs(after.support) == {(u, i) for u, i in everything - queries
+                                         if u in users}
+        assert len(after.support) == len(_pairs(after.support))  # each rating once
+        grew.append(len(after.support) > len(before.support))
+    # New-item tasks gain their users' training ratings; in this toy every scenario grows.
+    assert _pairs(more.scenarios["new_items"].support) & _pairs(plain.train_ratings)
+    assert all(grew)
+
+
 def test_unseen_codes_read_as_missing_only_when_asked() -> None:
     toy = _toy()
     raw_items = pd.DataFrame({

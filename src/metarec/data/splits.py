@@ -26,6 +26,12 @@ users are meta-training data too, cut at random into tasks of at most ``max_rati
 ratings. No evaluated rating changes: these users are in no warm task, and new users and
 new items stay unseen.
 
+With ``support_history=True`` each evaluation task's support set holds everything known
+about its user: every rating of theirs that is no scenario's query (their training
+ratings, their support sets in the other scenarios, ratings outside the bounds;
+:meth:`TaskSet.with_history`), as a service adapts to all it knows. Training and
+validation tasks are the same as without it.
+
 With ``unseen_codes_missing=True`` the side features that models see
 (:meth:`ColdStartSplit.features`) read every categorical code that no training user or
 item has (a new film's new director, a new user's zip code) as missing.
@@ -60,6 +66,7 @@ class SplitConfig:
     validation_fraction: float = 0.1
     train_out_of_bounds: bool = False
     unseen_codes_missing: bool = False
+    support_history: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -170,6 +177,12 @@ def split_dataset(dataset: Dataset, config: SplitConfig | None = None) -> ColdSt
         outside = ((scenario_of_row == codes["warm"]) & ~np.isin(rows.user, warm.users)
                    & ~np.isin(rows.user, validation_users))
         train = TaskSet.concat([train, *_chunked_tasks(rows.subset(outside), cfg, rng)])
+    if cfg.support_history:
+        queries = [tasks.query for tasks in scenarios.values()]
+        in_query = np.isin(_pair_keys(rows, dataset.num_items),
+                           np.concatenate([_pair_keys(q, dataset.num_items) for q in queries]))
+        known = rows.subset(~in_query)
+        scenarios = {name: tasks.with_history(known) for name, tasks in scenarios.items()}
     return ColdStartSplit(cfg, scenarios, train, validation, existing_users, new_users,
                           validation_users, np.flatnonzero(new_items_mask))
 
@@ -220,6 +233,10 @@ def _chunked_tasks(rows: Interactions, cfg: SplitConfig, rng: np.random.Generato
     chunk = rank % np.maximum(n_chunks[rows.user], 1)
     return [_resplit(rows.subset(chunk == c), cfg, rng)
             for c in range(int(n_chunks.max(initial=0)))]
+
+
+def _pair_keys(rows: Interactions, num_items: int) -> np.ndarray:
+    return rows.user.astype(np.int64) * num_items + rows.item
 
 
 def _time_order(rows: Interactions) -> Interactions:

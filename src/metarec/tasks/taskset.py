@@ -93,6 +93,38 @@ class TaskSet:
                        _joined_offsets([self.support_sizes]), rows.subset(query),
                        self.query_offsets.copy())
 
+    def with_history(self, history: Interactions) -> TaskSet:
+        """The same tasks with each support set extended by its user's ``history`` rows
+        (what is already known about the user, e.g. their training ratings), leaving out
+        every item the task already has in its support or query; queries are unchanged.
+        Each support keeps time order (rows without a timestamp last). Needs one task per
+        user."""
+        if len(np.unique(self.users)) != len(self.users):
+            raise ValueError("with_history needs one task per user")
+        order = np.argsort(self.users, kind="stable")
+        position = np.searchsorted(self.users, history.user, sorter=order)
+        known = position < len(self.users)
+        task = np.full(len(history), -1, dtype=np.int64)
+        task[known] = order[position[known]]
+        known[known] = self.users[task[known]] == history.user[known]
+        width = int(max(history.item.max(initial=-1), self.support.item.max(initial=-1),
+                        self.query.item.max(initial=-1))) + 1
+        taken = np.concatenate([
+            np.repeat(np.arange(len(self)), self.support_sizes) * width + self.support.item,
+            np.repeat(np.arange(len(self)), self.query_sizes) * width + self.query.item])
+        key = np.where(known, task * width + history.item, -1)
+        added = known & ~np.isin(key, taken)
+        first = np.zeros(len(history), dtype=bool)  # a rating the history repeats, once
+        first[np.unique(key, return_index=True)[1]] = True
+        added &= first
+        rows = _concat_all([self.support, history.subset(added)])
+        task_of_row = np.concatenate([np.repeat(np.arange(len(self)), self.support_sizes),
+                                      task[added]])
+        grouped = np.lexsort((np.nan_to_num(rows.timestamp, nan=np.inf), task_of_row))
+        sizes = np.bincount(task_of_row, minlength=len(self))
+        return TaskSet(self.users, rows.subset(grouped), _joined_offsets([sizes]),
+                       self.query, self.query_offsets.copy())
+
     def all_ratings(self) -> Interactions:
         """Support and query rows together (what plain training may learn from)."""
         return _concat_all([self.support, self.query])
