@@ -236,6 +236,7 @@ def _chunked_tasks(rows: Interactions, cfg: SplitConfig, rng: np.random.Generato
 
 
 def _pair_keys(rows: Interactions, num_items: int) -> np.ndarray:
+    """One integer per (user, item) pair of ``rows``."""
     return rows.user.astype(np.int64) * num_items + rows.item
 
 
