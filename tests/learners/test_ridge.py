@@ -47,6 +47,42 @@ def test_hand_made_solution() -> None:
     assert float(held["b"]) == pytest.approx(0.5, abs=1e-9)
 
 
+def test_size_exponent_scales_the_prior_by_the_support_size() -> None:
+    """Two support rows and exponent 2 scale the precisions by 2^2 = 4: precisions 1/4
+    then solve the hand-made problem above exactly as precisions 1 do."""
+    items = torch.tensor([[1.0], [2.0], [7.0]], dtype=torch.float64)
+    ratings = torch.tensor([1.0, 3.0, 100.0], dtype=torch.float64)
+    mask = torch.tensor([True, True, False])
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    quarter = torch.tensor(0.25, dtype=torch.float64)
+    out = ridge_solve(_line, {"w": zero, "b": zero}, {}, {"w": quarter, "b": quarter}, None,
+                      items, ratings, mask, size_exponent=torch.tensor(2.0, dtype=torch.float64))
+    assert float(out["w"]) == pytest.approx(1.0, abs=1e-12)
+    assert float(out["b"]) == pytest.approx(1 / 3, abs=1e-12)
+
+
+def test_size_exponent_is_learned_saved_and_ridge_only(data, tmp_path) -> None:
+    ds, split, _ = data
+    torch.manual_seed(0)
+    model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
+    learner = Ridge(model, LearnerConfig(epochs=3, meta_lr=1e-2, patience=None,
+                                         size_exponent=True))
+    assert float(learner.learner_parameters()["size_exponent"]) == 0.0
+    learner.fit(split.train, ds)
+    gamma = learner.learner_parameters()["size_exponent"].detach()
+    assert float(gamma) != 0.0
+    # Every epoch's record carries it: the last one is the final value.
+    assert learner.history_[-1]["size_exponent"] == float(gamma)
+    assert len({r["size_exponent"] for r in learner.history_}) == 3
+    loaded = Ridge.load(learner.save(tmp_path / "ridge"), features=ds)
+    assert torch.equal(loaded.learner_parameters()["size_exponent"], gamma)
+    np.testing.assert_array_equal(loaded.predict_tasks(split.scenarios["new_users"]),
+                                  learner.predict_tasks(split.scenarios["new_users"]))
+    with pytest.raises(ConfigError, match="size_exponent is for ridge"):
+        Pretrain(FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3),
+                 LearnerConfig(size_exponent=True))
+
+
 @pytest.fixture(scope="module")
 def data():
     ds = generate(SyntheticConfig(num_users=60, num_items=50, num_ratings=2000))

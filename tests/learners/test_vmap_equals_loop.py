@@ -29,7 +29,7 @@ def data():
 
 
 def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP", loss: str = "mse",
-             adapt_loss: str = "mse") -> MetaLearner:
+             adapt_loss: str = "mse", size_exponent: bool = False) -> MetaLearner:
     torch.manual_seed(0)
     if kind == "FeatureMF":
         model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
@@ -37,7 +37,8 @@ def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP", loss: str 
         model = FeatureMLP.for_dataset(ds, embedding_dim=4, hidden=(8,))
     learner = learner_class(name)(model, LearnerConfig(dtype="float64", inner_steps=steps,
                                                        inner_lr=0.1, loss=loss,
-                                                       adapt_loss=adapt_loss))
+                                                       adapt_loss=adapt_loss,
+                                                       size_exponent=size_exponent))
     assert isinstance(learner, MetaLearner)
     if name == "metasgd":
         # Distinct per-element step sizes, so a mix-up of names or elements shows.
@@ -71,10 +72,24 @@ def test_robust_ridge_meta_gradients_equal_the_loop(kind: str, loss: str, data) 
     _check_against_the_loop("ridge", kind, loss, data, adapt_loss="mae")
 
 
+@pytest.mark.parametrize("adapt_loss", ["mse", "mae"])
+def test_ridge_with_a_size_exponent_meta_gradients_equal_the_loop(adapt_loss: str,
+                                                                  data) -> None:
+    """The learned exponent of the support size scales each task's prior (tasks of
+    several sizes); its meta-gradient too must match the loop's."""
+    _check_against_the_loop("ridge", "FeatureMF", "mse", data, adapt_loss=adapt_loss,
+                            size_exponent=0.7)
+
+
 def _check_against_the_loop(name: str, kind: str, loss: str, data,
-                            adapt_loss: str = "mse") -> None:
+                            adapt_loss: str = "mse", size_exponent: float | None = None
+                            ) -> None:
     ds, batch = data
-    learner = _learner(name, ds, 2, kind, loss, adapt_loss)
+    learner = _learner(name, ds, 2, kind, loss, adapt_loss, size_exponent is not None)
+    if size_exponent is not None:
+        assert len(set(batch.support_mask.sum(1).tolist())) > 1
+        with torch.no_grad():
+            learner.size_exponent.fill_(size_exponent)
     loss, grads = learner.meta_gradients(batch)
     ref_loss, ref_grads = reference_meta_gradients(learner, batch)
     assert loss == pytest.approx(ref_loss, rel=1e-10)

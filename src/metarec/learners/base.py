@@ -79,6 +79,9 @@ class Learner(ABC):
             raise ConfigError(f"{self.name} adapts by gradient steps on squared error; "
                               f"adapt_loss={self.config.adapt_loss!r} is for ridge (set it "
                               "in [per_learner.ridge])")
+        if self.config.size_exponent and not self.robust_adaptation:
+            raise ConfigError(f"{self.name} has no prior precision to scale: size_exponent "
+                              "is for ridge (set it in [per_learner.ridge])")
         if self.config.item_id_dropout > 0 and not model.has_item_id_embedding():
             raise ConfigError(f"learner.item_id_dropout = {self.config.item_id_dropout} "
                               f"needs a model with an item-id embedding ({type(model).__name__}"
@@ -96,7 +99,8 @@ class Learner(ABC):
         for epoch in range(self.config.epochs):
             self.model.train()
             train_loss = self.fit_epoch(train, features, epoch)
-            record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
+            record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
+                                      **self.scalar_parameters()}
             if val is not None and len(val):
                 record.update(validation_record(self.validation_errors(val),
                                                 self.config.loss))
@@ -114,6 +118,11 @@ class Learner(ABC):
             self.load_state_dict(best_state)
         self.model.eval()
         return self
+
+    def scalar_parameters(self) -> dict[str, float]:
+        """The learner's own scalar meta-parameters by name (e.g. ``ridge``'s learned size
+        exponent), which every epoch's record carries; none by default."""
+        return {}
 
     @abstractmethod
     def fit_epoch(self, train: TaskSet, features: HasFeatures, epoch: int) -> float:

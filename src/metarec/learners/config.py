@@ -31,7 +31,9 @@ class LearnerConfig:
     (meta-learners) or on every rating (``pretrain``) -- adaptation to a user's support
     set descends (or solves) squared error, unless ``adapt_loss = "mae"`` (``ridge``
     only: a robust solve of the absolute error, Huber below ``robust_floor`` rating
-    units, see :func:`~metarec.learners.ridge.ridge_solve`); ``item_id_dropout``: the share of
+    units, see :func:`~metarec.learners.ridge.ridge_solve`); ``size_exponent``
+    (``ridge`` only): scale each task's prior precision by ``n ** gamma`` for its ``n``
+    support ratings, ``gamma`` learned from 0; ``item_id_dropout``: the share of
     items whose id is hidden in each training step (meta-batch or minibatch), so that a
     model with an item-id embedding learns to score new items from their features too
     (:mod:`metarec.tasks.id_dropout`; 0 = off); ``dtype``: ``float32`` or ``float64``;
@@ -55,6 +57,7 @@ class LearnerConfig:
     loss: str = "mse"
     adapt_loss: str = "mse"
     robust_floor: float = 0.25
+    size_exponent: bool = False
     item_id_dropout: float = 0.0
     dtype: str = "float32"
     device: str = "cpu"

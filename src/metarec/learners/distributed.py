@@ -288,7 +288,7 @@ class DistributedMetaTrainer:
         record: dict[str, Any] = {
             "epoch": self.epoch_ + 1,
             "train_loss": float(np.mean(self.epoch_losses_)) if self.epoch_losses_
-            else float("nan")}
+            else float("nan"), **learner.scalar_parameters()}
         if self.val is not None and len(self.val):
             record.update(validation_record(self.validation_errors(self.val), config.loss))
             if record["val_loss"] < self.best_val_ - 1e-6:

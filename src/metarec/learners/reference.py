@@ -18,7 +18,7 @@ from metarec.data.dataset import Fields
 from metarec.learners.inner_loop import masked_loss, masked_mse
 from metarec.learners.meta_learner import MetaLearner
 from metarec.learners.reptile import Reptile
-from metarec.learners.ridge import ROBUST_REWEIGHTINGS, Ridge, robust_weights
+from metarec.learners.ridge import ROBUST_REWEIGHTINGS, Ridge, robust_weights, size_scale
 from metarec.tasks.batch import TaskBatch
 
 
@@ -106,7 +106,8 @@ def _ridge_lstsq(learner: Ridge, params: dict[str, torch.Tensor],
     design = torch.cat([j.reshape(len(offset), -1) for j in jac], dim=1)
     precisions = learner.precisions()
     prior = torch.cat([precisions[n[len("head."):] if learner.head_only() else n].reshape(-1)
-                       for n in names]).sqrt()
+                       for n in names])
+    prior = (prior * size_scale(mask, learner.size_exponent)).sqrt()
 
     def solve(weight: torch.Tensor) -> torch.Tensor:
         used = weight > 0  # sqrt has no derivative at a masked row's 0

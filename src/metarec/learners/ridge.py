@@ -45,12 +45,22 @@ def robust_weights(residual: torch.Tensor, mask: torch.Tensor, floor: float) -> 
     return mask.to(residual.dtype) / (2 * residual.abs().clamp_min(floor))
 
 
+def size_scale(mask: torch.Tensor, exponent: torch.Tensor | None) -> torch.Tensor | float:
+    """``n ** exponent`` for a task's ``n`` support ratings (at least 1), or 1 without an
+    exponent: the factor on its prior precision."""
+    if exponent is None:
+        return 1.0
+    return mask.to(exponent.dtype).sum().clamp_min(1.0) ** exponent
+
+
 def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Params,
                 user: object, items: object, ratings: torch.Tensor, mask: torch.Tensor,
-                *, robust_floor: float | None = None) -> Params:
+                *, robust_floor: float | None = None,
+                size_exponent: torch.Tensor | None = None) -> Params:
     """One task's ridge solution for the parameters ``start`` (on which ``forward`` is
     affine): the minimiser of the masked squared error on ``(items, ratings)`` plus
-    ``sum(precision * (w - start)^2)``. With a ``robust_floor`` the data term is the
+    ``sum(precision * (w - start)^2)``, the precision times ``n ** size_exponent`` for
+    ``n`` support ratings when given. With a ``robust_floor`` the data term is the
     absolute error instead (Huber below that floor), minimised by
     :data:`ROBUST_REWEIGHTINGS` reweighted solves from the squared-error one.
     Differentiable in everything; maps with ``vmap``.
@@ -63,7 +73,8 @@ def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Param
 
     jac, offset = jacfwd(predict, has_aux=True)(start)
     design = torch.cat([jac[n].reshape(offset.shape[0], -1) for n in names], dim=-1)
-    prior = torch.diag(torch.cat([precision[n].reshape(-1) for n in names]))
+    prior = torch.diag(torch.cat([precision[n].reshape(-1) for n in names])
+                       * size_scale(mask, size_exponent))
     target = ratings - offset
 
     def solve(weight: torch.Tensor) -> torch.Tensor:
@@ -95,9 +106,20 @@ class Ridge(ANIL):
         self.log_precisions = torch.nn.ParameterDict({
             parameter_key(n): torch.nn.Parameter(torch.full_like(p.detach(), start))
             for n, p in adapted.items()})
+        self.size_exponent = (torch.nn.Parameter(torch.zeros((), dtype=self.dtype,
+                                                             device=self.device))
+                              if self.config.size_exponent else None)
 
     def learner_parameters(self) -> dict[str, torch.nn.Parameter]:
-        return {f"precision.{k}": v for k, v in self.log_precisions.items()}
+        own = {f"precision.{k}": v for k, v in self.log_precisions.items()}
+        if self.size_exponent is not None:
+            own["size_exponent"] = self.size_exponent
+        return own
+
+    def scalar_parameters(self) -> dict[str, float]:
+        if self.size_exponent is None:
+            return {}
+        return {"size_exponent": float(self.size_exponent)}
 
     def robust_floor(self) -> float | None:
         """The Huber floor of the robust solve (``adapt_loss = "mae"``), or None for the
@@ -116,8 +138,11 @@ class Ridge(ANIL):
         precision = self.precisions()
         if eager:
             precision = {k: v.detach() for k, v in precision.items()}
+        exponent = self.size_exponent
+        if eager and exponent is not None:
+            exponent = exponent.detach()
         return ridge_solve(forward, start, fixed, precision, *task[:4],
-                           robust_floor=self.robust_floor())
+                           robust_floor=self.robust_floor(), size_exponent=exponent)
 
     def task_loss(self, alpha: float = 0.0) -> Callable[..., torch.Tensor]:
         forward, precision = self.forward_fn(), self.precisions()
@@ -126,7 +151,8 @@ class Ridge(ANIL):
                       ) -> torch.Tensor:
             # ``lr`` (the step sizes every task loss receives) has no use in a solve.
             new = ridge_solve(forward, adapted, fixed, precision, *task[:4],
-                              robust_floor=self.robust_floor())
+                              robust_floor=self.robust_floor(),
+                              size_exponent=self.size_exponent)
             return adapted_query_loss(forward, {**fixed, **new}, task, alpha,
                                       self.config.loss)
 
