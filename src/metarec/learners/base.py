@@ -64,7 +64,8 @@ class Learner(ABC):
     :meth:`RatingModel.memory_names`), ``head`` or ``output``."""
     first_order: ClassVar[bool] = False
     robust_adaptation: ClassVar[bool] = False
-    """Whether ``adapt_loss = "mae"`` is supported (a closed-form, robust solve)."""
+    """Whether adaptation is a closed-form solve, which alone supports ``adapt_loss =
+    "mae"`` (a robust solve) and ``size_exponent`` (a prior scaled by the support size)."""
 
     def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
         self.model = model
