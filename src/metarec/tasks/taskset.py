@@ -109,8 +109,9 @@ class TaskSet:
         known[known] = self.users[task[known]] == history.user[known]
         width = int(max(history.item.max(initial=-1), self.support.item.max(initial=-1),
                         self.query.item.max(initial=-1))) + 1
+        support_task = np.repeat(np.arange(len(self)), self.support_sizes)
         taken = np.concatenate([
-            np.repeat(np.arange(len(self)), self.support_sizes) * width + self.support.item,
+            support_task * width + self.support.item,
             np.repeat(np.arange(len(self)), self.query_sizes) * width + self.query.item])
         key = np.where(known, task * width + history.item, -1)
         added = known & ~np.isin(key, taken)
@@ -118,8 +119,7 @@ class TaskSet:
         first[np.unique(key, return_index=True)[1]] = True
         added &= first
         rows = _concat_all([self.support, history.subset(added)])
-        task_of_row = np.concatenate([np.repeat(np.arange(len(self)), self.support_sizes),
-                                      task[added]])
+        task_of_row = np.concatenate([support_task, task[added]])
         grouped = np.lexsort((np.nan_to_num(rows.timestamp, nan=np.inf), task_of_row))
         sizes = np.bincount(task_of_row, minlength=len(self))
         return TaskSet(self.users, rows.subset(grouped), _joined_offsets([sizes]),
