@@ -63,7 +63,7 @@ class Learner(ABC):
     """Parameters adapted per user: ``all`` (every parameter but id-embedding tables, see
     :meth:`RatingModel.memory_names`), ``head`` or ``output``."""
     first_order: ClassVar[bool] = False
-    robust_adaptation: ClassVar[bool] = False
+    closed_form_adaptation: ClassVar[bool] = False
     """Whether adaptation is a closed-form solve, which alone supports ``adapt_loss =
     "mae"`` (a robust solve) and ``size_exponent`` (a prior scaled by the support size)."""
 
@@ -76,11 +76,11 @@ class Learner(ABC):
         self.dtype = getattr(torch, self.config.dtype)
         self.device = self.config.torch_device()
         self.model.to(device=self.device, dtype=self.dtype)
-        if self.config.adapt_loss != "mse" and not self.robust_adaptation:
+        if self.config.adapt_loss != "mse" and not self.closed_form_adaptation:
             raise ConfigError(f"{self.name} adapts by gradient steps on squared error; "
                               f"adapt_loss={self.config.adapt_loss!r} is for ridge (set it "
                               "in [per_learner.ridge])")
-        if self.config.size_exponent and not self.robust_adaptation:
+        if self.config.size_exponent and not self.closed_form_adaptation:
             raise ConfigError(f"{self.name} has no prior precision to scale: size_exponent "
                               "is for ridge (set it in [per_learner.ridge])")
         if self.config.item_id_dropout > 0 and not model.has_item_id_embedding():

@@ -97,7 +97,7 @@ class Ridge(ANIL):
     ``FeatureMF``)."""
 
     name = "ridge"
-    robust_adaptation = True
+    closed_form_adaptation = True
 
     def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
         super().__init__(model, config)
