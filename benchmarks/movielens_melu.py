@@ -48,7 +48,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--merge", nargs="+", type=Path, default=None,
                         help="only merge the per-seed records of earlier result files "
-                             "(e.g. runs of different seeds) into --name")
+                             "(e.g. runs of different seeds) into --name; a predictor's "
+                             "records of a seed come from the last file that has them")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -129,9 +130,16 @@ def table_of(aggregated: list[dict], seeds: list[int], metric: str = "mae") -> T
 
 
 def merge(paths: list[Path], name: str) -> None:
-    """Pool the per-seed records of several result files and aggregate them again."""
+    """Pool the per-seed records of several result files and aggregate them again. A
+    predictor's records for a seed come from the last file that has them, so a predictor
+    run again replaces its earlier rows (``--merge old.json rerun.json``)."""
     documents = [json.loads(Path(p).read_text()) for p in paths]
-    records = [r for d in documents for r in d["per_seed"]]
+    latest: dict[tuple[str, int], int] = {}
+    for index, document in enumerate(documents):
+        for r in document["per_seed"]:
+            latest[(r["learner"], r["seed"])] = index
+    records = [r for index, d in enumerate(documents) for r in d["per_seed"]
+               if latest[(r["learner"], r["seed"])] == index]
     seeds = sorted({r["seed"] for r in records})
     aggregated = aggregate_seeds(records)
     Console().print(table_of(aggregated, seeds))

@@ -18,12 +18,11 @@ from metarec.config import RunConfig, load_config
 from metarec.data.dataset import Dataset, Interactions
 from metarec.data.splits import SCENARIOS, ColdStartSplit, split_dataset
 from metarec.errors import CheckpointError, ConfigError
-from metarec.evaluation.baselines import Biases, GlobalMean, Popularity
+from metarec.evaluation.baselines import Biases, GlobalMean, Popularity, tuned_mf
 from metarec.evaluation.metrics import compute_metrics, rating_levels
 from metarec.evaluation.protocol import aggregate_seeds, predictions_frame
 from metarec.evaluation.report import bar_chart, line_chart, results_document, write_run_folder
 from metarec.learners.base import Learner
-from metarec.learners.pretrain import Pretrain
 from metarec.learners.registry import learner_class
 from metarec.learners.ridge import fold_in
 from metarec.models.base import build_model
@@ -37,6 +36,8 @@ BASELINES = ("global-mean", "biases", "popularity", "biased-mf", "pretrain", "fi
              "foldin")
 ON_PRETRAIN = {"pretrain", "finetune", "foldin"}
 """Baselines that evaluate the ``pretrain`` learner's model."""
+REFITTED = {"global-mean", "biases", "popularity", "biased-mf"}
+"""Baselines fitted on the training ratings at evaluation time (no checkpoint)."""
 TABLE_METRICS = ("mae", "rmse", "ndcg@3", "precision@5", "accuracy")
 
 
@@ -66,18 +67,13 @@ def make_split(dataset: Dataset, config: RunConfig, seed: int) -> ColdStartSplit
 
 def train_learner(name: str, dataset: Dataset, split: ColdStartSplit, config: RunConfig,
                   seed: int, events: Events | None = None) -> Learner:
-    """Build and fit learner ``name`` (``biased-mf`` = :class:`Pretrain` on ``BiasedMF``)
-    on the side features the split lets training see (:meth:`ColdStartSplit.features`)."""
+    """Build and fit learner ``name`` on the side features the split lets training see
+    (:meth:`ColdStartSplit.features`)."""
     dataset = split.features(dataset)
     torch.manual_seed(seed)
     settings = replace(config.learner_config(name), seed=seed)
-    if name == "biased-mf":
-        model = build_model("BiasedMF", dataset, factors=config.model.factors)
-        # Ids are all BiasedMF has: nothing to hide from it.
-        learner: Learner = Pretrain(model, replace(settings, inner_steps=0, item_id_dropout=0.0))
-    else:
-        model = build_model(config.model.kind, dataset, **config.model.options())
-        learner = learner_class(name)(model, settings)
+    model = build_model(config.model.kind, dataset, **config.model.options())
+    learner = learner_class(name)(model, settings)
 
     def on_epoch(record: dict[str, Any]) -> None:
         if events is not None:
@@ -96,6 +92,10 @@ def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: R
     for name in names:
         if name in simple:
             out[name] = simple[name]().fit(train, n_users, n_items).predict_tasks
+        elif name == "biased-mf":
+            out[name] = tuned_mf(train, n_users, n_items, split.validation,
+                                 config.learner.loss, factors=config.model.factors,
+                                 seed=split.config.seed).predict_tasks
         elif name == "pretrain":
             out[name] = _with_steps(trained["pretrain"], 0)
         elif name == "finetune":
@@ -179,8 +179,7 @@ def run_experiment(config: RunConfig, out: str | Path | None = None,
         result.split_summary = split.summary()
         to_train = list(dict.fromkeys(
             [*config.learners, *(["pretrain"] if ON_PRETRAIN & set(config.baselines)
-                                 else []),
-             *(["biased-mf"] if "biased-mf" in config.baselines else [])]))
+                                 else [])]))
         trained: dict[str, Learner] = {}
         for name in to_train:
             emit("stage", {"message": f"seed {seed}: training {name}"})
@@ -218,13 +217,13 @@ def evaluate_run(run_dir: str | Path, events: Events | None = None,
         features = split.features(dataset)
         trained: dict[str, Learner] = {}
         needed = {*config.learners, *(["pretrain"] if ON_PRETRAIN & set(config.baselines)
-                                      else []), "biased-mf"}
+                                      else [])}
         for name in needed:
             path = folder / "checkpoints" / f"{name}-seed{seed}"
             if path.is_dir():
                 trained[name] = Learner.load(path, features=features, device=device)
         names = [n for n in dict.fromkeys([*config.baselines, *config.learners])
-                 if n in ("global-mean", "biases", "popularity") or n in trained
+                 if n in REFITTED or n in trained
                  or (n in ON_PRETRAIN and "pretrain" in trained)]
         result.records += evaluate_predictors(predictors_for(trained, split, config, names,
                                                              dataset),

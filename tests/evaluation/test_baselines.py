@@ -1,4 +1,5 @@
-"""Baselines: exact values on a 3 x 3 training set computed by hand with the damping formula."""
+"""Baselines: exact values on hand-made training sets (the damping formula, a ridge solve
+by hand), and matrix factorisation recovering a low-rank matrix."""
 
 from __future__ import annotations
 
@@ -6,8 +7,17 @@ import numpy as np
 import pytest
 
 from metarec.data.dataset import Interactions
+from metarec.data.splits import SplitConfig, split_dataset
+from metarec.data.synthetic import SyntheticConfig, generate
 from metarec.errors import DataError
-from metarec.evaluation.baselines import Biases, GlobalMean, Popularity
+from metarec.evaluation.baselines import (
+    BiasedMFALS,
+    Biases,
+    GlobalMean,
+    Popularity,
+    _grouped_ridge,
+    tuned_mf,
+)
 from metarec.tasks.taskset import TaskSet
 
 
@@ -151,15 +161,112 @@ def test_popularity_shrunk_item_means_and_counts():
                                [0.0, 1.0, 3.0, 0.0])
 
 
+# --- BiasedMFALS ----------------------------------------------------------------------------
+
+def test_grouped_ridge_by_hand():
+    # Group 0: rows (1, 1), (1, 2) with targets 1, 3 and precisions 1:
+    #   [[1+1+1, 1+2], [1+2, 1+4+1]] w = [1+3, 1+6] -> w = (1/3, 1).
+    # Group 1 has no rows: 0. Group 2: row (1, 0), target 2: [[2, 0], [0, 1]] w = [2, 0].
+    design = np.array([[1.0, 1.0], [1.0, 0.0], [1.0, 2.0]])
+    out = _grouped_ridge(np.array([0, 2, 0]), design, np.array([1.0, 2.0, 3.0]), 3,
+                         np.array([1.0, 1.0]))
+    np.testing.assert_allclose(out, [[1 / 3, 1.0], [0.0, 0.0], [1.0, 0.0]], atol=1e-12)
+
+
+def test_mf_with_pinned_factors_is_the_damped_bias_model():
+    """Factors held at zero by a huge precision leave the bias model, whose alternating
+    ridge solves converge to the same minimum as :class:`Biases`' shrunk means."""
+    mf = BiasedMFALS(factors=2, reg=1e12, reg_bias=2.0, sweeps=300).fit(TRAIN, NUM_USERS,
+                                                                       NUM_ITEMS)
+    biases = Biases(reg_user=2.0, reg_item=2.0, passes=300).fit(TRAIN, NUM_USERS, NUM_ITEMS)
+    np.testing.assert_allclose(mf.user_[:, 0], biases.user_bias_, atol=1e-9)
+    np.testing.assert_allclose(mf.item_[:, 0], biases.item_bias_, atol=1e-9)
+    assert np.abs(mf.user_[:, 1:]).max() < 1e-9
+
+
+def _low_rank(num_users: int, num_items: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 3.0 + rng.normal(0, 0.7, (num_users, 2)) @ rng.normal(0, 0.7, (2, num_items))
+
+
+def test_mf_recovers_a_low_rank_matrix_and_folds_in_a_new_user():
+    """Every rating of 30 users on 20 items from an exact rank-2 model: ALS fits it, and a
+    new user (not in training) folded in from 15 ratings is predicted on the other 5."""
+    truth = _low_rank(31, 20)
+    users, items = np.meshgrid(np.arange(30), np.arange(20), indexing="ij")
+    train = Interactions(user=users.ravel(), item=items.ravel(),
+                         rating=truth[:30].ravel().astype(np.float32),
+                         timestamp=np.full(600, np.nan))
+    mf = BiasedMFALS(factors=2, reg=1e-6, reg_bias=1e-6, sweeps=100).fit(train, 31, 20)
+    support = rows([(30, i, truth[30, i]) for i in range(15)])
+    query = rows([(30, i, truth[30, i]) for i in range(15, 20)])
+    predicted = mf.predict_tasks(TaskSet.from_rows(support, query))
+    np.testing.assert_allclose(predicted, truth[30, 15:], atol=2e-3)
+    # The model that knows nothing of the user's taste is far off.
+    assert np.abs(mf.global_mean_ - truth[30, 15:]).max() > 0.1
+
+
+def test_mf_fold_in_is_the_penalised_minimum_and_matches_score_items():
+    mf = BiasedMFALS(factors=3, reg=0.5, reg_bias=1.5, sweeps=5, seed=1).fit(
+        TRAIN, NUM_USERS, NUM_ITEMS)
+    support = rows([(3, 0, 5), (3, 1, 2), (3, 3, 4), (0, 2, 1)])
+    query = rows([(3, 2, 4), (3, 3, 1), (0, 0, 3)])
+    tasks = TaskSet.from_rows(support, query)
+    predicted = mf.predict_tasks(tasks)
+    for t in range(len(tasks)):
+        own = tasks.support.subset(np.arange(tasks.support_offsets[t],
+                                             tasks.support_offsets[t + 1]))
+        user = mf._fold_in(own, np.zeros(len(own), np.int64), 1)[0]
+        # Gradient of the penalised squared error at the folded-in user is zero; item 3
+        # (unseen in training) adds only to the bias.
+        item = np.array([mf.item_[i] if i < 3 else np.zeros(4) for i in own.item])
+        residual = own.rating - (mf.global_mean_ + user[0] + item[:, 0] + item[:, 1:] @ user[1:])
+        design = np.concatenate([np.ones((len(own), 1)), item[:, 1:]], axis=1)
+        gradient = -design.T @ residual + np.array([1.5, 0.5, 0.5, 0.5]) * user
+        np.testing.assert_allclose(gradient, 0, atol=1e-9)
+        rows_t = np.arange(tasks.query_offsets[t], tasks.query_offsets[t + 1])
+        np.testing.assert_allclose(predicted[rows_t],
+                                   mf.score_items(own, tasks.query.item[rows_t]))
+    # No support: mu + b_i.
+    np.testing.assert_allclose(mf.score_items(rows([]), np.array([1, 7])),
+                               [mf.global_mean_ + mf.item_[1, 0], mf.global_mean_])
+
+
+def test_mf_beats_biases_on_generated_data_and_is_tuned_on_validation():
+    ds = generate(SyntheticConfig(num_users=300, num_items=150, num_ratings=15000))
+    split = split_dataset(ds, SplitConfig(seed=0))
+    train = split.train_ratings
+    regs = (0.01, 3.0, 1e6)
+    errors = {}
+    for reg in regs:
+        fitted = BiasedMFALS(factors=8, reg=reg).fit(train, ds.num_users, ds.num_items)
+        residual = fitted.predict_tasks(split.validation) - split.validation.query.rating
+        errors[reg] = float(np.mean(residual ** 2))
+    tuned = tuned_mf(train, ds.num_users, ds.num_items, split.validation, "mse", regs,
+                     factors=8)
+    assert tuned.reg == min(errors, key=errors.get)
+    assert tuned.reg == 3.0  # neither the unregularised nor the pinned end
+    again = tuned_mf(train, ds.num_users, ds.num_items, split.validation, "mse", regs,
+                     factors=8)
+    np.testing.assert_array_equal(again.item_, tuned.item_)
+    new_users = split.scenarios["new_users"]
+    biases = Biases().fit(train, ds.num_users, ds.num_items)
+
+    def mae(model) -> float:
+        return float(np.mean(np.abs(model.predict_tasks(new_users) - new_users.query.rating)))
+
+    assert mae(tuned) < mae(biases) - 0.03
+
+
 # --- errors ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls", [GlobalMean, Biases, Popularity])
+@pytest.mark.parametrize("cls", [GlobalMean, Biases, Popularity, BiasedMFALS])
 def test_unfitted_raises(cls):
     with pytest.raises(RuntimeError, match="not fitted"):
         cls().score_items(rows([]), np.array([0]))
 
 
-@pytest.mark.parametrize("cls", [GlobalMean, Biases, Popularity])
+@pytest.mark.parametrize("cls", [GlobalMean, Biases, Popularity, BiasedMFALS])
 def test_fit_checks_training_data(cls):
     with pytest.raises(DataError, match="empty"):
         cls().fit(rows([]), 3, 3)

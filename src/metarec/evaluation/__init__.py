@@ -1,7 +1,14 @@
 """Evaluation: metrics over (user, item, true, pred) arrays, per-scenario protocols and
 baselines. Evaluation sees predictions, never a model."""
 
-from metarec.evaluation.baselines import Baseline, Biases, GlobalMean, Popularity
+from metarec.evaluation.baselines import (
+    Baseline,
+    BiasedMFALS,
+    Biases,
+    GlobalMean,
+    Popularity,
+    tuned_mf,
+)
 from metarec.evaluation.metrics import (
     accuracy,
     compute_metrics,
@@ -17,6 +24,7 @@ from metarec.evaluation.protocol import aggregate_seeds, evaluate, predictions_f
 
 __all__ = [
     "Baseline",
+    "BiasedMFALS",
     "Biases",
     "GlobalMean",
     "Popularity",
@@ -32,4 +40,5 @@ __all__ = [
     "predictions_frame",
     "recall_at_k",
     "rmse",
+    "tuned_mf",
 ]
