@@ -14,7 +14,7 @@ from metarec.data.synthetic import SyntheticConfig, generate
 from metarec.errors import ConfigError
 from metarec.learners import LearnerConfig, Pretrain, Ridge
 from metarec.learners.inner_loop import Params
-from metarec.learners.ridge import fold_in, ridge_solve, support_shift
+from metarec.learners.ridge import fold_in, ridge_solve
 from metarec.models import FeatureMF, FeatureMLP
 from metarec.tasks.batch import pad_tasks
 
@@ -81,50 +81,6 @@ def test_size_exponent_is_learned_saved_and_ridge_only(data, tmp_path) -> None:
     with pytest.raises(ConfigError, match="size_exponent is for ridge"):
         Pretrain(FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3),
                  LearnerConfig(size_exponent=True))
-
-
-def test_implicit_prior_shifts_the_start_by_the_mean_support_row() -> None:
-    """Support rows x = 1, 2 (a padded 7 ignored): mean 1.5; a map [[2], [-2]] shifts the
-    start (w, b) = (0, 0) to (3, -3). The solve then equals the plain solve from (3, -3):
-    [[6, 3], [3, 3]] [w, b] = [1*1 + 2*3 + 3, 1 + 3 - 3] -> w = 3, b = -8/3."""
-    items = torch.tensor([[1.0], [2.0], [7.0]], dtype=torch.float64)
-    ratings = torch.tensor([1.0, 3.0, 100.0], dtype=torch.float64)
-    mask = torch.tensor([True, True, False])
-    zero = torch.tensor(0.0, dtype=torch.float64)
-    one = torch.tensor(1.0, dtype=torch.float64)
-    implicit = torch.tensor([[2.0], [-2.0]], dtype=torch.float64)
-    assert support_shift(implicit, items, mask).tolist() == [3.0, -3.0]
-    assert support_shift(implicit, items, torch.zeros(3, dtype=torch.bool)).tolist() == [0, 0]
-    out = ridge_solve(_line, {"w": zero, "b": zero}, {}, {"w": one, "b": one}, None, items,
-                      ratings, mask, implicit=implicit)
-    assert float(out["w"]) == pytest.approx(3.0, abs=1e-12)
-    assert float(out["b"]) == pytest.approx(-8 / 3, abs=1e-12)
-
-
-def test_implicit_prior_is_learned_saved_and_ridge_only(data, tmp_path) -> None:
-    ds, split, _ = data
-    torch.manual_seed(0)
-    model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
-    learner = Ridge(model, LearnerConfig(epochs=2, meta_lr=1e-2, patience=None,
-                                         implicit_prior=True))
-    implicit = learner.learner_parameters()["implicit_prior"]
-    assert implicit.shape == (4, model.body.width)  # bias + 3 factors, every field
-    assert not implicit.any()
-    learner.fit(split.train, ds)
-    assert learner.learner_parameters()["implicit_prior"].abs().sum() > 0
-    loaded = Ridge.load(learner.save(tmp_path / "ridge"), features=ds)
-    assert torch.equal(loaded.learner_parameters()["implicit_prior"],
-                       learner.learner_parameters()["implicit_prior"])
-    new_users = split.scenarios["new_users"]
-    np.testing.assert_array_equal(loaded.predict_tasks(new_users),
-                                  learner.predict_tasks(new_users))
-    # One user served alone (no vmap) gets the shift too: same predictions.
-    one = new_users.select(np.array([0]))
-    np.testing.assert_allclose(learner.predict_tasks(one)[0],
-                               learner.predict_tasks(new_users)[0], rtol=1e-5)
-    with pytest.raises(ConfigError, match="implicit_prior is for ridge"):
-        Pretrain(FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3),
-                 LearnerConfig(implicit_prior=True))
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,7 @@ def data():
 
 
 def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP", loss: str = "mse",
-             adapt_loss: str = "mse", size_exponent: bool = False,
-             implicit_prior: bool = False) -> MetaLearner:
+             adapt_loss: str = "mse", size_exponent: bool = False) -> MetaLearner:
     torch.manual_seed(0)
     if kind == "FeatureMF":
         model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
@@ -39,8 +38,7 @@ def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP", loss: str 
     learner = learner_class(name)(model, LearnerConfig(dtype="float64", inner_steps=steps,
                                                        inner_lr=0.1, loss=loss,
                                                        adapt_loss=adapt_loss,
-                                                       size_exponent=size_exponent,
-                                                       implicit_prior=implicit_prior))
+                                                       size_exponent=size_exponent))
     assert isinstance(learner, MetaLearner)
     if name == "metasgd":
         # Distinct per-element step sizes, so a mix-up of names or elements shows.
@@ -83,29 +81,11 @@ def test_ridge_with_a_size_exponent_meta_gradients_equal_the_loop(adapt_loss: st
                             size_exponent=0.7)
 
 
-@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF"])
-@pytest.mark.parametrize("adapt_loss", ["mse", "mae"])
-def test_ridge_with_an_implicit_prior_meta_gradients_equal_the_loop(kind: str,
-                                                                    adapt_loss: str,
-                                                                    data) -> None:
-    """The prior mean shifted by a map of the support rows' mean embedding (a random,
-    nonzero map, so every term takes part); the loop embeds with the full model's body
-    and averages the rows it selects."""
-    _check_against_the_loop("ridge", kind, "mae", data, adapt_loss=adapt_loss,
-                            implicit_prior=True)
-
-
 def _check_against_the_loop(name: str, kind: str, loss: str, data,
-                            adapt_loss: str = "mse", size_exponent: float | None = None,
-                            implicit_prior: bool = False) -> None:
+                            adapt_loss: str = "mse", size_exponent: float | None = None
+                            ) -> None:
     ds, batch = data
-    learner = _learner(name, ds, 2, kind, loss, adapt_loss, size_exponent is not None,
-                       implicit_prior)
-    if implicit_prior:
-        with torch.no_grad():
-            learner.implicit.copy_(torch.randn(
-                learner.implicit.shape, generator=torch.Generator().manual_seed(3),
-                dtype=learner.implicit.dtype) * 0.3)
+    learner = _learner(name, ds, 2, kind, loss, adapt_loss, size_exponent is not None)
     if size_exponent is not None:
         assert len(set(batch.support_mask.sum(1).tolist())) > 1
         with torch.no_grad():

@@ -65,8 +65,7 @@ class Learner(ABC):
     first_order: ClassVar[bool] = False
     closed_form_adaptation: ClassVar[bool] = False
     """Whether adaptation is a closed-form solve, which alone supports ``adapt_loss =
-    "mae"`` (a robust solve), ``size_exponent`` (a prior scaled by the support size) and
-    ``implicit_prior`` (a prior mean shifted by the support's items)."""
+    "mae"`` (a robust solve) and ``size_exponent`` (a prior scaled by the support size)."""
 
     def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
         self.model = model
@@ -83,9 +82,6 @@ class Learner(ABC):
                               "in [per_learner.ridge])")
         if self.config.size_exponent and not self.closed_form_adaptation:
             raise ConfigError(f"{self.name} has no prior precision to scale: size_exponent "
-                              "is for ridge (set it in [per_learner.ridge])")
-        if self.config.implicit_prior and not self.closed_form_adaptation:
-            raise ConfigError(f"{self.name} has no prior mean to shift: implicit_prior "
                               "is for ridge (set it in [per_learner.ridge])")
         if self.config.item_id_dropout > 0 and not model.has_item_id_embedding():
             raise ConfigError(f"learner.item_id_dropout = {self.config.item_id_dropout} "

@@ -33,10 +33,7 @@ class LearnerConfig:
     only: a robust solve of the absolute error, Huber below ``robust_floor`` rating
     units, see :func:`~metarec.learners.ridge.ridge_solve`); ``size_exponent``
     (``ridge`` only): scale each task's prior precision by ``n ** gamma`` for its ``n``
-    support ratings, ``gamma`` learned from 0; ``implicit_prior`` (``ridge`` only): shift
-    each task's prior mean by a learned linear map of the mean embedding of its support
-    rows, so which items a user rated informs the start (SVD++'s implicit feedback);
-    ``item_id_dropout``: the share of
+    support ratings, ``gamma`` learned from 0; ``item_id_dropout``: the share of
     items whose id is hidden in each training step (meta-batch or minibatch), so that a
     model with an item-id embedding learns to score new items from their features too
     (:mod:`metarec.tasks.id_dropout`; 0 = off); ``dtype``: ``float32`` or ``float64``;
@@ -61,7 +58,6 @@ class LearnerConfig:
     adapt_loss: str = "mse"
     robust_floor: float = 0.25
     size_exponent: bool = False
-    implicit_prior: bool = False
     item_id_dropout: float = 0.0
     dtype: str = "float32"
     device: str = "cpu"

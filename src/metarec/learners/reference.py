@@ -18,7 +18,7 @@ from metarec.data.dataset import Fields
 from metarec.learners.inner_loop import masked_loss, masked_mse
 from metarec.learners.meta_learner import MetaLearner
 from metarec.learners.reptile import Reptile
-from metarec.learners.ridge import ROBUST_REWEIGHTINGS, Ridge, robust_weights, shifted, size_scale
+from metarec.learners.ridge import ROBUST_REWEIGHTINGS, Ridge, robust_weights, size_scale
 from metarec.tasks.batch import TaskBatch
 
 
@@ -93,13 +93,8 @@ def _ridge_lstsq(learner: Ridge, params: dict[str, torch.Tensor],
     """One task's ridge solution: least squares on ``[sqrt(m) Z; sqrt(lambda) I] d =
     [sqrt(m) (r - f(w0)); 0]``, ``w = w0 + d``, over the full model's predictions; with
     ``adapt_loss = "mae"`` solved again with ``m`` the robust weights at the last
-    residuals, as many times as :func:`ridge_solve` does; with ``implicit_prior`` ``w0``
-    is first shifted by the map times the mean body embedding of the support rows."""
+    residuals, as many times as :func:`ridge_solve` does."""
     names = list(adapted)
-    if learner.implicit is not None:
-        body = {n[len("body."):]: p for n, p in params.items() if n.startswith("body.")}
-        rows = functional_call(learner.model.body, body, (user, items))[0][mask]
-        adapted = shifted(adapted, learner.implicit @ rows.mean(0))
 
     def predict(*values: torch.Tensor) -> torch.Tensor:
         return _predict(learner, params, dict(zip(names, values, strict=True)), user,

@@ -25,7 +25,6 @@ from dataclasses import replace
 import torch
 from torch.func import jacfwd
 
-from metarec.errors import ConfigError
 from metarec.learners.base import Learner
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, adapted_query_loss
@@ -54,39 +53,18 @@ def size_scale(mask: torch.Tensor, exponent: torch.Tensor | None) -> torch.Tenso
     return mask.to(exponent.dtype).sum().clamp_min(1.0) ** exponent
 
 
-def support_shift(implicit: torch.Tensor, items: torch.Tensor, mask: torch.Tensor
-                  ) -> torch.Tensor:
-    """``implicit @ mean(items)`` over a task's support rows (``items`` ``[S, width]``,
-    padding masked out; zero for an empty support): the shift of its prior mean that
-    :func:`ridge_solve` applies for ``implicit_prior``. It depends on which items were
-    rated, not on the ratings (SVD++'s implicit feedback, Koren 2008)."""
-    weight = mask.to(items.dtype)
-    pooled = (weight.unsqueeze(-1) * items).sum(0) / weight.sum().clamp_min(1.0)
-    return implicit @ pooled
-
-
-def shifted(start: Params, shift: torch.Tensor) -> Params:
-    """``start`` plus the flat ``shift``, split over its parameters in order."""
-    parts = torch.split(shift, [p.numel() for p in start.values()])
-    return {n: p + d.reshape(p.shape) for (n, p), d in zip(start.items(), parts, strict=True)}
-
-
 def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Params,
                 user: object, items: object, ratings: torch.Tensor, mask: torch.Tensor,
                 *, robust_floor: float | None = None,
-                size_exponent: torch.Tensor | None = None,
-                implicit: torch.Tensor | None = None) -> Params:
+                size_exponent: torch.Tensor | None = None) -> Params:
     """One task's ridge solution for the parameters ``start`` (on which ``forward`` is
     affine): the minimiser of the masked squared error on ``(items, ratings)`` plus
     ``sum(precision * (w - start)^2)``, the precision times ``n ** size_exponent`` for
-    ``n`` support ratings when given, ``start`` shifted by :func:`support_shift` when an
-    ``implicit`` map ``[P, width]`` is given (``items`` are then the ``[S, width]`` head
-    inputs). With a ``robust_floor`` the data term is the absolute error instead (Huber
-    below that floor), minimised by :data:`ROBUST_REWEIGHTINGS` reweighted solves from
-    the squared-error one. Differentiable in everything; maps with ``vmap``.
+    ``n`` support ratings when given. With a ``robust_floor`` the data term is the
+    absolute error instead (Huber below that floor), minimised by
+    :data:`ROBUST_REWEIGHTINGS` reweighted solves from the squared-error one.
+    Differentiable in everything; maps with ``vmap``.
     """
-    if implicit is not None:
-        start = shifted(start, support_shift(implicit, items, mask))  # type: ignore[arg-type]
     names = list(start)
 
     def predict(params: Params) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,24 +109,11 @@ class Ridge(ANIL):
         self.size_exponent = (torch.nn.Parameter(torch.zeros((), dtype=self.dtype,
                                                              device=self.device))
                               if self.config.size_exponent else None)
-        self.implicit: torch.nn.Parameter | None = None
-        if self.config.implicit_prior:
-            if not self.head_only():
-                raise ConfigError(f"implicit_prior needs a model whose adapted layer reads "
-                                  f"its embedded fields (FeatureMLP, FeatureMF), not "
-                                  f"{type(model).__name__}")
-            size = sum(p.numel() for p in adapted.values())
-            width = model.body.width  # type: ignore[union-attr]
-            # From zero: training starts from the plain prior mean.
-            self.implicit = torch.nn.Parameter(torch.zeros(size, int(width), dtype=self.dtype,
-                                                           device=self.device))
 
     def learner_parameters(self) -> dict[str, torch.nn.Parameter]:
         own = {f"precision.{k}": v for k, v in self.log_precisions.items()}
         if self.size_exponent is not None:
             own["size_exponent"] = self.size_exponent
-        if self.implicit is not None:
-            own["implicit_prior"] = self.implicit
         return own
 
     def scalar_parameters(self) -> dict[str, float]:
@@ -173,13 +138,11 @@ class Ridge(ANIL):
         precision = self.precisions()
         if eager:
             precision = {k: v.detach() for k, v in precision.items()}
-        exponent, implicit = self.size_exponent, self.implicit
-        if eager:
-            exponent = None if exponent is None else exponent.detach()
-            implicit = None if implicit is None else implicit.detach()
+        exponent = self.size_exponent
+        if eager and exponent is not None:
+            exponent = exponent.detach()
         return ridge_solve(forward, start, fixed, precision, *task[:4],
-                           robust_floor=self.robust_floor(), size_exponent=exponent,
-                           implicit=implicit)
+                           robust_floor=self.robust_floor(), size_exponent=exponent)
 
     def task_loss(self, alpha: float = 0.0) -> Callable[..., torch.Tensor]:
         forward, precision = self.forward_fn(), self.precisions()
@@ -189,7 +152,7 @@ class Ridge(ANIL):
             # ``lr`` (the step sizes every task loss receives) has no use in a solve.
             new = ridge_solve(forward, adapted, fixed, precision, *task[:4],
                               robust_floor=self.robust_floor(),
-                              size_exponent=self.size_exponent, implicit=self.implicit)
+                              size_exponent=self.size_exponent)
             return adapted_query_loss(forward, {**fixed, **new}, task, alpha,
                                       self.config.loss)
 
