@@ -4,7 +4,6 @@ predictor run again replacing its earlier records."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,4 +36,3 @@ def test_a_later_file_replaces_a_predictors_records(tmp_path, monkeypatch) -> No
     means = {r["learner"]: r["mean"] for r in merged["results"] if r["metric"] == "mae"}
     assert means["biased-mf"] == pytest.approx(0.72)
     assert means["ridge"] == pytest.approx(0.71)
-    sys.modules.pop("movielens_melu", None)

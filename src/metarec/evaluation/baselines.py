@@ -57,10 +57,14 @@ def _shrunk_mean(keys: np.ndarray, values: np.ndarray, size: int, reg: float) ->
 
 
 def _lookup(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``values[index]``, 0 for indices outside the fitted range (unseen entities)."""
+    """``values[index]`` (entries of a vector or rows of a table), zeros for indices outside
+    the fitted range (unseen entities)."""
     index = np.asarray(index, dtype=np.int64)
     inside = (index >= 0) & (index < len(values))
-    return np.where(inside, values[np.where(inside, index, 0)] if len(values) else 0.0, 0.0)
+    if not len(values):
+        return np.zeros(index.shape + values.shape[1:])
+    inside = inside.reshape(inside.shape + (1,) * (values.ndim - 1))
+    return np.where(inside, values[np.where(inside.reshape(index.shape), index, 0)], 0.0)
 
 
 def _task_of_rows(offsets: np.ndarray) -> np.ndarray:
@@ -224,7 +228,6 @@ class BiasedMFALS:
         rng = np.random.default_rng(self.seed)
         item = np.concatenate([np.zeros((num_items, 1)),
                                rng.normal(0.0, 0.1, (num_items, self.factors))], axis=1)
-        user = np.zeros((num_users, self.factors + 1))
         for _ in range(self.sweeps):
             user = self._solve_side(train.user, item[train.item], rating - mu
                                     - item[train.item, 0], num_users)
@@ -243,7 +246,7 @@ class BiasedMFALS:
 
     def _fold_in(self, support: Interactions, task_of_row: np.ndarray,
                  num_tasks: int) -> np.ndarray:
-        item = _rows(self.item_, support.item)
+        item = _lookup(self.item_, support.item)
         target = support.rating.astype(np.float64) - self.global_mean_ - item[:, 0]
         return self._solve_side(task_of_row, item, target, num_tasks)
 
@@ -254,7 +257,7 @@ class BiasedMFALS:
         out = np.empty(len(items))
         for start in range(0, len(items), chunk):
             rows = slice(start, start + chunk)
-            u, i = user[task_of_row[rows]], _rows(self.item_, items[rows])
+            u, i = user[task_of_row[rows]], _lookup(self.item_, items[rows])
             out[rows] = self.global_mean_ + u[:, 0] + i[:, 0] + (u[:, 1:] * i[:, 1:]).sum(1)
         return out
 
@@ -267,13 +270,6 @@ class BiasedMFALS:
         _require_fitted(self, "item_")
         user = self._fold_in(user_support, np.zeros(len(user_support), np.int64), 1)
         return self._score(user, np.zeros(len(items), np.int64), np.asarray(items))
-
-
-def _rows(table: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``table[index]``, zero rows for indices outside the fitted range (unseen items)."""
-    index = np.asarray(index, dtype=np.int64)
-    inside = (index >= 0) & (index < len(table))
-    return np.where(inside[:, None], table[np.where(inside, index, 0)], 0.0)
 
 
 MF_REGS = (1.0, 3.0, 10.0, 30.0, 100.0)
