@@ -143,3 +143,19 @@ def test_learners_train_on_the_split_features_when_unseen_codes_are_missing() ->
                 continue
             # Codes are kept or read as missing, never changed into another code.
             assert torch.all((masked == values) | (masked == 0)), spec.name
+
+
+def test_validation_users_are_scored_on_request() -> None:
+    """``evaluation.validation`` adds the tasks early stopping watches as a scenario,
+    scored like the others: the same number as the validation loss training reports."""
+    config = load_config(None, [*SMALL, "learners=['ridge']", "baselines=['biases']",
+                                "evaluation.validation=true", "evaluation.shots=[]",
+                                "evaluation.all_items=false", "learner.patience=null"])
+    result = run_experiment(config)
+    scored = {(r["learner"], r["metric"]): r["value"] for r in result.records
+              if r["scenario"] == "validation"}
+    assert {("ridge", "mae"), ("biases", "mae"), ("ridge", "ndcg@3")} <= set(scored)
+    # The model kept is the one of the best validation epoch: its MSE is that epoch's.
+    best = min(r["val_mse"] for r in result.histories["ridge"])
+    assert scored[("ridge", "rmse")] ** 2 == pytest.approx(best, rel=1e-5)
+    assert {r["scenario"] for r in result.records} == {*SCENARIOS, "validation"}

@@ -72,13 +72,16 @@ class ModelConfig:
 @dataclass
 class EvalConfig:
     """Evaluation: cut-offs, the relevance threshold, the k-shot support sizes of the
-    cold-start curve (empty = no curve) and whether new users are also ranked over every
-    item (``new_users_all``: unrated items count as not relevant)."""
+    cold-start curve (empty = no curve), whether new users are also ranked over every
+    item (``new_users_all``: unrated items count as not relevant) and whether the
+    validation users are scored too (``validation``: every metric on the tasks that
+    early stopping watches, for choosing settings without looking at the test tasks)."""
 
     ks: list[int] = field(default_factory=lambda: [1, 3, 5, 10])
     threshold: float = 4.0
     shots: list[int] = field(default_factory=lambda: [1, 3, 5, 10, 20])
     all_items: bool = True
+    validation: bool = False
 
 
 @dataclass

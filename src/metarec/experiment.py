@@ -139,8 +139,9 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
                         config: RunConfig, seed: int, num_items: int = 0
                         ) -> list[dict[str, Any]]:
     """Records ``{learner, scenario, metric, value, seed}`` for every scenario, the
-    cold-start curve (``new_users_k{k}``: support capped at k ratings) and, with
-    ``evaluation.all_items``, ranking of new users over every item (``new_users_all``)."""
+    cold-start curve (``new_users_k{k}``: support capped at k ratings), with
+    ``evaluation.all_items`` ranking of new users over every item (``new_users_all``) and
+    with ``evaluation.validation`` the validation users (``validation``)."""
     records: list[dict[str, Any]] = []
     ks, threshold = tuple(config.evaluation.ks), config.evaluation.threshold
     levels = rating_levels(split.train_ratings.rating)
@@ -151,6 +152,8 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
             sets[f"new_users_k{shots}"] = split.scenarios["new_users"].cap_support(shots, seed)
     if config.evaluation.all_items and num_items and len(split.scenarios["new_users"]):
         sets["new_users_all"] = all_candidates(split.scenarios["new_users"], num_items)
+    if config.evaluation.validation and len(split.validation):
+        sets["validation"] = split.validation
     for name, predict in predictors.items():
         for scenario, tasks in sets.items():
             frame = predictions_frame(tasks, predict(tasks))

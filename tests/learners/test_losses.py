@@ -13,7 +13,7 @@ from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
 from metarec.errors import ConfigError
 from metarec.learners import LearnerConfig, learner_class
-from metarec.learners.inner_loop import masked_loss
+from metarec.learners.inner_loop import masked_listnet, masked_loss
 from metarec.models import FeatureMLP
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -30,6 +30,33 @@ def test_masked_loss_on_hand_made_rows() -> None:
     assert masked_loss(pred, target, none, "mae").item() == 0.0
     with pytest.raises(ValueError, match="loss must be one of"):
         masked_loss(pred, target, mask, "l1")
+
+
+def test_listnet_on_hand_made_rows() -> None:
+    """Ratings 1, 2 (a third row masked out) against equal predictions: p = (1, e) / (1 +
+    e), q = (1/2, 1/2), KL = p_1 log(2 p_1) + p_2 log(2 p_2). Shifting the predictions
+    changes nothing; predictions equal to the ratings up to a constant score 0."""
+    pred = torch.tensor([0.0, 0.0, 9.0], dtype=torch.float64)
+    target = torch.tensor([1.0, 2.0, 5.0], dtype=torch.float64)
+    mask = torch.tensor([True, True, False])
+    p1, p2 = 1 / (1 + np.e), np.e / (1 + np.e)
+    expected = p1 * np.log(2 * p1) + p2 * np.log(2 * p2)
+    assert masked_listnet(pred, target, mask).item() == pytest.approx(expected, abs=1e-12)
+    assert masked_listnet(pred + 7, target, mask).item() == pytest.approx(expected, abs=1e-12)
+    assert masked_listnet(target - 3, target, mask).item() == pytest.approx(0.0, abs=1e-12)
+    assert masked_listnet(pred, target, torch.zeros(3, dtype=torch.bool)).item() == 0.0
+    # Reversing the order costs more than a tie.
+    assert masked_listnet(torch.tensor([2.0, 1.0, 0.0], dtype=torch.float64), target,
+                          mask).item() > expected
+
+
+def test_rank_weight_is_for_ridge() -> None:
+    ds = generate(SyntheticConfig(num_users=30, num_items=20, num_ratings=500))
+    with pytest.raises(ConfigError, match="rank_weight is for ridge"):
+        learner_class("maml-r")(FeatureMLP.for_dataset(ds, embedding_dim=4, hidden=(8,)),
+                                LearnerConfig(rank_weight=1.0))
+    with pytest.raises(ConfigError, match="rank_weight must be >= 0"):
+        LearnerConfig(rank_weight=-1.0)
 
 
 def test_an_unknown_loss_is_a_config_error() -> None:

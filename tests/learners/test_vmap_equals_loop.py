@@ -29,7 +29,8 @@ def data():
 
 
 def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP", loss: str = "mse",
-             adapt_loss: str = "mse", size_exponent: bool = False) -> MetaLearner:
+             adapt_loss: str = "mse", size_exponent: bool = False,
+             rank_weight: float = 0.0) -> MetaLearner:
     torch.manual_seed(0)
     if kind == "FeatureMF":
         model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
@@ -38,7 +39,8 @@ def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP", loss: str 
     learner = learner_class(name)(model, LearnerConfig(dtype="float64", inner_steps=steps,
                                                        inner_lr=0.1, loss=loss,
                                                        adapt_loss=adapt_loss,
-                                                       size_exponent=size_exponent))
+                                                       size_exponent=size_exponent,
+                                                       rank_weight=rank_weight))
     assert isinstance(learner, MetaLearner)
     if name == "metasgd":
         # Distinct per-element step sizes, so a mix-up of names or elements shows.
@@ -81,11 +83,21 @@ def test_ridge_with_a_size_exponent_meta_gradients_equal_the_loop(adapt_loss: st
                             size_exponent=0.7)
 
 
+@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF"])
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+def test_ridge_with_a_ranking_term_meta_gradients_equal_the_loop(kind: str, loss: str,
+                                                                 data) -> None:
+    """The listwise term over each task's query rows (padded rows masked out) added to
+    the query loss; the loop computes it on the selected rows."""
+    _check_against_the_loop("ridge", kind, loss, data, adapt_loss="mae", rank_weight=0.7)
+
+
 def _check_against_the_loop(name: str, kind: str, loss: str, data,
-                            adapt_loss: str = "mse", size_exponent: float | None = None
-                            ) -> None:
+                            adapt_loss: str = "mse", size_exponent: float | None = None,
+                            rank_weight: float = 0.0) -> None:
     ds, batch = data
-    learner = _learner(name, ds, 2, kind, loss, adapt_loss, size_exponent is not None)
+    learner = _learner(name, ds, 2, kind, loss, adapt_loss, size_exponent is not None,
+                       rank_weight)
     if size_exponent is not None:
         assert len(set(batch.support_mask.sum(1).tolist())) > 1
         with torch.no_grad():

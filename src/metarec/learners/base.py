@@ -65,7 +65,8 @@ class Learner(ABC):
     first_order: ClassVar[bool] = False
     closed_form_adaptation: ClassVar[bool] = False
     """Whether adaptation is a closed-form solve, which alone supports ``adapt_loss =
-    "mae"`` (a robust solve) and ``size_exponent`` (a prior scaled by the support size)."""
+    "mae"`` (a robust solve), ``size_exponent`` (a prior scaled by the support size) and
+    ``rank_weight`` (a listwise term in the query loss)."""
 
     def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
         self.model = model
@@ -83,6 +84,9 @@ class Learner(ABC):
         if self.config.size_exponent and not self.closed_form_adaptation:
             raise ConfigError(f"{self.name} has no prior precision to scale: size_exponent "
                               "is for ridge (set it in [per_learner.ridge])")
+        if self.config.rank_weight > 0 and not self.closed_form_adaptation:
+            raise ConfigError(f"{self.name} takes no ranking term: rank_weight is for ridge "
+                              "(set it in [per_learner.ridge])")
         if self.config.item_id_dropout > 0 and not model.has_item_id_embedding():
             raise ConfigError(f"learner.item_id_dropout = {self.config.item_id_dropout} "
                               f"needs a model with an item-id embedding ({type(model).__name__}"

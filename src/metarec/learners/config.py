@@ -33,9 +33,12 @@ class LearnerConfig:
     only: a robust solve of the absolute error, Huber below ``robust_floor`` rating
     units, see :func:`~metarec.learners.ridge.ridge_solve`); ``size_exponent``
     (``ridge`` only): scale each task's prior precision by ``n ** gamma`` for its ``n``
-    support ratings, ``gamma`` learned from 0; ``item_id_dropout``: the share of
-    items whose id is hidden in each training step (meta-batch or minibatch), so that a
-    model with an item-id embedding learns to score new items from their features too
+    support ratings, ``gamma`` learned from 0; ``rank_weight`` (``ridge`` only): weight
+    of a listwise ranking term added to each task's query loss
+    (:func:`~metarec.learners.inner_loop.masked_listnet`; 0 = off);
+    ``item_id_dropout``: the share of items whose id is hidden in each training step
+    (meta-batch or minibatch), so that a model with an item-id embedding learns to score
+    new items from their features too
     (:mod:`metarec.tasks.id_dropout`; 0 = off); ``dtype``: ``float32`` or ``float64``;
     ``device``: where the model, its training and its adaptation run -- ``"cpu"``,
     ``"cuda"`` (``"cuda:N"``) or ``"auto"`` (the GPU when one is visible, else the CPU).
@@ -58,6 +61,7 @@ class LearnerConfig:
     adapt_loss: str = "mse"
     robust_floor: float = 0.25
     size_exponent: bool = False
+    rank_weight: float = 0.0
     item_id_dropout: float = 0.0
     dtype: str = "float32"
     device: str = "cpu"
@@ -75,6 +79,8 @@ class LearnerConfig:
         if self.adapt_loss not in LOSSES:
             raise ConfigError(f"adapt_loss must be one of {list(LOSSES)}, got "
                               f"{self.adapt_loss!r}")
+        if not self.rank_weight >= 0:
+            raise ConfigError(f"rank_weight must be >= 0, got {self.rank_weight}")
         if not self.robust_floor > 0:
             raise ConfigError(f"robust_floor must be > 0, got {self.robust_floor}")
         if self.loss not in LOSSES:

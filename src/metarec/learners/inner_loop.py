@@ -187,6 +187,20 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def masked_listnet(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+                   ) -> torch.Tensor:
+    """``KL(p || q) = sum_i p_i log(p_i / q_i)`` between the top-one distributions of the
+    ratings, ``p = softmax(target)``, and of the predictions, ``q = softmax(pred)``, over
+    the rows where ``mask`` is true (ListNet, Cao et al. 2007): 0 when the predictions
+    order and space the items as the ratings do, whatever their level (0 if no row is
+    masked in)."""
+    keep = mask.to(torch.bool)
+    fill = torch.full_like(pred, -1e4)  # exp() of it is exactly 0: masked rows drop out
+    log_q = torch.log_softmax(torch.where(keep, pred, fill), dim=-1)
+    log_p = torch.log_softmax(torch.where(keep, target.to(pred.dtype), fill), dim=-1)
+    return torch.where(keep, log_p.exp() * (log_p - log_q), torch.zeros_like(pred)).sum(-1)
+
+
 def adapt(forward: Forward, adapted: Params, fixed: Params, user: Fields | None,
           items: Fields | torch.Tensor, ratings: torch.Tensor, mask: torch.Tensor, *,
           steps: int, lr: StepSizes, first_order: bool, eager: bool = False) -> Params:
@@ -298,13 +312,16 @@ def query_loss_after_adapt(forward: Forward, steps: int, first_order: bool,
 
 
 def adapted_query_loss(forward: Forward, params: Params, task: tuple, alpha: float = 0.0,
-                       loss: str = "mse") -> torch.Tensor:
+                       loss: str = "mse", rank_weight: float = 0.0) -> torch.Tensor:
     """One task's query loss at its adapted ``params``: the masked ``loss`` (see
     :func:`masked_loss`) of the query ratings, mixed with that of the soft targets
-    (``task[7]``, if any) by weight ``alpha``."""
+    (``task[7]``, if any) by weight ``alpha``, plus ``rank_weight`` times the
+    :func:`masked_listnet` term of the query ratings."""
     user, q_items, q_ratings, q_mask = task[0], *task[4:7]
     pred = forward(params, user, q_items)
     value = masked_loss(pred, q_ratings, q_mask, loss)
     if len(task) > 7:
         value = (1 - alpha) * value + alpha * masked_loss(pred, task[7], q_mask, loss)
+    if rank_weight:
+        value = value + rank_weight * masked_listnet(pred, q_ratings, q_mask)
     return value

@@ -61,10 +61,12 @@ def reference_meta_gradients(learner: MetaLearner, batch: TaskBatch
                                      ratings, mask))
             finals.append(adapted)
         else:
-            losses.append(masked_loss(_predict(learner, params, adapted, user,
-                                               task.query_fields),
-                                      task.query_ratings, task.query_mask,
-                                      learner.config.loss))
+            pred = _predict(learner, params, adapted, user, task.query_fields)
+            loss = masked_loss(pred, task.query_ratings, task.query_mask, learner.config.loss)
+            if learner.config.rank_weight:
+                loss = loss + learner.config.rank_weight * _listnet(
+                    pred[0], task.query_ratings[0], task.query_mask[0])
+            losses.append(loss)
     loss = torch.stack(losses).mean()
     if reptile:
         deltas = {n: params[n].detach() - torch.stack([f[n] for f in finals]).mean(0)
@@ -123,6 +125,12 @@ def _ridge_lstsq(learner: Ridge, params: dict[str, torch.Tensor],
     sizes = [adapted[n].numel() for n in names]
     return {n: adapted[n] + d.reshape(adapted[n].shape)
             for n, d in zip(names, torch.split(delta, sizes), strict=True)}
+
+
+def _listnet(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """ListNet's KL divergence over the masked-in rows, by selecting them."""
+    p = torch.softmax(target[mask].to(pred.dtype), 0)
+    return (p * (p.log() - torch.log_softmax(pred[mask], 0))).sum()
 
 
 def _step_size(learner: MetaLearner, name: str) -> torch.Tensor | float:

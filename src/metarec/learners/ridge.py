@@ -154,7 +154,7 @@ class Ridge(ANIL):
                               robust_floor=self.robust_floor(),
                               size_exponent=self.size_exponent)
             return adapted_query_loss(forward, {**fixed, **new}, task, alpha,
-                                      self.config.loss)
+                                      self.config.loss, self.config.rank_weight)
 
         return task_loss
 
