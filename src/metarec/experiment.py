@@ -36,7 +36,9 @@ BASELINES = ("global-mean", "biases", "popularity", "biased-mf", "pretrain", "fi
              "foldin")
 ON_PRETRAIN = {"pretrain", "finetune", "foldin"}
 """Baselines that evaluate the ``pretrain`` learner's model."""
-REFITTED = {"global-mean", "biases", "popularity", "biased-mf"}
+SIMPLE = {"global-mean": GlobalMean, "biases": Biases, "popularity": Popularity}
+"""Baselines with default settings, fitted on the training ratings alone."""
+REFITTED = {*SIMPLE, "biased-mf"}
 """Baselines fitted on the training ratings at evaluation time (no checkpoint)."""
 TABLE_METRICS = ("mae", "rmse", "ndcg@3", "precision@5", "accuracy")
 
@@ -87,11 +89,10 @@ def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: R
     """A ``predict_tasks`` function per learner or baseline name."""
     train = split.train_ratings
     n_users, n_items = dataset.num_users, dataset.num_items
-    simple = {"global-mean": GlobalMean, "biases": Biases, "popularity": Popularity}
     out: dict[str, Predictor] = {}
     for name in names:
-        if name in simple:
-            out[name] = simple[name]().fit(train, n_users, n_items).predict_tasks
+        if name in SIMPLE:
+            out[name] = SIMPLE[name]().fit(train, n_users, n_items).predict_tasks
         elif name == "biased-mf":
             out[name] = tuned_mf(train, n_users, n_items, split.validation,
                                  config.learner.loss, factors=config.model.factors,

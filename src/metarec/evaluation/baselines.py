@@ -229,10 +229,10 @@ class BiasedMFALS:
         item = np.concatenate([np.zeros((num_items, 1)),
                                rng.normal(0.0, 0.1, (num_items, self.factors))], axis=1)
         for _ in range(self.sweeps):
-            user = self._solve_side(train.user, item[train.item], rating - mu
-                                    - item[train.item, 0], num_users)
-            item = self._solve_side(train.item, user[train.user], rating - mu
-                                    - user[train.user, 0], num_items)
+            rows = item[train.item]
+            user = self._solve_side(train.user, rows, rating - mu - rows[:, 0], num_users)
+            rows = user[train.user]
+            item = self._solve_side(train.item, rows, rating - mu - rows[:, 0], num_items)
         self.global_mean_ = mu
         self.user_ = user  # [num_users, 1 + factors]: bias, factors
         self.item_ = item
