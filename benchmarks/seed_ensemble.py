@@ -6,9 +6,16 @@ of averaging is measured for a learner and for a control alike, side by side.
     python benchmarks/seed_ensemble.py --config benchmarks/configs/ml1m_ridge_robust.toml \\
         --predictors ridge,foldin --members 3 --name seed_ensemble_ridge
 
-``--predictors`` takes learner names and the controls ``finetune`` / ``foldin`` (which
-train ``pretrain`` per member). Writes ``benchmarks/results/NAME.json`` (rows
-``NAME`` = the ensemble, ``NAME#m`` = member m) and prints MAE / whole-star MAE / nDCG@3.
+``--predictors`` takes learner names, the controls ``finetune`` / ``foldin`` (which
+train ``pretrain`` per member) and the refitted baselines (``biased-mf``, ALS seeded per
+member). Writes ``benchmarks/results/NAME.json`` (rows ``NAME`` = the ensemble, ``NAME#m``
+= member m) and prints MAE / whole-star MAE / nDCG@3.
+
+``--blend A+B`` (repeatable; A and B among the predictors) also scores the convex blend
+of two predictors (:mod:`metarec.evaluation.blend`), its weight chosen on the validation
+users by ``learner.loss``: rows ``A+B`` (the blend of the two ensembles) and ``A#0+B#0``
+(of the two single models), beside a ``validation`` scenario. A refitted baseline
+(``biased-mf``, ``biases``) joins the blend only on items it was trained on.
 """
 
 from __future__ import annotations
@@ -25,9 +32,16 @@ from rich.table import Table
 
 from metarec.config import load_config
 from metarec.data.splits import SCENARIOS
+from metarec.evaluation.blend import blend, blend_weight, known_items
 from metarec.evaluation.metrics import compute_metrics, rating_levels
 from metarec.evaluation.protocol import aggregate_seeds, predictions_frame
-from metarec.experiment import ON_PRETRAIN, make_split, predictors_for, train_learner
+from metarec.experiment import (
+    ON_PRETRAIN,
+    REFITTED,
+    make_split,
+    predictors_for,
+    train_learner,
+)
 from metarec.tasks.taskset import TaskSet
 
 
@@ -45,27 +59,40 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--set", action="append", default=[], help="section.field=value")
+    parser.add_argument("--blend", action="append", default=[],
+                        help="A+B: also score the blend of predictors A and B")
     parser.add_argument("--name", default="seed_ensemble")
     args = parser.parse_args()
-    if args.members < 2:
-        raise SystemExit("--members must be at least 2")
+    if args.members < 1:
+        raise SystemExit("--members must be at least 1")
 
     console = Console()
     dataset = load_ml1m(args.data_dir)
     if dataset is None:
         raise SystemExit("ML-1M not found: pass --data-dir with ml-1m/ and melu-ml1m/")
     names = [x for x in args.predictors.split(",") if x]
+    pairs = [tuple(spec.split("+")) for spec in args.blend]
+    if any(len(p) != 2 or not set(p) <= set(names) for p in pairs):
+        raise SystemExit(f"--blend takes A+B with A and B among --predictors {names}; "
+                         f"got {args.blend}")
     seeds = [int(x) for x in args.seeds.split(",")]
     config = load_config(args.config, ["data.dataset='movielens-1m'", *args.set])
-    to_train = list(dict.fromkeys("pretrain" if n in ON_PRETRAIN else n for n in names))
+    to_train = list(dict.fromkeys("pretrain" if n in ON_PRETRAIN else n for n in names
+                                  if n not in REFITTED))
 
     records: list[dict] = []
     timings: dict[str, float] = {}
+    weights: dict[str, float] = {}
     start = time.perf_counter()
     for seed in seeds:
         split = make_split(dataset, config, seed)
         levels = rating_levels(split.train_ratings.rating)
         sets = {s: split.scenarios[s] for s in SCENARIOS if len(split.scenarios[s])}
+        if pairs:
+            if not len(split.validation):
+                raise SystemExit("--blend chooses its weight on validation users; the split "
+                                 "has none (split.validation_fraction)")
+            sets["validation"] = split.validation
         predictions: dict[str, dict[str, list[np.ndarray]]] = {n: {s: [] for s in sets}
                                                                for n in names}
         for member in range(args.members):
@@ -76,25 +103,57 @@ def main() -> None:
                 trained[name] = train_learner(name, dataset, split, config,
                                               member_seed(seed, member))
                 timings[f"train/{name}/seed{seed}/member{member}"] = time.perf_counter() - tic
-            predictors = predictors_for(trained, split, config, names, dataset)
+            predictors = predictors_for(trained, split, config, names, dataset,
+                                        seed=member_seed(seed, member))
             for name, predict in predictors.items():
                 for scenario, tasks in sets.items():
                     pred = predict(tasks)
                     predictions[name][scenario].append(pred)
                     records += scored(f"{name}#{member}", scenario, tasks, pred, seed, levels)
+        ensembles = {n: {s: np.mean(predictions[n][s], axis=0) for s in sets} for n in names}
         for name in names:
             for scenario, tasks in sets.items():
-                mean = np.mean(predictions[name][scenario], axis=0)
-                records += scored(name, scenario, tasks, mean, seed, levels)
+                records += scored(name, scenario, tasks, ensembles[name][scenario], seed,
+                                  levels)
+        known = known_items(split.train_ratings.item, dataset.num_items)
+        singles = {n: {s: predictions[n][s][0] for s in sets} for n in names}
+        for first, second in pairs:
+            for label, source in ((f"{first}+{second}", ensembles),
+                                  (f"{first}#0+{second}#0", singles)):
+                weight, rows = blended(label, source[first], source[second], sets,
+                                       known if second in REFITTED else None,
+                                       config.learner.loss, seed, levels)
+                weights[f"{label}/seed{seed}"] = weight
+                console.log(f"seed {seed}: {label}, weight {weight} on {first}")
+                records += rows
     aggregated = aggregate_seeds(records)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    console.print(table_of(aggregated, names, args.members, seeds))
+    console.print(table_of(aggregated, names, args.members, seeds, args.blend))
     console.print(f"total {seconds:.0f} s, peak RSS {peak_mb:.0f} MB")
     path = write_json(args.name, "movielens-1m+melu", "melu-honest-warm", seeds, aggregated,
                       config=config.to_dict(), members=args.members, predictors=names,
-                      timings=timings, peak_rss_mb=peak_mb, per_seed=records)
+                      blends=args.blend, blend_weights=weights, timings=timings,
+                      peak_rss_mb=peak_mb, per_seed=records)
     console.print(f"wrote {path}")
+
+
+def blended(label: str, first: dict[str, np.ndarray], second: dict[str, np.ndarray],
+            sets: dict[str, TaskSet], known: np.ndarray | None, loss: str, seed: int,
+            levels: np.ndarray | None) -> tuple[float, list[dict]]:
+    """The weight chosen on ``sets["validation"]`` and the records of the blend of two
+    predictors' per-scenario predictions; ``known`` (items) limits where ``second`` joins."""
+    def applies(tasks: TaskSet) -> np.ndarray:
+        return known[tasks.query.item] if known is not None else np.ones(len(tasks.query), bool)
+
+    valid = sets["validation"]
+    weight = blend_weight(first["validation"], second["validation"], valid.query.rating,
+                          applies(valid), loss)
+    records: list[dict] = []
+    for scenario, tasks in sets.items():
+        mixed = blend(first[scenario], second[scenario], weight, applies(tasks))
+        records += scored(label, scenario, tasks, mixed, seed, levels)
+    return weight, records
 
 
 def scored(name: str, scenario: str, tasks: TaskSet, pred: np.ndarray, seed: int,
@@ -106,8 +165,9 @@ def scored(name: str, scenario: str, tasks: TaskSet, pred: np.ndarray, seed: int
 
 
 def table_of(aggregated: list[dict], names: list[str], members: int,
-             seeds: list[int]) -> Table:
-    """Per predictor: the mean member, then the ensemble; ``MAE / whole-star / nDCG@3``."""
+             seeds: list[int], blends: list[str]) -> Table:
+    """Per predictor: the mean member, then the ensemble; per blend A+B the single models'
+    blend, then the ensembles'; ``MAE / whole-star / nDCG@3``."""
     index = {(r["learner"], r["scenario"], r["metric"]): r["mean"] for r in aggregated}
     table = Table(title=f"ML-1M, seed ensembles of {members}, mean over seeds {seeds} "
                         "(MAE / whole-star MAE / nDCG@3)")
@@ -123,6 +183,11 @@ def table_of(aggregated: list[dict], names: list[str], members: int,
         singles = [f"{name}#{m}" for m in range(members)]
         table.add_row(f"{name} (mean of members)", *[cell(singles, s) for s in SCENARIOS])
         table.add_row(f"{name} (ensemble)", *[cell([name], s) for s in SCENARIOS])
+    for spec in blends:
+        first, second = spec.split("+")
+        table.add_row(f"{first} + {second} (single models)",
+                      *[cell([f"{first}#0+{second}#0"], s) for s in SCENARIOS])
+        table.add_row(f"{spec} (ensembles)", *[cell([spec], s) for s in SCENARIOS])
     return table
 
 

@@ -85,8 +85,10 @@ def train_learner(name: str, dataset: Dataset, split: ColdStartSplit, config: Ru
 
 
 def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: RunConfig,
-                   names: list[str], dataset: Dataset) -> dict[str, Predictor]:
-    """A ``predict_tasks`` function per learner or baseline name."""
+                   names: list[str], dataset: Dataset,
+                   seed: int | None = None) -> dict[str, Predictor]:
+    """A ``predict_tasks`` function per learner or baseline name; ``seed`` (the split's
+    by default) seeds the baselines fitted here that draw random numbers."""
     train = split.train_ratings
     n_users, n_items = dataset.num_users, dataset.num_items
     out: dict[str, Predictor] = {}
@@ -96,7 +98,8 @@ def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: R
         elif name == "biased-mf":
             out[name] = tuned_mf(train, n_users, n_items, split.validation,
                                  config.learner.loss, factors=config.model.factors,
-                                 seed=split.config.seed).predict_tasks
+                                 seed=split.config.seed if seed is None else seed
+                                 ).predict_tasks
         elif name == "pretrain":
             out[name] = _with_steps(trained["pretrain"], 0)
         elif name == "finetune":
