@@ -54,10 +54,9 @@ def blend_weight(first: np.ndarray, second: np.ndarray, target: np.ndarray,
     if not applies.any():
         return 1.0
     power = 2 if loss == "mse" else 1
-    first, second, target = first[applies], second[applies], target[applies]
 
     def error(weight: float) -> float:
-        residual = weight * first + (1.0 - weight) * second - target
+        residual = (blend(first, second, weight, applies) - target)[applies]
         return float(np.mean(np.abs(residual) ** power))
 
     errors = {float(w): error(w) for w in weights}
