@@ -75,7 +75,9 @@ def main() -> None:
     if any(len(p) != 2 or not set(p) <= set(names) for p in pairs):
         raise SystemExit(f"--blend takes A+B with A and B among --predictors {names}; "
                          f"got {args.blend}")
-    seeds = [int(x) for x in args.seeds.split(",")]
+    seeds = [int(x) for x in args.seeds.split(",") if x]
+    if not seeds:
+        raise SystemExit("--seeds names no seed")
     config = load_config(args.config, ["data.dataset='movielens-1m'", *args.set])
     to_train = list(dict.fromkeys("pretrain" if n in ON_PRETRAIN else n for n in names
                                   if n not in REFITTED))
@@ -126,16 +128,18 @@ def main() -> None:
                 weights[f"{label}/seed{seed}"] = weight
                 console.log(f"seed {seed}: {label}, weight {weight} on {first}")
                 records += rows
-    aggregated = aggregate_seeds(records)
+        # written after every seed, so a crash loses at most the seed in progress
+        done = seeds[:seeds.index(seed) + 1]
+        aggregated = aggregate_seeds(records)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        path = write_json(args.name, "movielens-1m+melu", "melu-honest-warm", done,
+                          aggregated, config=config.to_dict(), members=args.members,
+                          predictors=names, blends=args.blend, blend_weights=weights,
+                          timings=timings, peak_rss_mb=peak_mb, per_seed=records)
+        console.log(f"seeds {done} written to {path}")
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(table_of(aggregated, names, args.members, seeds, args.blend))
     console.print(f"total {seconds:.0f} s, peak RSS {peak_mb:.0f} MB")
-    path = write_json(args.name, "movielens-1m+melu", "melu-honest-warm", seeds, aggregated,
-                      config=config.to_dict(), members=args.members, predictors=names,
-                      blends=args.blend, blend_weights=weights, timings=timings,
-                      peak_rss_mb=peak_mb, per_seed=records)
-    console.print(f"wrote {path}")
 
 
 def blended(label: str, first: dict[str, np.ndarray], second: dict[str, np.ndarray],
