@@ -88,7 +88,8 @@ def main() -> None:
     start = time.perf_counter()
     for seed in seeds:
         split = make_split(dataset, config, seed)
-        levels = rating_levels(split.train_ratings.rating)
+        train_ratings = split.train_ratings  # concatenated on each access: once per seed
+        levels = rating_levels(train_ratings.rating)
         sets = {s: split.scenarios[s] for s in SCENARIOS if len(split.scenarios[s])}
         if pairs:
             if not len(split.validation):
@@ -117,7 +118,7 @@ def main() -> None:
             for scenario, tasks in sets.items():
                 records += scored(name, scenario, tasks, ensembles[name][scenario], seed,
                                   levels)
-        known = known_items(split.train_ratings.item, dataset.num_items)
+        known = known_items(train_ratings.item, dataset.num_items)
         singles = {n: {s: predictions[n][s][0] for s in sets} for n in names}
         for first, second in pairs:
             for label, source in ((f"{first}+{second}", ensembles),
