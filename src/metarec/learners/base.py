@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.func import vmap
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torch.utils._pytree import tree_map
 
 from metarec.data.dataset import FeatureTable, Fields, Interactions
@@ -74,6 +76,7 @@ class Learner(ABC):
         self.history_: list[dict[str, Any]] = []
         self.features_: HasFeatures | None = None
         self.known_: Interactions | None = None
+        self.average_: list[torch.Tensor] | None = None
         self.dtype = getattr(torch, self.config.dtype)
         self.device = self.config.torch_device()
         self.model.to(device=self.device, dtype=self.dtype)
@@ -100,6 +103,7 @@ class Learner(ABC):
         torch.manual_seed(self.config.seed)
         self.features_ = features
         self.known_ = train.all_ratings()
+        self.average_ = None
         best, best_state, waited = float("inf"), None, 0
         for epoch in range(self.config.epochs):
             self.model.train()
@@ -107,22 +111,62 @@ class Learner(ABC):
             record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
                                       **self.scalar_parameters()}
             if val is not None and len(val):
-                record.update(validation_record(self.validation_errors(val),
-                                                self.config.loss))
-                if record["val_loss"] < best - 1e-6:
-                    best, waited = record["val_loss"], 0
-                    best_state = self.state_dict()  # already a copy
-                else:
-                    waited += 1
+                with self.averaged():
+                    record.update(validation_record(self.validation_errors(val),
+                                                    self.config.loss))
+                    if record["val_loss"] < best - 1e-6:
+                        best, waited = record["val_loss"], 0
+                        best_state = self.state_dict()  # already a copy
+                    else:
+                        waited += 1
             self.history_.append(record)
             if progress is not None:
                 progress(record)
             if self.config.patience is not None and waited >= self.config.patience:
                 break
+        if best_state is None and self.average_ is not None:
+            with self.averaged():
+                best_state = self.state_dict()
         if best_state is not None:
             self.load_state_dict(best_state)
         self.model.eval()
         return self
+
+    # ---- weight averaging (``average_decay``) ----------------------------------------
+    def averaged_parameters(self) -> dict[str, torch.Tensor]:
+        """The tensors the optimiser trains, by name: what ``average_decay`` averages."""
+        return dict(self.model.named_parameters())
+
+    def update_average(self) -> None:
+        """Fold the trained tensors into their moving average (call after every optimiser
+        step; nothing when ``average_decay`` is 0). The first call starts the average at
+        the weights of that step."""
+        if self.config.average_decay == 0:
+            return
+        current = [p.detach() for p in self.averaged_parameters().values()]
+        if self.average_ is None:
+            self.average_ = [p.clone() for p in current]
+        else:
+            get_ema_multi_avg_fn(self.config.average_decay)(self.average_, current, None)
+
+    @contextmanager
+    def averaged(self) -> Iterator[None]:
+        """Inside, the trained tensors hold their moving average (unchanged without one);
+        the weights training left are restored on exit."""
+        if self.average_ is None:
+            yield
+            return
+        params = list(self.averaged_parameters().values())
+        trained = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for param, average in zip(params, self.average_, strict=True):
+                param.copy_(average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for param, weights in zip(params, trained, strict=True):
+                    param.copy_(weights)
 
     def scalar_parameters(self) -> dict[str, float]:
         """The learner's own scalar meta-parameters by name (e.g. ``ridge``'s learned size

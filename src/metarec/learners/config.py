@@ -39,9 +39,13 @@ class LearnerConfig:
     ``item_id_dropout``: the share of items whose id is hidden in each training step
     (meta-batch or minibatch), so that a model with an item-id embedding learns to score
     new items from their features too
-    (:mod:`metarec.tasks.id_dropout`; 0 = off); ``dtype``: ``float32`` or ``float64``;
-    ``device``: where the model, its training and its adaptation run -- ``"cpu"``,
-    ``"cuda"`` (``"cuda:N"``) or ``"auto"`` (the GPU when one is visible, else the CPU).
+    (:mod:`metarec.tasks.id_dropout`; 0 = off); ``average_decay``: keep an exponential
+    moving average of the trained tensors, ``avg = decay * avg + (1 - decay) * weights``
+    after every optimiser step (Polyak averaging; 0 = off), which validation, early
+    stopping and the fitted model use in place of the last weights; ``dtype``:
+    ``float32`` or ``float64``; ``device``: where the model, its training and its
+    adaptation run -- ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"auto"`` (the GPU when one
+    is visible, else the CPU).
     """
 
     inner_steps: int = 5
@@ -63,6 +67,7 @@ class LearnerConfig:
     size_exponent: bool = False
     rank_weight: float = 0.0
     item_id_dropout: float = 0.0
+    average_decay: float = 0.0
     dtype: str = "float32"
     device: str = "cpu"
     seed: int = 0
@@ -76,6 +81,8 @@ class LearnerConfig:
             raise ConfigError(f"prior_precision must be > 0, got {self.prior_precision}")
         if not 0.0 <= self.item_id_dropout < 1.0:
             raise ConfigError(f"item_id_dropout must be in [0, 1), got {self.item_id_dropout}")
+        if not 0.0 <= self.average_decay < 1.0:
+            raise ConfigError(f"average_decay must be in [0, 1), got {self.average_decay}")
         if self.adapt_loss not in LOSSES:
             raise ConfigError(f"adapt_loss must be one of {list(LOSSES)}, got "
                               f"{self.adapt_loss!r}")

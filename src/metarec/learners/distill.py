@@ -136,6 +136,9 @@ class Distill(Learner):
                  config: LearnerConfig | None = None, distill: DistillConfig | None = None,
                  *, check_size: bool = True) -> None:
         super().__init__(student, config)
+        if self.config.average_decay > 0:
+            raise ConfigError("distill does not average the student's weights: set "
+                              "learner.average_decay = 0 for it")
         self.teachers: list[Learner] = ([] if teacher is None else
                                         [teacher] if isinstance(teacher, Learner)
                                         else list(teacher))

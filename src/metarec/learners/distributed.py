@@ -230,6 +230,7 @@ class DistributedMetaTrainer:
             return
         self.learner.features_ = self.features
         self.learner.known_ = self.train.all_ratings()
+        self.learner.average_ = None
         self.learner.start(self.train, self.features)
         if self.context.world_size > 1:
             self._broadcast_parameters()
@@ -274,8 +275,12 @@ class DistributedMetaTrainer:
                 self._end_epoch()
         self.finished_ = True
         last_state = learner.state_dict()
-        if self.best_state_ is not None:
-            learner.load_state_dict(self.best_state_)
+        best_state = self.best_state_
+        if best_state is None and learner.average_ is not None:
+            with learner.averaged():
+                best_state = learner.state_dict()
+        if best_state is not None:
+            learner.load_state_dict(best_state)
         learner.model.eval()
         self._checkpoint(learner_state=last_state)
         return learner
@@ -290,12 +295,14 @@ class DistributedMetaTrainer:
             "train_loss": float(np.mean(self.epoch_losses_)) if self.epoch_losses_
             else float("nan"), **learner.scalar_parameters()}
         if self.val is not None and len(self.val):
-            record.update(validation_record(self.validation_errors(self.val), config.loss))
-            if record["val_loss"] < self.best_val_ - 1e-6:
-                self.best_val_, self.waited_ = record["val_loss"], 0
-                self.best_state_ = copy.deepcopy(learner.state_dict())
-            else:
-                self.waited_ += 1
+            with learner.averaged():
+                record.update(validation_record(self.validation_errors(self.val),
+                                                config.loss))
+                if record["val_loss"] < self.best_val_ - 1e-6:
+                    self.best_val_, self.waited_ = record["val_loss"], 0
+                    self.best_state_ = copy.deepcopy(learner.state_dict())
+                else:
+                    self.waited_ += 1
         learner.history_.append(record)
         self.epoch_ += 1
         self.epoch_losses_ = []
@@ -330,8 +337,9 @@ class DistributedMetaTrainer:
     # ---- checkpoints ----------------------------------------------------------------
     def state_dict(self, learner_state: dict[str, torch.Tensor] | None = None
                    ) -> dict[str, Any]:
-        """Everything a resumed run needs: learner weights, optimiser, sampler position,
-        step, epoch, early-stopping state and the torch RNG."""
+        """Everything a resumed run needs: learner weights, optimiser, the weights'
+        moving average (``average_decay``), sampler position, step, epoch,
+        early-stopping state and the torch RNG."""
         learner = self.learner
         assert learner.optimizer_ is not None and learner.batcher_ is not None
         return {
@@ -347,6 +355,7 @@ class DistributedMetaTrainer:
             "finished": self.finished_,
             "learner_state": learner_state or learner.state_dict(),
             "optimizer": learner.optimizer_.state_dict(),
+            "average": learner.average_,
             "batcher": learner.batcher_.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "world_size": self.context.world_size,
@@ -368,6 +377,7 @@ class DistributedMetaTrainer:
         assert learner.optimizer_ is not None and learner.batcher_ is not None
         learner.load_state_dict(state["learner_state"])
         learner.optimizer_.load_state_dict(state["optimizer"])
+        learner.average_ = state.get("average")
         learner.batcher_.load_state_dict(state["batcher"])
         learner.history_ = list(state["history"])
         torch.set_rng_state(state["torch_rng"])

@@ -45,6 +45,9 @@ class MetaLearner(Learner):
         """Every tensor the outer loop learns, by name."""
         return {**dict(self.model.named_parameters()), **self.learner_parameters()}
 
+    def averaged_parameters(self) -> dict[str, torch.Tensor]:
+        return dict(self.meta_parameters())
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = super().state_dict()
         state.update({k: v.detach().clone() for k, v in self.learner_parameters().items()})
@@ -103,6 +106,7 @@ class MetaLearner(Learner):
         assert self.optimizer_ is not None
         self.optimizer_.step()
         self.optimizer_.zero_grad(set_to_none=True)
+        self.update_average()
 
     def start(self, train: TaskSet, features: HasFeatures) -> None:
         """Create the optimiser and the seeded task batcher (if not resumed)."""

@@ -42,5 +42,6 @@ class Pretrain(Learner):
             if self.config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             self.optimizer_.step()
+            self.update_average()
             losses.append(float(loss.detach()))
         return float(np.mean(losses)) if losses else float("nan")
