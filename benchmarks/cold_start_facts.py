@@ -1,4 +1,4 @@
-"""Facts about ML-1M's cold-start scenarios that the README's design notes rest on:
+"""Facts about ML-1M's cold-start scenarios that the design notes of benchmarks/movielens1m.md rest on:
 
 * how many new items and new users carry a side-feature code that no training item or
   user has (what ``split.unseen_codes_missing`` changes);
