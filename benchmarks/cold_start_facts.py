@@ -1,4 +1,4 @@
-"""Facts about ML-1M's cold-start scenarios that the design notes of benchmarks/movielens1m.md rest on:
+"""Facts about ML-1M's cold-start scenarios that benchmarks/movielens1m.md rests on:
 
 * how many new items and new users carry a side-feature code that no training item or
   user has (what ``split.unseen_codes_missing`` changes);
