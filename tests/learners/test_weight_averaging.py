@@ -90,6 +90,17 @@ def test_validation_and_early_stopping_watch_the_average(data) -> None:
         torch.testing.assert_close(after.detach(), before)
 
 
+def test_updates_after_training_leave_the_average_alone(data) -> None:
+    # Online learning steps the optimiser of a fitted learner; only fit() averages.
+    ds, train, _ = data
+    learner = _make("maml-r", ds, average_decay=DECAY).fit(train, ds)
+    average = [a.clone() for a in learner.average_]
+    learner.apply_gradients({n: torch.ones_like(p)
+                             for n, p in learner.meta_parameters().items()})
+    for before, after in zip(average, learner.average_, strict=True):
+        torch.testing.assert_close(before, after)
+
+
 def test_off_by_default_and_unchanged(data) -> None:
     ds, train, _ = data
     learner = _make("maml-r", ds).fit(train, ds)

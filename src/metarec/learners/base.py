@@ -124,13 +124,18 @@ class Learner(ABC):
                 progress(record)
             if self.config.patience is not None and waited >= self.config.patience:
                 break
+        self.load_fitted_state(best_state)
+        self.model.eval()
+        return self
+
+    def load_fitted_state(self, best_state: dict[str, torch.Tensor] | None) -> None:
+        """End a fit: load ``best_state`` (the best validated weights), else the moving
+        average of the weights when there is one, else keep the weights training left."""
         if best_state is None and self.average_ is not None:
             with self.averaged():
                 best_state = self.state_dict()
         if best_state is not None:
             self.load_state_dict(best_state)
-        self.model.eval()
-        return self
 
     # ---- weight averaging (``average_decay``) ----------------------------------------
     def averaged_parameters(self) -> dict[str, torch.Tensor]:
@@ -138,9 +143,9 @@ class Learner(ABC):
         return dict(self.model.named_parameters())
 
     def update_average(self) -> None:
-        """Fold the trained tensors into their moving average (call after every optimiser
-        step; nothing when ``average_decay`` is 0). The first call starts the average at
-        the weights of that step."""
+        """Fold the trained tensors into their moving average (training loops call it
+        after every optimiser step; nothing when ``average_decay`` is 0). The first call
+        starts the average at the weights of that step."""
         if self.config.average_decay == 0:
             return
         current = [p.detach() for p in self.averaged_parameters().values()]

@@ -262,6 +262,7 @@ class DistributedMetaTrainer:
             tasks = learner.epoch_tasks(self.train, self.epoch_)
             for index in batcher.batch_indices():
                 loss = self.step(index, tasks)
+                learner.update_average()
                 self.step_ += 1
                 self.epoch_losses_.append(loss)
                 if self.on_step is not None:
@@ -275,12 +276,7 @@ class DistributedMetaTrainer:
                 self._end_epoch()
         self.finished_ = True
         last_state = learner.state_dict()
-        best_state = self.best_state_
-        if best_state is None and learner.average_ is not None:
-            with learner.averaged():
-                best_state = learner.state_dict()
-        if best_state is not None:
-            learner.load_state_dict(best_state)
+        learner.load_fitted_state(self.best_state_)
         learner.model.eval()
         self._checkpoint(learner_state=last_state)
         return learner

@@ -106,7 +106,6 @@ class MetaLearner(Learner):
         assert self.optimizer_ is not None
         self.optimizer_.step()
         self.optimizer_.zero_grad(set_to_none=True)
-        self.update_average()
 
     def start(self, train: TaskSet, features: HasFeatures) -> None:
         """Create the optimiser and the seeded task batcher (if not resumed)."""
@@ -151,6 +150,7 @@ class MetaLearner(Learner):
             batch = self.training_batch(tasks, index, index, features, epoch)
             loss, grads = self.meta_gradients(batch)
             self.apply_gradients(grads)
+            self.update_average()
             losses.append(loss)
         return float(np.mean(losses)) if losses else float("nan")
 
