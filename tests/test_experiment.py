@@ -158,4 +158,5 @@ def test_validation_users_are_scored_on_request() -> None:
     # The model kept is the one of the best validation epoch: its MSE is that epoch's.
     best = min(r["val_mse"] for r in result.histories["ridge"])
     assert scored[("ridge", "rmse")] ** 2 == pytest.approx(best, rel=1e-5)
-    assert {r["scenario"] for r in result.records} == {*SCENARIOS, "validation"}
+    assert {r["scenario"] for r in result.records} == {*SCENARIOS, "validation",
+                                                       "validation_new_items"}

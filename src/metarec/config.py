@@ -75,7 +75,8 @@ class EvalConfig:
     cold-start curve (empty = no curve), whether new users are also ranked over every
     item (``new_users_all``: unrated items count as not relevant) and whether the
     validation users are scored too (``validation``: every metric on the tasks that
-    early stopping watches, for choosing settings without looking at the test tasks)."""
+    early stopping watches, and ``validation_new_items``: on their new-item supports split
+    again, for choosing settings without looking at the test tasks)."""
 
     ks: list[int] = field(default_factory=lambda: [1, 3, 5, 10])
     threshold: float = 4.0

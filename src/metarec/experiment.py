@@ -145,7 +145,9 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
     """Records ``{learner, scenario, metric, value, seed}`` for every scenario, the
     cold-start curve (``new_users_k{k}``: support capped at k ratings), with
     ``evaluation.all_items`` ranking of new users over every item (``new_users_all``) and
-    with ``evaluation.validation`` the validation users (``validation``)."""
+    with ``evaluation.validation`` the validation users (``validation``, and
+    ``validation_new_items``: their new-item supports split again, see
+    :attr:`ColdStartSplit.validation_new_items`)."""
     records: list[dict[str, Any]] = []
     ks, threshold = tuple(config.evaluation.ks), config.evaluation.threshold
     levels = rating_levels(split.train_ratings.rating)
@@ -156,8 +158,11 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
             sets[f"new_users_k{shots}"] = split.scenarios["new_users"].cap_support(shots, seed)
     if config.evaluation.all_items and num_items and len(split.scenarios["new_users"]):
         sets["new_users_all"] = all_candidates(split.scenarios["new_users"], num_items)
-    if config.evaluation.validation and len(split.validation):
-        sets["validation"] = split.validation
+    if config.evaluation.validation:
+        for name, tasks in [("validation", split.validation),
+                            ("validation_new_items", split.validation_new_items)]:
+            if len(tasks):
+                sets[name] = tasks
     for name, predict in predictors.items():
         for scenario, tasks in sets.items():
             frame = predictions_frame(tasks, predict(tasks))

@@ -189,6 +189,30 @@ def test_validation_users_are_held_out_of_training(split) -> None:
         np.testing.assert_array_equal(tasks.query_sizes, np.minimum(2, n // 2))
 
 
+def test_validation_new_items_are_the_validation_users_new_item_supports(toy: Dataset,
+                                                                         split) -> None:
+    """The second validation set: every new-item support rating of the validation users,
+    split again; never an evaluated query, never a training rating, only new items."""
+    tasks = split.validation_new_items
+    assert len(tasks) > 0 and np.isin(tasks.users, split.validation_users).all()
+    rows = tasks.all_ratings()
+    new_items = split.scenarios["new_items"]
+    own = new_items.select(np.isin(new_items.users, split.validation_users))
+    assert _pairs(rows) == _pairs(own.support)
+    assert np.isin(rows.item, split.new_items).all()
+    for scenario in split.scenarios.values():
+        assert not _pairs(rows) & _pairs(scenario.query)
+    assert not _pairs(rows) & _pairs(split.train_ratings)
+    n = tasks.support_sizes + tasks.query_sizes
+    np.testing.assert_array_equal(tasks.query_sizes, np.minimum(2, n // 2))
+    # Seeded by the split: the same tasks again; with support_history (whose supports
+    # hold old films too) the same new-item ratings.
+    again = split_dataset(toy, CONFIG).validation_new_items
+    assert _pairs(again.query) == _pairs(tasks.query)
+    more = split_dataset(toy, replace(CONFIG, support_history=True))
+    assert _pairs(more.validation_new_items.all_ratings()) == _pairs(rows)
+
+
 def test_time_protocol_new_items_first_rated_after_quantile(toy: Dataset) -> None:
     cfg = SplitConfig(protocol="time", new_item_quantile=0.5, min_ratings=3, max_ratings=12,
                       query_size=2, seed=3)

@@ -17,7 +17,10 @@ of it, as MeLU does.
 The warm scenario is honest: its query ratings are never trained on. Meta-training
 tasks (``train``) are built from the warm support sets of existing users only, split again
 into an inner support and query; a ``validation`` fraction of existing users is held out of
-training altogether for tuning and early stopping.
+training altogether for tuning and early stopping. Their new-item support sets, split the
+same way, are a second validation set where items are new
+(:attr:`ColdStartSplit.validation_new_items`), so that choices which trade known films
+against new ones can be judged without a test query.
 
 MeLU drops every user whose count in a scenario is outside the bounds, so about half of
 ML-1M's existing-user ratings (users with more than 100) are never used. With
@@ -92,6 +95,18 @@ class ColdStartSplit:
     new_users: np.ndarray
     validation_users: np.ndarray
     new_items: np.ndarray
+
+    @property
+    def validation_new_items(self) -> TaskSet:
+        """Validation tasks where items are new: the validation users' new-item support
+        ratings (of their ``new_items`` tasks; only new items, also with
+        ``support_history``), each user's split again into an inner support and query
+        (seeded by the split's seed). No rating here is the query of an evaluated task,
+        and training never sees one: like :attr:`validation`, built from supports only."""
+        tasks = self.scenarios["new_items"]
+        support = tasks.select(np.isin(tasks.users, self.validation_users)).support
+        support = support.subset(np.isin(support.item, self.new_items))
+        return _resplit(support, self.config, np.random.default_rng([self.config.seed, 29]))
 
     @property
     def train_ratings(self) -> Interactions:
