@@ -129,7 +129,8 @@ class ColdStartSplit:
         """One row per scenario and per training set: users, support and query ratings."""
         rows = []
         for name, tasks in [*self.scenarios.items(), ("meta-train", self.train),
-                            ("validation", self.validation)]:
+                            ("validation", self.validation),
+                            ("validation_new_items", self.validation_new_items)]:
             rows.append({"scenario": name, "users": len(tasks),
                          "support_ratings": int(tasks.support_sizes.sum()),
                          "query_ratings": int(tasks.query_sizes.sum())})
