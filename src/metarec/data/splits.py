@@ -43,6 +43,7 @@ item has (a new film's new director, a new user's zip code) as missing.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -96,7 +97,7 @@ class ColdStartSplit:
     validation_users: np.ndarray
     new_items: np.ndarray
 
-    @property
+    @cached_property
     def validation_new_items(self) -> TaskSet:
         """Validation tasks where items are new: the validation users' new-item support
         ratings (of their ``new_items`` tasks; only new items, also with
