@@ -124,25 +124,36 @@ def test_all_candidates_ranks_every_item_outside_the_support() -> None:
     assert full.query_offsets.tolist() == [0, 3] and full.support is tasks.support
 
 
-def test_learners_train_on_the_split_features_when_unseen_codes_are_missing() -> None:
+@pytest.mark.parametrize("option", ["unseen_codes_missing", "numeric_within_training"])
+def test_learners_train_on_the_split_features(option: str) -> None:
+    import numpy as np
     import torch
 
     from metarec.experiment import load_data, make_split, train_learner
 
-    config = load_config(None, [*SMALL, "split.unseen_codes_missing=true"])
+    config = load_config(None, [*SMALL, f"split.{option}=true"])
     dataset = load_data(config)
     split = make_split(dataset, config, 0)
     learner = train_learner("anil", dataset, split, config, 0)
     features = learner.features_
     assert features is not dataset
+    trained = {"users": split.train.users, "items": np.unique(split.train_ratings.item)}
+    changed = 0
     for side in ("users", "items"):
         table, full = getattr(features, side), getattr(dataset, side)
         for spec in table.specs:
-            masked, values = table.values[spec.name], full.values[spec.name]
-            if spec.kind == "numeric":
-                continue
-            # Codes are kept or read as missing, never changed into another code.
-            assert torch.all((masked == values) | (masked == 0)), spec.name
+            seen, values = table.values[spec.name], full.values[spec.name]
+            changed += int((seen != values).sum())
+            if option == "unseen_codes_missing" and spec.kind != "numeric":
+                # Codes are kept or read as missing, never changed into another code.
+                assert torch.all((seen == values) | (seen == 0)), spec.name
+            elif option == "numeric_within_training" and spec.kind == "numeric":
+                known = values[trained[side]]
+                assert torch.equal(seen, values.clamp(float(known.min()), float(known.max())))
+            else:
+                assert torch.equal(seen, values), spec.name
+    if option == "numeric_within_training":
+        assert changed  # the generated data's new items are later than every training item
 
 
 def test_validation_users_are_scored_on_request() -> None:

@@ -85,6 +85,10 @@ def test_distill_writes_a_run_folder(tmp_path: Path) -> None:
     (["distill", "--set", "distill.student_embedding_dim=64",
       "--set", "distill.student_hidden=[128,128]"], ConfigError, "not fewer than the teacher"),
     (["distill", "--teacher-checkpoint", "nowhere"], CheckpointError, "teacher checkpoint"),
+    (["transfer", "--set", "split.unseen_codes_missing=true"], ConfigError,
+     "split.unseen_codes_missing is for `metarec run`"),
+    (["distill", "--set", "split.numeric_within_training=true"], ConfigError,
+     "split.numeric_within_training is for `metarec run`"),
 ])
 def test_bad_configurations_raise_project_errors(tmp_path: Path, args: list[str], error: type,
                                                  message: str) -> None:

@@ -406,7 +406,9 @@ def test_support_history_gives_each_task_everything_known_about_its_user(toy: Da
     assert all(grew)
 
 
-def test_unseen_codes_read_as_missing_only_when_asked() -> None:
+def _toy_with_features() -> Dataset:
+    """The toy with a numeric year (new films 12-19 are later than every old one), a
+    categorical director, multi-valued writers and a categorical user zip code."""
     toy = _toy()
     raw_items = pd.DataFrame({
         "year": [1990 + i % 5 for i in range(11)] + [1996] + [1998 + i % 3 for i in range(8)]
@@ -425,6 +427,11 @@ def test_unseen_codes_read_as_missing_only_when_asked() -> None:
                          user_fields={"zip": "categorical"},
                          item_fields={"year": "numeric", "director": "categorical",
                                       "writers": "multi"})
+    return data
+
+
+def test_unseen_codes_read_as_missing_only_when_asked() -> None:
+    data = _toy_with_features()
     split = split_dataset(data, CONFIG)
     assert split.features(data) is data  # off by default
     seen = split_dataset(data, replace(CONFIG, unseen_codes_missing=True)).features(data)
@@ -448,3 +455,28 @@ def test_unseen_codes_read_as_missing_only_when_asked() -> None:
         expected = data.users.values["zip"][user] if user in trained else 0
         assert int(zips[user]) == int(expected), user
     assert set(split.new_users.tolist()) and not set(split.new_users.tolist()) & trained
+
+
+def test_numeric_values_clamp_to_the_training_range_only_when_asked() -> None:
+    data = _toy_with_features()
+    split = split_dataset(data, replace(CONFIG, numeric_within_training=True))
+    seen = split.features(data)
+    years = data.items.values["year"]
+    trained = np.unique(split.train_ratings.item)
+    low, high = np.nanmin(years[trained].numpy()), np.nanmax(years[trained].numpy())
+    low, high = float(low), float(high)
+    assert high < float(years[12:20].min())  # every new film is later than training's
+    # Inside the range nothing moves; beyond it a value reads as the nearest end; missing
+    # stays missing; categorical fields are untouched (unseen codes are another option).
+    expected = years.clamp(low, high)
+    torch.testing.assert_close(seen.items.values["year"], expected, equal_nan=True)
+    assert seen.items.values["year"][12:20].tolist() == [high] * 8
+    assert torch.isnan(seen.items.values["year"][20])
+    torch.testing.assert_close(seen.items.values["year"][trained], years[trained],
+                               equal_nan=True)
+    assert torch.equal(seen.items.values["director"], data.items.values["director"])
+    assert torch.equal(seen.users.values["zip"], data.users.values["zip"])
+    both = split_dataset(data, replace(CONFIG, numeric_within_training=True,
+                                       unseen_codes_missing=True)).features(data)
+    assert both.items.values["year"][12:20].tolist() == [high] * 8
+    assert both.items.values["director"][16:20].tolist() == [0] * 4

@@ -86,7 +86,7 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
     data_dir = Path(config.data.data_dir) if config.data.data_dir else None
     dataset = load_dataset(config.data.dataset, data_dir=data_dir, **config.data.options)
     split = split_dataset(dataset, config.split)
-    dataset = split.features(dataset)  # as training may see them (split.unseen_codes_missing)
+    dataset = split.features(dataset)  # as training may see them (split options)
     # Every rank builds the same initial weights (the trainer also broadcasts rank 0's).
     settings = config.learner_config(cls.name)
     torch.manual_seed(settings.seed)

@@ -532,7 +532,9 @@ def _write(out: Path, text: str, run: Any, records: list[dict[str, Any]],
 
 def _refuse_unseen_codes_missing(run: Any) -> None:
     """Transfer and distillation fit on subsets and other data sets than one split's
-    training users, so "codes training saw" is not one thing there: refuse the option."""
-    if run.split.unseen_codes_missing:
-        raise ConfigError("split.unseen_codes_missing is for `metarec run`, `metarec train` "
-                          "and the benchmarks; transfer and distillation do not support it")
+    training users, so "codes (or values) training saw" is not one thing there: refuse the
+    options."""
+    for option in ("unseen_codes_missing", "numeric_within_training"):
+        if getattr(run.split, option):
+            raise ConfigError(f"split.{option} is for `metarec run`, `metarec train` "
+                              "and the benchmarks; transfer and distillation do not support it")

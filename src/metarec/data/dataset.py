@@ -143,6 +143,23 @@ class FeatureTable:
             values[spec.name] = torch.where(known[codes], codes, torch.zeros_like(codes))
         return FeatureTable(specs=self.specs, values=values, num_rows=self.num_rows)
 
+    def numeric_within(self, rows: np.ndarray) -> FeatureTable:
+        """A copy in which every numeric value is clamped to the range that ``rows`` span
+        (missing values stay missing; other fields unchanged). A model then reads a value
+        beyond what it trained on (a film from a later year) as the nearest one it knows
+        instead of extrapolating its linear projection."""
+        rows = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        values = dict(self.values)
+        for spec in self.specs:
+            if spec.kind != "numeric":
+                continue
+            column = self.values[spec.name]
+            seen = column[rows]
+            seen = seen[torch.isfinite(seen)]
+            if seen.numel():
+                values[spec.name] = column.clamp(float(seen.min()), float(seen.max()))
+        return FeatureTable(specs=self.specs, values=values, num_rows=self.num_rows)
+
     @staticmethod
     def empty(num_rows: int) -> FeatureTable:
         """A table with no fields (only ids)."""

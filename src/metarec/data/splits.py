@@ -37,7 +37,10 @@ validation tasks are the same as without it.
 
 With ``unseen_codes_missing=True`` the side features that models see
 (:meth:`ColdStartSplit.features`) read every categorical code that no training user or
-item has (a new film's new director, a new user's zip code) as missing.
+item has (a new film's new director, a new user's zip code) as missing. With
+``numeric_within_training=True`` they clamp every numeric value to the range the training
+users or items span (a film from a year after every training film reads as the latest
+training year).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class SplitConfig:
     validation_fraction: float = 0.1
     train_out_of_bounds: bool = False
     unseen_codes_missing: bool = False
+    numeric_within_training: bool = False
     support_history: bool = False
     seed: int = 0
 
@@ -119,12 +123,19 @@ class ColdStartSplit:
         itself, or with ``unseen_codes_missing`` a view in which every categorical code
         that no training user or item has reads as missing (e.g. the director of a new
         film who directed nothing before), so that it adds nothing instead of the
-        untrained random row it would look up."""
-        if not self.config.unseen_codes_missing:
+        untrained random row it would look up; with ``numeric_within_training`` every
+        numeric value clamped to the range of the training users or items."""
+        users, items = dataset.users, dataset.items
+        if not (self.config.unseen_codes_missing or self.config.numeric_within_training):
             return dataset
-        items = np.unique(self.train_ratings.item)
-        return replace(dataset, users=dataset.users.known_codes_only(self.train.users),
-                       items=dataset.items.known_codes_only(items))
+        trained_items = np.unique(self.train_ratings.item)
+        if self.config.unseen_codes_missing:
+            users = users.known_codes_only(self.train.users)
+            items = items.known_codes_only(trained_items)
+        if self.config.numeric_within_training:
+            users = users.numeric_within(self.train.users)
+            items = items.numeric_within(trained_items)
+        return replace(dataset, users=users, items=items)
 
     def summary(self) -> list[dict[str, object]]:
         """One row per scenario and per training set: users, support and query ratings."""
