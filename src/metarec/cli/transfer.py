@@ -201,7 +201,7 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
     from metarec.models.base import build_model
 
     say = events or (lambda message: None)
-    _refuse_unseen_codes_missing(run)
+    _refuse_training_feature_views(run)
     records: list[dict[str, Any]] = []
     report = None
     tcfg = settings.transfer_config()
@@ -404,7 +404,7 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
     from metarec.models.base import build_model
 
     say = events or (lambda message: None)
-    _refuse_unseen_codes_missing(run)
+    _refuse_training_feature_views(run)
     data = run.data
     dataset = load_dataset(data.dataset, data_dir=data.data_dir, **data.options)
     records: list[dict[str, Any]] = []
@@ -530,7 +530,7 @@ def _write(out: Path, text: str, run: Any, records: list[dict[str, Any]],
                      table=rows)
 
 
-def _refuse_unseen_codes_missing(run: Any) -> None:
+def _refuse_training_feature_views(run: Any) -> None:
     """Transfer and distillation fit on subsets and other data sets than one split's
     training users, so "codes (or values) training saw" is not one thing there: refuse the
     options."""
