@@ -125,9 +125,9 @@ class ColdStartSplit:
         film who directed nothing before), so that it adds nothing instead of the
         untrained random row it would look up; with ``numeric_within_training`` every
         numeric value clamped to the range of the training users or items."""
-        users, items = dataset.users, dataset.items
         if not (self.config.unseen_codes_missing or self.config.numeric_within_training):
             return dataset
+        users, items = dataset.users, dataset.items
         trained_items = np.unique(self.train_ratings.item)
         if self.config.unseen_codes_missing:
             users = users.known_codes_only(self.train.users)
