@@ -53,3 +53,21 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("[learner\nepochs = 3")
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_config(bad)
+
+
+BENCHMARK_CONFIGS = sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", BENCHMARK_CONFIGS, ids=lambda p: p.stem)
+def test_every_benchmark_config_loads(path: Path) -> None:
+    """The configs that README and the experiment log name are valid run configs, every
+    learner's settings included (an unknown or mistyped field fails here, not after an
+    hour of training)."""
+    config = load_config(path)
+    for name in config.learners + list(config.per_learner):
+        config.learner_config(name)
+
+
+def test_the_benchmark_configs_are_found() -> None:
+    assert {"ml1m_ridge_rank", "ml1m_ridge_average", "ml1m_ridge_clamp"} <= {
+        p.stem for p in BENCHMARK_CONFIGS}
