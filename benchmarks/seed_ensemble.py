@@ -16,6 +16,10 @@ of two predictors (:mod:`metarec.evaluation.blend`), its weight chosen on the va
 users by ``learner.loss``: rows ``A+B`` (the blend of the two ensembles) and ``A#0+B#0``
 (of the two single models), beside a ``validation`` scenario. A refitted baseline
 (``biased-mf``, ``biases``) joins the blend only on items it was trained on.
+
+``--save-predictions DIR`` writes every member's and ensemble's predictions, with the
+query rows they score (the validation sets included), to ``DIR/NAME.seedS.npz``;
+``blend_saved.py`` blends predictors of different runs from those files.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import load_ml1m, write_json
+from _predictions import save_seed, seed_file
 from rich.console import Console
 from rich.table import Table
 
@@ -62,6 +67,8 @@ def main() -> None:
     parser.add_argument("--blend", action="append", default=[],
                         help="A+B: also score the blend of predictors A and B")
     parser.add_argument("--name", default="seed_ensemble")
+    parser.add_argument("--save-predictions", type=Path, default=None, metavar="DIR",
+                        help="also write each seed's predictions to DIR/NAME.seedS.npz")
     args = parser.parse_args()
     if args.members < 1:
         raise SystemExit("--members must be at least 1")
@@ -91,11 +98,14 @@ def main() -> None:
         train_ratings = split.train_ratings  # concatenated on each access: once per seed
         levels = rating_levels(train_ratings.rating)
         sets = {s: split.scenarios[s] for s in SCENARIOS if len(split.scenarios[s])}
-        if pairs:
-            if not len(split.validation):
-                raise SystemExit("--blend chooses its weight on validation users; the split "
-                                 "has none (split.validation_fraction)")
-            sets["validation"] = split.validation
+        if pairs and not len(split.validation):
+            raise SystemExit("--blend chooses its weight on validation users; the split "
+                             "has none (split.validation_fraction)")
+        if pairs or args.save_predictions:
+            for scenario, tasks in (("validation", split.validation),
+                                    ("validation_new_items", split.validation_new_items)):
+                if len(tasks):
+                    sets[scenario] = tasks
         predictions: dict[str, dict[str, list[np.ndarray]]] = {n: {s: [] for s in sets}
                                                                for n in names}
         for member in range(args.members):
@@ -119,6 +129,14 @@ def main() -> None:
                 records += scored(name, scenario, tasks, ensembles[name][scenario], seed,
                                   levels)
         known = known_items(train_ratings.item, dataset.num_items)
+        if args.save_predictions:
+            saved = {f"{n}#{m}": {s: predictions[n][s][m] for s in sets}
+                     for n in names for m in range(args.members)}
+            saved.update(ensembles)
+            path = save_seed(seed_file(args.save_predictions, args.name, seed), seed, sets,
+                             known, levels, saved,
+                             only_known=[n for n in saved if n.split("#")[0] in REFITTED])
+            console.log(f"seed {seed}: predictions saved to {path}")
         singles = {n: {s: predictions[n][s][0] for s in sets} for n in names}
         for first, second in pairs:
             for label, source in ((f"{first}+{second}", ensembles),

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metarec.evaluation.blend import BLEND_WEIGHTS, blend, blend_weight, known_items
+from metarec.evaluation.blend import (
+    BLEND_WEIGHTS,
+    blend,
+    blend_weight,
+    known_items,
+    mix,
+    simplex_weights,
+)
 
 
 def test_blend_mixes_where_the_second_applies_and_keeps_the_first_elsewhere() -> None:
@@ -66,3 +73,41 @@ def test_bad_input_is_refused_with_a_clear_message() -> None:
         blend_weight(one, one, one, np.ones(3, bool), loss="huber")
     with pytest.raises(ValueError, match="target has shape"):
         blend_weight(one, one, np.ones(2), np.ones(3, bool))
+
+
+def test_simplex_weights_find_the_exact_blend_of_three() -> None:
+    target = np.array([1.0, 2.0, 3.0, 4.0])
+    # 0.5 * a + 0.25 * b + 0.25 * c == target exactly, and no other grid point is
+    a = target + np.array([1.0, -1.0, 1.0, -1.0])
+    b = target + np.array([-2.0, 0.0, -2.0, 4.0])
+    c = target + np.array([0.0, 2.0, 0.0, -2.0])
+    assert np.allclose(0.5 * a + 0.25 * b + 0.25 * c, target)
+    for loss in ("mse", "mae"):
+        assert simplex_weights([a, b, c], target, loss) == (0.5, 0.25, 0.25)
+    assert np.allclose(mix([a, b, c], (0.5, 0.25, 0.25)), target)
+
+
+def test_simplex_weights_agree_with_the_two_predictor_blend_and_break_ties_alike() -> None:
+    rng = np.random.default_rng(0)
+    target = rng.integers(1, 6, 50).astype(float)
+    first, second = target + rng.normal(0, 1, 50), target + rng.normal(0.3, 0.8, 50)
+    for loss in ("mse", "mae"):
+        w = blend_weight(first, second, target, np.ones(50, bool), loss)
+        assert simplex_weights([first, second], target, loss) == pytest.approx((w, 1 - w))
+    same = target + 1.0
+    assert simplex_weights([same, same], target) == (1.0, 0.0)  # a tie: the first wins
+    assert simplex_weights([same], target) == (1.0,)
+
+
+def test_mix_and_simplex_weights_refuse_what_is_not_a_convex_blend() -> None:
+    x = np.zeros(3)
+    with pytest.raises(ValueError, match="sum to 1"):
+        mix([x, x], (0.7, 0.7))
+    with pytest.raises(ValueError, match="one weight per"):
+        mix([x, x], (1.0,))
+    with pytest.raises(ValueError, match="step"):
+        simplex_weights([x], x, step=0.3)
+    with pytest.raises(ValueError, match="of one length"):
+        simplex_weights([x, np.zeros(2)], x)
+    with pytest.raises(ValueError, match="loss"):
+        simplex_weights([x], x, loss="huber")

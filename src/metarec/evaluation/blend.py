@@ -6,11 +6,15 @@ such a pair. The blend is ``w * first + (1 - w) * second`` on the query rows whe
 second predictor applies (for a factorisation: items it was trained on) and ``first``
 elsewhere; ``w`` is chosen on validation tasks, never on the tasks it is scored on.
 Evaluation sees predictions only, so a blend is two prediction vectors and a mask.
+
+More than two predictors blend the same way on rows where all of them apply:
+:func:`simplex_weights` chooses convex weights on a grid over the simplex and
+:func:`mix` applies them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -63,6 +67,66 @@ def blend_weight(first: np.ndarray, second: np.ndarray, target: np.ndarray,
     least = min(errors.values())
     # rounding makes equal blends differ in the last bits; those still count as a tie
     return max(w for w, e in errors.items() if e <= least + 1e-12 * max(1.0, least))
+
+
+def _simplex(k: int, steps: int) -> Iterator[tuple[int, ...]]:
+    """Every ``k`` non-negative integers summing to ``steps``, the first largest first."""
+    if k == 1:
+        yield (steps,)
+        return
+    for first in range(steps, -1, -1):
+        for rest in _simplex(k - 1, steps - first):
+            yield (first, *rest)
+
+
+def _stack(predictions: Sequence[np.ndarray]) -> np.ndarray:
+    """``[k, n]`` float64 from ``k`` prediction vectors of one length ``n``."""
+    vectors = [np.asarray(p, np.float64) for p in predictions]
+    shapes = {v.shape for v in vectors}
+    if not vectors or len(shapes) != 1 or vectors[0].ndim != 1:
+        raise ValueError("need one or more prediction vectors of one length; got shapes "
+                         f"{[v.shape for v in vectors]}")
+    return np.stack(vectors)
+
+
+def mix(predictions: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """``sum_i weights[i] * predictions[i]``: a convex blend (the weights are non-negative
+    and sum to 1)."""
+    stacked = _stack(predictions)
+    w = np.asarray(weights, np.float64)
+    if w.shape != (len(stacked),):
+        raise ValueError(f"need one weight per prediction vector of one length; got "
+                         f"{len(w)} weights for predictions of shape {stacked.shape}")
+    if (w < 0).any() or abs(w.sum() - 1.0) > 1e-9:
+        raise ValueError(f"the weights must be non-negative and sum to 1, got {list(w)}")
+    return w @ stacked
+
+
+def simplex_weights(predictions: Sequence[np.ndarray], target: np.ndarray,
+                    loss: str = "mse", step: float = 0.05) -> tuple[float, ...]:
+    """The convex weights, on the grid of multiples of ``step``, whose :func:`mix` of
+    ``predictions`` has the least ``loss`` (``"mse"`` or ``"mae"``) against ``target``
+    over validation rows. On a tie the weights that come first with the earlier
+    predictors' weights largest (so for two predictors the larger weight on the first,
+    as :func:`blend_weight`)."""
+    if loss not in ("mse", "mae"):
+        raise ValueError(f"loss must be 'mse' or 'mae', got {loss!r}")
+    steps = round(1.0 / step)
+    if steps < 1 or abs(steps * step - 1.0) > 1e-9:
+        raise ValueError(f"step must divide 1 into whole steps, got {step}")
+    stacked = _stack(predictions)
+    target = np.asarray(target, np.float64)
+    if stacked.shape[1:] != target.shape:
+        raise ValueError(f"need prediction vectors of the target's length {target.shape}; "
+                         f"got shape {stacked.shape}")
+    grid = np.array(list(_simplex(len(stacked), steps)), np.float64) / steps
+    power = 2 if loss == "mse" else 1
+    errors = np.concatenate([np.mean(np.abs(chunk @ stacked - target) ** power, axis=1)
+                             for chunk in np.array_split(grid, -(-len(grid) // 256))])
+    least = errors.min()
+    # rounding makes equal blends differ in the last bits; those still count as a tie
+    first = int(np.flatnonzero(errors <= least + 1e-12 * max(1.0, least))[0])
+    return tuple(float(w) for w in np.round(grid[first], 10))
 
 
 def known_items(train_items: np.ndarray, num_items: int) -> np.ndarray:

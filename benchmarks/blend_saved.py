@@ -1,0 +1,191 @@
+"""Blend predictors of different runs from their saved predictions, the weights chosen on
+the validation users: on rows whose item training knows, on ``validation``; on rows whose
+item is new, on ``validation_new_items`` (whether an item is new is known when predicting,
+so each kind of row gets the blend its own validation set prefers). Nothing trains.
+
+    python benchmarks/seed_ensemble.py ... --name RUN --save-predictions benchmarks/predictions
+    python benchmarks/blend_saved.py --run plain=RUN --run other=RUN2 \\
+        --blend plain:ridge,plain:biased-mf,other:finetune --name blend_saved
+
+``--run ALIAS=NAME`` (repeatable) reads ``DIR/NAME.seedS.npz`` for every seed (``--from
+DIR``, default ``benchmarks/predictions``); every run must score the same query rows.
+``--blend`` (repeatable) lists ``ALIAS:PREDICTOR`` names. Each blend is scored twice: of
+the ensembles (the predictor names as given; row ``spec``) and of the single models
+(member 0 of each; row ``spec #0``), beside each component alone. Convex weights in
+steps of ``--step`` (``metarec.evaluation.blend.simplex_weights``). A predictor that knows
+only training items (a refitted factorisation) joins only the blend of known-item rows.
+Writes ``benchmarks/results/NAME.json`` with the weights of every seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import write_json
+from _predictions import SavedSeed, load_seed, seed_file
+from rich.console import Console
+from rich.table import Table
+
+from metarec.data.splits import SCENARIOS
+from metarec.evaluation.blend import mix, simplex_weights
+from metarec.evaluation.metrics import compute_metrics
+from metarec.evaluation.protocol import aggregate_seeds
+
+PREDICTIONS = Path(__file__).resolve().parent / "predictions"
+METRICS = ("mae", "mae_rounded", "ndcg@3")
+VALIDATION = {True: "validation", False: "validation_new_items"}  # by whether items are known
+
+
+def parse_runs(specs: list[str]) -> dict[str, str]:
+    """``ALIAS=NAME`` specs as ``{alias: name}``."""
+    runs: dict[str, str] = {}
+    for spec in specs:
+        alias, sep, name = spec.partition("=")
+        if not sep or not alias or not name or ":" in alias:
+            raise SystemExit(f"--run takes ALIAS=NAME (an alias without ':'), got {spec!r}")
+        if alias in runs:
+            raise SystemExit(f"--run names the alias {alias!r} twice")
+        runs[alias] = name
+    return runs
+
+
+def parse_blend(spec: str, runs: dict[str, str]) -> list[tuple[str, str]]:
+    """``ALIAS:PREDICTOR,...`` as ``[(alias, predictor), ...]``."""
+    parts = [tuple(p.split(":", 1)) for p in spec.split(",") if p]
+    if len(parts) < 2 or any(len(p) != 2 or p[0] not in runs for p in parts):
+        raise SystemExit(f"--blend takes two or more ALIAS:PREDICTOR with ALIAS among "
+                         f"{sorted(runs)}; got {spec!r}")
+    return parts  # type: ignore[return-value]
+
+
+def load_runs(directory: Path, runs: dict[str, str], seed: int) -> dict[str, SavedSeed]:
+    """Every run's predictions on ``seed``, checked to score the same query rows."""
+    loaded = {alias: load_seed(seed_file(directory, name, seed)) for alias, name in runs.items()}
+    first_alias, first = next(iter(loaded.items()))
+    for saved in loaded.values():
+        for scenario, rows in first.scenarios.items():
+            other = saved.scenarios.get(scenario)
+            if other is None or not rows.same_rows(other):
+                raise SystemExit(f"{saved.path}: its {scenario} query rows differ from those "
+                                 f"of {first.path} (run {first_alias!r}); blend only runs "
+                                 "of one split")
+    return loaded
+
+
+def prediction(loaded: dict[str, SavedSeed], alias: str, name: str,
+               scenario: str) -> np.ndarray:
+    """One predictor's predictions, with a clear error when the run lacks it."""
+    saved = loaded[alias]
+    if name not in saved.predictions:
+        raise SystemExit(f"{saved.path}: no predictor {name!r}; it has "
+                         f"{sorted(saved.predictions)}")
+    return saved.predictions[name][scenario]
+
+
+def gated_blend(loaded: dict[str, SavedSeed], parts: list[tuple[str, str]], step: float,
+                loss: str) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+    """Per scenario, the blend of ``parts``: known-item rows mixed with the weights chosen
+    on ``validation``, new-item rows with those chosen on ``validation_new_items`` among
+    the parts that score new items. Returns the predictions and ``{"known", "new"}``
+    weights (one per part; 0 for a part that does not join)."""
+    any_run = next(iter(loaded.values()))
+    weights: dict[str, list[float]] = {}
+    for known, valid in VALIDATION.items():
+        joins = [known or n not in loaded[a].only_known for a, n in parts]
+        if not any(joins):
+            raise SystemExit(f"no predictor of {parts} scores new items")
+        if valid not in any_run.scenarios:
+            raise SystemExit(f"{any_run.path}: no {valid} rows to choose weights on")
+        rows = any_run.scenarios[valid]
+        kind = rows.known == known
+        if not kind.any():
+            raise SystemExit(f"{any_run.path}: {valid} has no row to choose weights on")
+        chosen = simplex_weights([prediction(loaded, a, n, valid)[kind]
+                                  for (a, n), j in zip(parts, joins, strict=True) if j],
+                                 rows.true[kind], loss, step)
+        it = iter(chosen)
+        weights["known" if known else "new"] = [next(it) if j else 0.0 for j in joins]
+    mixed: dict[str, np.ndarray] = {}
+    for scenario, rows in any_run.scenarios.items():
+        preds = [prediction(loaded, a, n, scenario) for a, n in parts]
+        mixed[scenario] = np.where(rows.known, mix(preds, weights["known"]),
+                                   mix(preds, weights["new"]))
+    return mixed, weights
+
+
+def scored(label: str, saved: SavedSeed, predictions: dict[str, np.ndarray]) -> list[dict]:
+    """The MAE, whole-star MAE and nDCG@3 records of one predictor on every scenario."""
+    records = []
+    for scenario, rows in saved.scenarios.items():
+        frame = pd.DataFrame({"user": rows.user, "item": rows.item, "true": rows.true,
+                              "pred": predictions[scenario]})
+        values = compute_metrics(frame, ks=(3,), levels=saved.levels)
+        records += [{"learner": label, "scenario": scenario, "metric": m, "value": values[m],
+                     "seed": saved.seed} for m in METRICS if m in values]
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--from", dest="directory", type=Path, default=PREDICTIONS)
+    parser.add_argument("--run", action="append", default=[], help="ALIAS=NAME")
+    parser.add_argument("--blend", action="append", default=[],
+                        help="ALIAS:PREDICTOR,ALIAS:PREDICTOR[,...]")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--step", type=float, default=0.05)
+    parser.add_argument("--loss", choices=("mae", "mse"), default="mae")
+    parser.add_argument("--name", default="blend_saved")
+    args = parser.parse_args()
+    runs = parse_runs(args.run)
+    if not runs or not args.blend:
+        raise SystemExit("name at least one --run and one --blend")
+    blends = {spec: parse_blend(spec, runs) for spec in args.blend}
+    seeds = [int(x) for x in args.seeds.split(",") if x]
+
+    console = Console()
+    records: list[dict] = []
+    chosen: dict[str, dict[str, list[float]]] = {}
+    components = list(dict.fromkeys(p for parts in blends.values() for p in parts))
+    for seed in seeds:
+        loaded = load_runs(args.directory, runs, seed)
+        any_run = next(iter(loaded.values()))
+        for alias, name in components:
+            for member in (name, f"{name}#0"):
+                records += scored(f"{alias}:{member}", any_run,
+                                  {s: prediction(loaded, alias, member, s)
+                                   for s in any_run.scenarios})
+        for spec, parts in blends.items():
+            for label, members in ((spec, parts), (f"{spec} #0", [(a, f"{n}#0")
+                                                                 for a, n in parts])):
+                mixed, weights = gated_blend(loaded, members, args.step, args.loss)
+                chosen[f"{label}/seed{seed}"] = weights
+                console.log(f"seed {seed}: {label}: known {weights['known']}, "
+                            f"new {weights['new']}")
+                records += scored(label, any_run, mixed)
+    aggregated = aggregate_seeds(records)
+    path = write_json(args.name, "movielens-1m+melu", "melu-honest-warm", seeds, aggregated,
+                      runs=runs, blends=args.blend, step=args.step, loss=args.loss,
+                      weights=chosen, per_seed=records)
+    console.print(table_of(aggregated, seeds))
+    console.print(f"written to {path}")
+
+
+def table_of(aggregated: list[dict], seeds: list[int]) -> Table:
+    """One row per component and blend: ``MAE / whole-star MAE / nDCG@3`` per scenario."""
+    index = {(r["learner"], r["scenario"], r["metric"]): r["mean"] for r in aggregated}
+    table = Table(title=f"ML-1M, saved predictions blended, mean over seeds {seeds} "
+                        "(MAE / whole-star MAE / nDCG@3)")
+    table.add_column("predictor")
+    for scenario in SCENARIOS:
+        table.add_column(scenario, justify="right")
+    for label in dict.fromkeys(r["learner"] for r in aggregated):
+        table.add_row(label, *[" / ".join(f"{index.get((label, s, m), np.nan):.4f}"
+                                          for m in METRICS) for s in SCENARIOS])
+    return table
+
+
+if __name__ == "__main__":
+    main()

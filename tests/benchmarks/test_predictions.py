@@ -1,0 +1,101 @@
+"""Saved predictions (`benchmarks/_predictions.py`): what is written reads back the same,
+with the rows each predictor applies to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metarec.data.dataset import Interactions
+from metarec.tasks.taskset import TaskSet
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _tasks(users: list[int], items: list[int], ratings: list[float]) -> TaskSet:
+    n = len(items)
+    support = Interactions(np.zeros(1, np.int64), np.zeros(1, np.int64),
+                           np.ones(1, np.float32), np.full(1, np.nan))
+    query = Interactions(np.array(users, np.int64), np.array(items, np.int64),
+                         np.array(ratings, np.float32), np.full(n, np.nan))
+    return TaskSet(np.zeros(1, np.int64), support, np.array([0, 1]), query, np.array([0, n]))
+
+
+def test_saved_predictions_read_back_with_their_rows(tmp_path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    saved = pytest.importorskip("_predictions")
+    sets = {"warm": _tasks([4, 4, 5], [0, 2, 1], [5.0, 1.0, 3.5]),
+            "validation": _tasks([6], [1], [2.0])}
+    known = np.array([True, True, False])
+    preds = {"mf#0": {"warm": np.array([4.0, 2.0, 3.0]), "validation": np.array([2.5])},
+             "net": {"warm": np.array([4.5, 1.5, 3.25]), "validation": np.array([1.0])}}
+    path = saved.save_seed(saved.seed_file(tmp_path / "out", "run", 7), 7, sets, known,
+                           np.array([1.0, 2.0, 3.0, 4.0, 5.0]), preds, only_known=["mf#0"])
+    assert path == tmp_path / "out" / "run.seed7.npz" and path.is_file()
+    assert [p.name for p in path.parent.iterdir()] == ["run.seed7.npz"]  # no partial left
+    back = saved.load_seed(path)
+    assert back.seed == 7 and back.levels.tolist() == [1, 2, 3, 4, 5]
+    warm = back.scenarios["warm"]
+    assert warm.user.tolist() == [4, 4, 5] and warm.item.tolist() == [0, 2, 1]
+    assert warm.true.tolist() == [5.0, 1.0, 3.5] and warm.known.tolist() == [True, False, True]
+    assert back.predictions["net"]["warm"].tolist() == [4.5, 1.5, 3.25]
+    assert back.predictions["mf#0"]["validation"].tolist() == [2.5]
+    assert back.applies("mf#0", "warm").tolist() == [True, False, True]
+    assert back.applies("net", "warm").tolist() == [True, True, True]
+    assert warm.same_rows(back.scenarios["warm"])
+    assert not warm.same_rows(back.scenarios["validation"])
+
+
+def test_saving_refuses_predictions_that_miss_rows(tmp_path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    saved = pytest.importorskip("_predictions")
+    sets = {"warm": _tasks([0, 0], [0, 1], [1.0, 2.0])}
+    with pytest.raises(ValueError, match="net has 1 predictions on warm, which has 2"):
+        saved.save_seed(tmp_path / "x.npz", 0, sets, np.ones(2, bool), None,
+                        {"net": {"warm": np.array([1.0])}})
+    with pytest.raises(FileNotFoundError, match="no saved predictions"):
+        saved.load_seed(tmp_path / "missing.npz")
+
+
+def test_blend_saved_chooses_each_kind_of_row_on_its_own_validation_set(tmp_path,
+                                                                         monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    saved = pytest.importorskip("_predictions")
+    blending = pytest.importorskip("blend_saved")
+    known = np.array([True, True, False, False])  # items 2 and 3 are new
+    sets = {"validation": _tasks([0, 0], [0, 1], [3.0, 4.0]),
+            "validation_new_items": _tasks([0, 0], [2, 3], [2.0, 5.0]),
+            "warm": _tasks([1, 1], [0, 2], [5.0, 1.0])}
+    # known items: net errs +1 and mf -1, so half and half. New items: net errs +2 and
+    # other -1, so w of net leaves |3w - 1|: least on the grid of 0.05 at w = 0.35
+    net = {"validation": np.array([4.0, 5.0]), "validation_new_items": np.array([4.0, 7.0]),
+           "warm": np.array([4.0, 2.0])}
+    mf = {"validation": np.array([2.0, 3.0]), "validation_new_items": np.array([9.0, 9.0]),
+          "warm": np.array([5.0, 5.0])}
+    other = {"validation": np.array([3.0, 9.0]), "validation_new_items": np.array([1.0, 4.0]),
+             "warm": np.array([1.0, 1.0])}
+    for name, preds in (("a", {"net": net, "mf": mf}), ("b", {"other": other})):
+        saved.save_seed(saved.seed_file(tmp_path, name, 0), 0, sets, known, None,
+                        {**preds, **{f"{k}#0": v for k, v in preds.items()}},
+                        only_known=["mf", "mf#0"])
+    loaded = blending.load_runs(tmp_path, {"x": "a", "y": "b"}, 0)
+    mixed, weights = blending.gated_blend(
+        loaded, [("x", "net"), ("x", "mf"), ("y", "other")], 0.05, "mae")
+    assert weights["known"] == [0.5, 0.5, 0.0]
+    assert weights["new"] == pytest.approx([0.35, 0.0, 0.65])  # mf scores no new item
+    # warm: item 0 is known (4 + 5) / 2; item 2 is new 0.35 * 2 + 0.65 * 1
+    assert mixed["warm"] == pytest.approx([4.5, 0.35 * 2 + 0.65 * 1])
+
+
+def test_blend_saved_refuses_runs_of_different_splits(tmp_path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    saved = pytest.importorskip("_predictions")
+    blending = pytest.importorskip("blend_saved")
+    for name, rating in (("a", 3.0), ("b", 4.0)):
+        sets = {"warm": _tasks([0], [0], [rating])}
+        saved.save_seed(saved.seed_file(tmp_path, name, 0), 0, sets, np.ones(1, bool), None,
+                        {"p": {"warm": np.array([1.0])}})
+    with pytest.raises(SystemExit, match="warm query rows differ"):
+        blending.load_runs(tmp_path, {"x": "a", "y": "b"}, 0)
