@@ -1,4 +1,4 @@
-"""A convex blend of two predictors' ratings, its weight chosen on validation tasks.
+"""Convex blends of predictors' ratings, their weights chosen on validation tasks.
 
 Two models that err differently average to one that errs less: a meta-learner that knows
 items by their features and a matrix factorisation that knows them by their ratings are
