@@ -63,7 +63,13 @@ def parse_blend(spec: str, runs: dict[str, str]) -> list[tuple[str, str]]:
 
 def load_runs(directory: Path, runs: dict[str, str], seed: int) -> dict[str, SavedSeed]:
     """Every run's predictions on ``seed``, checked to score the same query rows."""
-    loaded = {alias: load_seed(seed_file(directory, name, seed)) for alias, name in runs.items()}
+    loaded: dict[str, SavedSeed] = {}
+    for alias, name in runs.items():
+        try:
+            loaded[alias] = load_seed(seed_file(directory, name, seed))
+        except (FileNotFoundError, ValueError) as error:
+            raise SystemExit(f"{error} (run {alias!r}: write it with seed_ensemble.py "
+                             f"--name {name} --save-predictions {directory})") from None
     first_alias, first = next(iter(loaded.items()))
     for saved in loaded.values():
         for scenario, rows in first.scenarios.items():

@@ -99,3 +99,12 @@ def test_blend_saved_refuses_runs_of_different_splits(tmp_path, monkeypatch) -> 
                         {"p": {"warm": np.array([1.0])}})
     with pytest.raises(SystemExit, match="warm query rows differ"):
         blending.load_runs(tmp_path, {"x": "a", "y": "b"}, 0)
+
+
+def test_blend_saved_names_the_missing_file_and_how_to_write_it(tmp_path,
+                                                                monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    blending = pytest.importorskip("blend_saved")
+    with pytest.raises(SystemExit, match=r"run\.seed3\.npz: no saved predictions there .*"
+                                         r"--name run --save-predictions"):
+        blending.load_runs(tmp_path, {"x": "run"}, 3)
