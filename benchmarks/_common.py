@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
 from metarec.data.dataset import Dataset
+from metarec.data.splits import SCENARIOS
 from metarec.evaluation.report import results_document
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -24,6 +27,15 @@ def load_ml1m(data_dir: Path | None = None) -> Dataset | None:
     if not (ml1m / "ratings.dat").is_file():
         return None
     return read_ml1m(ml1m, extras=melu if melu.is_file() else None)
+
+
+def scenario_table(title: str) -> Table:
+    """A rich table with a ``predictor`` column, then one column per scenario."""
+    table = Table(title=title)
+    table.add_column("predictor")
+    for scenario in SCENARIOS:
+        table.add_column(scenario, justify="right")
+    return table
 
 
 def write_json(name: str, dataset: str, protocol: str, seeds: list[int],

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import write_json
+from _common import scenario_table, write_json
 from _predictions import SavedSeed, load_seed, seed_file
 from rich.console import Console
 from rich.table import Table
@@ -182,11 +182,8 @@ def main() -> None:
 def table_of(aggregated: list[dict], seeds: list[int]) -> Table:
     """One row per component and blend: ``MAE / whole-star MAE / nDCG@3`` per scenario."""
     index = {(r["learner"], r["scenario"], r["metric"]): r["mean"] for r in aggregated}
-    table = Table(title=f"ML-1M, saved predictions blended, mean over seeds {seeds} "
-                        "(MAE / whole-star MAE / nDCG@3)")
-    table.add_column("predictor")
-    for scenario in SCENARIOS:
-        table.add_column(scenario, justify="right")
+    table = scenario_table(f"ML-1M, saved predictions blended, mean over seeds {seeds} "
+                           "(MAE / whole-star MAE / nDCG@3)")
     for label in dict.fromkeys(r["learner"] for r in aggregated):
         table.add_row(label, *[" / ".join(f"{index.get((label, s, m), np.nan):.4f}"
                                           for m in METRICS) for s in SCENARIOS])

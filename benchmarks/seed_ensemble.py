@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import load_ml1m, write_json
+from _common import load_ml1m, scenario_table, write_json
 from _predictions import save_seed, seed_file
 from rich.console import Console
 from rich.table import Table
@@ -192,11 +192,8 @@ def table_of(aggregated: list[dict], names: list[str], members: int,
     """Per predictor: the mean member, then the ensemble; per blend A+B the single models'
     blend, then the ensembles'; ``MAE / whole-star / nDCG@3``."""
     index = {(r["learner"], r["scenario"], r["metric"]): r["mean"] for r in aggregated}
-    table = Table(title=f"ML-1M, seed ensembles of {members}, mean over seeds {seeds} "
-                        "(MAE / whole-star MAE / nDCG@3)")
-    table.add_column("predictor")
-    for scenario in SCENARIOS:
-        table.add_column(scenario, justify="right")
+    table = scenario_table(f"ML-1M, seed ensembles of {members}, mean over seeds {seeds} "
+                           "(MAE / whole-star MAE / nDCG@3)")
 
     def cell(rows: list[str], scenario: str) -> str:
         return " / ".join(f"{np.mean([index[(r, scenario, m)] for r in rows]):.4f}"

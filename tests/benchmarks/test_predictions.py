@@ -3,31 +3,14 @@ with the rows each predictor applies to."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from metarec.data.dataset import Interactions
-from metarec.tasks.taskset import TaskSet
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _tasks(users: list[int], items: list[int], ratings: list[float]) -> TaskSet:
-    n = len(items)
-    support = Interactions(np.zeros(1, np.int64), np.zeros(1, np.int64),
-                           np.ones(1, np.float32), np.full(1, np.nan))
-    query = Interactions(np.array(users, np.int64), np.array(items, np.int64),
-                         np.array(ratings, np.float32), np.full(n, np.nan))
-    return TaskSet(np.zeros(1, np.int64), support, np.array([0, 1]), query, np.array([0, n]))
-
-
-def test_saved_predictions_read_back_with_their_rows(tmp_path, monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+def test_saved_predictions_read_back_with_their_rows(tmp_path, tasks, benchmarks) -> None:
     saved = pytest.importorskip("_predictions")
-    sets = {"warm": _tasks([4, 4, 5], [0, 2, 1], [5.0, 1.0, 3.5]),
-            "validation": _tasks([6], [1], [2.0])}
+    sets = {"warm": tasks([0, 2, 1], [5.0, 1.0, 3.5], users=[4, 4, 5]),
+            "validation": tasks([1], [2.0], users=[6])}
     known = np.array([True, True, False])
     preds = {"mf#0": {"warm": np.array([4.0, 2.0, 3.0]), "validation": np.array([2.5])},
              "net": {"warm": np.array([4.5, 1.5, 3.25]), "validation": np.array([1.0])}}
@@ -48,10 +31,9 @@ def test_saved_predictions_read_back_with_their_rows(tmp_path, monkeypatch) -> N
     assert not warm.same_rows(back.scenarios["validation"])
 
 
-def test_saving_refuses_predictions_that_miss_rows(tmp_path, monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+def test_saving_refuses_predictions_that_miss_rows(tmp_path, tasks, benchmarks) -> None:
     saved = pytest.importorskip("_predictions")
-    sets = {"warm": _tasks([0, 0], [0, 1], [1.0, 2.0])}
+    sets = {"warm": tasks([0, 1], [1.0, 2.0])}
     with pytest.raises(ValueError, match="net has 1 predictions on warm, which has 2"):
         saved.save_seed(tmp_path / "x.npz", 0, sets, np.ones(2, bool), None,
                         {"net": {"warm": np.array([1.0])}})
@@ -59,15 +41,14 @@ def test_saving_refuses_predictions_that_miss_rows(tmp_path, monkeypatch) -> Non
         saved.load_seed(tmp_path / "missing.npz")
 
 
-def test_blend_saved_chooses_each_kind_of_row_on_its_own_validation_set(tmp_path,
-                                                                         monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+def test_blend_saved_chooses_each_kind_of_row_on_its_own_validation_set(
+        tmp_path, tasks, benchmarks) -> None:
     saved = pytest.importorskip("_predictions")
     blending = pytest.importorskip("blend_saved")
     known = np.array([True, True, False, False])  # items 2 and 3 are new
-    sets = {"validation": _tasks([0, 0], [0, 1], [3.0, 4.0]),
-            "validation_new_items": _tasks([0, 0], [2, 3], [2.0, 5.0]),
-            "warm": _tasks([1, 1], [0, 2], [5.0, 1.0])}
+    sets = {"validation": tasks([0, 1], [3.0, 4.0]),
+            "validation_new_items": tasks([2, 3], [2.0, 5.0]),
+            "warm": tasks([0, 2], [5.0, 1.0], users=[1, 1])}
     # known items: net errs +1 and mf -1, so half and half. New items: net errs +2 and
     # other -1, so w of net leaves |3w - 1|: least on the grid of 0.05 at w = 0.35
     net = {"validation": np.array([4.0, 5.0]), "validation_new_items": np.array([4.0, 7.0]),
@@ -89,12 +70,11 @@ def test_blend_saved_chooses_each_kind_of_row_on_its_own_validation_set(tmp_path
     assert mixed["warm"] == pytest.approx([4.5, 0.35 * 2 + 0.65 * 1])
 
 
-def test_blend_saved_refuses_runs_of_different_splits(tmp_path, monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+def test_blend_saved_refuses_runs_of_different_splits(tmp_path, tasks, benchmarks) -> None:
     saved = pytest.importorskip("_predictions")
     blending = pytest.importorskip("blend_saved")
     for name, rating in (("a", 3.0), ("b", 4.0)):
-        sets = {"warm": _tasks([0], [0], [rating])}
+        sets = {"warm": tasks([0], [rating])}
         saved.save_seed(saved.seed_file(tmp_path, name, 0), 0, sets, np.ones(1, bool), None,
                         {"p": {"warm": np.array([1.0])}})
     with pytest.raises(SystemExit, match="warm query rows differ"):
@@ -102,8 +82,7 @@ def test_blend_saved_refuses_runs_of_different_splits(tmp_path, monkeypatch) -> 
 
 
 def test_blend_saved_names_the_missing_file_and_how_to_write_it(tmp_path,
-                                                                monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+                                                                benchmarks) -> None:
     blending = pytest.importorskip("blend_saved")
     with pytest.raises(SystemExit, match=r"run\.seed3\.npz: no saved predictions there .*"
                                          r"--name run --save-predictions"):

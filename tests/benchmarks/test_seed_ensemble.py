@@ -3,30 +3,14 @@ blend reaches only the items the second predictor knows."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from metarec.data.dataset import Interactions
-from metarec.tasks.taskset import TaskSet
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _tasks(items: list[int], ratings: list[float]) -> TaskSet:
-    n = len(items)
-    support = Interactions(np.zeros(1, np.int64), np.zeros(1, np.int64),
-                           np.ones(1, np.float32), np.full(1, np.nan))
-    query = Interactions(np.zeros(n, np.int64), np.array(items, np.int64),
-                         np.array(ratings, np.float32), np.full(n, np.nan))
-    return TaskSet(np.zeros(1, np.int64), support, np.array([0, 1]), query, np.array([0, n]))
-
-
-def test_the_blend_weight_comes_from_validation_and_spares_unknown_items(monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+def test_the_blend_weight_comes_from_validation_and_spares_unknown_items(tasks,
+                                                                        benchmarks) -> None:
     ensemble = pytest.importorskip("seed_ensemble")
-    sets = {"validation": _tasks([0, 1], [3.0, 4.0]), "warm": _tasks([0, 2], [5.0, 1.0])}
+    sets = {"validation": tasks([0, 1], [3.0, 4.0]), "warm": tasks([0, 2], [5.0, 1.0])}
     # on validation the first errs by +1 and the second by -1: the weight is 0.5;
     # on warm the first would be better alone, which must not move the weight
     first = {"validation": np.array([4.0, 5.0]), "warm": np.array([5.0, 1.0])}
