@@ -41,12 +41,6 @@ class SavedSeed:
     predictions: dict[str, dict[str, np.ndarray]]  # predictor -> scenario -> [rows]
     only_known: frozenset[str]  # predictors that score only items training knows
 
-    def applies(self, predictor: str, scenario: str) -> np.ndarray:
-        """The rows of ``scenario`` where ``predictor``'s predictions are its own (a
-        refitted factorisation falls back on biases where an item is new)."""
-        rows = self.scenarios[scenario]
-        return rows.known if predictor in self.only_known else np.ones(len(rows.true), bool)
-
 
 def seed_file(directory: Path, name: str, seed: int) -> Path:
     """Where the run ``name`` saves the predictions of ``seed``."""
