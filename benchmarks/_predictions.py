@@ -6,7 +6,7 @@ different models) can be blended afterwards without training again
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,15 @@ class SavedSeed:
     scenarios: dict[str, Scenario]
     predictions: dict[str, dict[str, np.ndarray]]  # predictor -> scenario -> [rows]
     only_known: frozenset[str]  # predictors that score only items training knows
+
+    def first_member(self, predictor: str) -> str:
+        """The name of ``predictor``'s member with the lowest number (``NAME#K``)."""
+        numbers = [int(n.rpartition("#")[2]) for n in self.predictions
+                   if n.rpartition("#")[0] == predictor]
+        if not numbers:
+            raise ValueError(f"{self.path}: no member of {predictor!r}; it has "
+                             f"{sorted(self.predictions)}")
+        return f"{predictor}#{min(numbers)}"
 
 
 def seed_file(directory: Path, name: str, seed: int) -> Path:
@@ -100,3 +109,28 @@ def load_seed(path: Path) -> SavedSeed:
     scenarios = {s: Scenario(r["user"], r["item"], r["true"], r["known"].astype(bool))
                  for s, r in rows.items()}
     return SavedSeed(path, seed, levels, scenarios, predictions, only_known)
+
+
+def merged(parts: Sequence[SavedSeed]) -> SavedSeed:
+    """One run from a run and its extensions (``seed_ensemble.py --first-member``): every
+    member of each, and each ensemble again as the mean of all its members. The parts must
+    score the same rows and number their members apart."""
+    first = parts[0]
+    predictions: dict[str, dict[str, np.ndarray]] = {}
+    for part in parts:
+        for scenario, rows in first.scenarios.items():
+            if scenario not in part.scenarios or not rows.same_rows(part.scenarios[scenario]):
+                raise ValueError(f"{part.path}: its {scenario} query rows differ from those "
+                                 f"of {first.path}")
+        for name, by_scenario in part.predictions.items():
+            if "#" in name and name in predictions:
+                raise ValueError(f"{part.path}: member {name} is in an earlier file too")
+            if "#" in name or len(parts) == 1:  # ensembles of several parts: made again
+                predictions[name] = by_scenario
+    if len(parts) > 1:  # each ensemble again, over the members of every part
+        for base in dict.fromkeys(n.rpartition("#")[0] for n in predictions):
+            members = [v for n, v in predictions.items() if n.rpartition("#")[0] == base]
+            predictions[base] = {s: np.mean([m[s] for m in members], axis=0)
+                                 for s in first.scenarios}
+    return SavedSeed(first.path, first.seed, first.levels, first.scenarios, predictions,
+                     frozenset().union(*(part.only_known for part in parts)))

@@ -9,9 +9,12 @@ so each kind of row gets the blend its own validation set prefers). Nothing trai
 
 ``--run ALIAS=NAME`` (repeatable) reads ``DIR/NAME.seedS.npz`` for every seed (``--from
 DIR``, default ``benchmarks/predictions``); every run must score the same query rows.
+``NAME+MORE`` reads a run and its extension (``seed_ensemble.py --first-member``) as one:
+all members of both, each ensemble their mean.
 ``--blend`` (repeatable) lists ``ALIAS:PREDICTOR`` names. Each blend is scored twice: of
 the ensembles (the predictor names as given; row ``spec``) and of the single models
-(member 0 of each; row ``spec #0``), beside each component alone. Convex weights in
+(the first member of each, member 0 unless a run started later; row ``spec #0``),
+beside each component alone. Convex weights in
 steps of ``--step`` (``metarec.evaluation.blend.simplex_weights``). A predictor that knows
 only training items (a refitted factorisation) joins only the blend of known-item rows.
 Writes ``benchmarks/results/NAME.json`` with the weights of every seed.
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _common import scenario_table, write_json
-from _predictions import SavedSeed, load_seed, seed_file
+from _predictions import SavedSeed, load_seed, merged, seed_file
 from rich.console import Console
 from rich.table import Table
 
@@ -65,11 +68,17 @@ def load_runs(directory: Path, runs: dict[str, str], seed: int) -> dict[str, Sav
     """Every run's predictions on ``seed``, checked to score the same query rows."""
     loaded: dict[str, SavedSeed] = {}
     for alias, name in runs.items():
+        parts = []
+        for part in name.split("+"):
+            try:
+                parts.append(load_seed(seed_file(directory, part, seed)))
+            except (FileNotFoundError, ValueError) as error:
+                raise SystemExit(f"{error} (run {alias!r}: write it with seed_ensemble.py "
+                                 f"--name {part} --save-predictions {directory})") from None
         try:
-            loaded[alias] = load_seed(seed_file(directory, name, seed))
-        except (FileNotFoundError, ValueError) as error:
-            raise SystemExit(f"{error} (run {alias!r}: write it with seed_ensemble.py "
-                             f"--name {name} --save-predictions {directory})") from None
+            loaded[alias] = merged(parts)
+        except ValueError as error:
+            raise SystemExit(f"{error} (run {alias!r})") from None
     first_alias, first = next(iter(loaded.items()))
     for saved in loaded.values():
         for scenario, rows in first.scenarios.items():
@@ -158,14 +167,15 @@ def main() -> None:
     for seed in seeds:
         loaded = load_runs(args.directory, runs, seed)
         any_run = next(iter(loaded.values()))
+        single = {(a, n): loaded[a].first_member(n) for a, n in components}
         for alias, name in components:
-            for member in (name, f"{name}#0"):
+            for member in (name, single[(alias, name)]):
                 records += scored(f"{alias}:{member}", any_run,
                                   {s: prediction(loaded, alias, member, s)
                                    for s in any_run.scenarios})
         for spec, parts in blends.items():
-            for label, members in ((spec, parts), (f"{spec} #0", [(a, f"{n}#0")
-                                                                 for a, n in parts])):
+            for label, members in ((spec, parts),
+                                   (f"{spec} #0", [(a, single[(a, n)]) for a, n in parts])):
                 mixed, weights = gated_blend(loaded, members, args.step, args.loss)
                 chosen[f"{label}/seed{seed}"] = weights
                 console.log(f"seed {seed}: {label}: known {weights['known']}, "

@@ -20,6 +20,8 @@ users by ``learner.loss``: rows ``A+B`` (the blend of the two ensembles) and ``A
 ``--save-predictions DIR`` writes every member's and ensemble's predictions, with the
 query rows they score (the validation sets included), to ``DIR/NAME.seedS.npz``;
 ``blend_saved.py`` blends predictors of different runs from those files.
+``--first-member K`` trains members K, K+1, ... instead of 0, 1, ...: more members for a
+saved run, in a run of their own (blend the two with ``blend_saved.py``).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=None, help="TOML run config")
     parser.add_argument("--predictors", default="ridge")
     parser.add_argument("--members", type=int, default=3)
+    parser.add_argument("--first-member", type=int, default=0, metavar="K")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--set", action="append", default=[], help="section.field=value")
     parser.add_argument("--blend", action="append", default=[],
@@ -70,8 +73,9 @@ def main() -> None:
     parser.add_argument("--save-predictions", type=Path, default=None, metavar="DIR",
                         help="also write each seed's predictions to DIR/NAME.seedS.npz")
     args = parser.parse_args()
-    if args.members < 1:
-        raise SystemExit("--members must be at least 1")
+    if args.members < 1 or args.first_member < 0:
+        raise SystemExit("--members must be at least 1 and --first-member at least 0")
+    member_ids = range(args.first_member, args.first_member + args.members)
 
     console = Console()
     dataset = load_ml1m(args.data_dir)
@@ -108,7 +112,7 @@ def main() -> None:
                     sets[scenario] = tasks
         predictions: dict[str, dict[str, list[np.ndarray]]] = {n: {s: [] for s in sets}
                                                                for n in names}
-        for member in range(args.members):
+        for member in member_ids:
             trained = {}
             for name in to_train:
                 console.log(f"seed {seed} member {member}: training {name}")
@@ -130,8 +134,8 @@ def main() -> None:
                                   levels)
         known = known_items(train_ratings.item, dataset.num_items)
         if args.save_predictions:
-            saved = {f"{n}#{m}": {s: predictions[n][s][m] for s in sets}
-                     for n in names for m in range(args.members)}
+            saved = {f"{n}#{m}": {s: predictions[n][s][i] for s in sets}
+                     for n in names for i, m in enumerate(member_ids)}
             saved.update(ensembles)
             path = save_seed(seed_file(args.save_predictions, args.name, seed), seed, sets,
                              known, levels, saved,
@@ -140,7 +144,8 @@ def main() -> None:
         singles = {n: {s: predictions[n][s][0] for s in sets} for n in names}
         for first, second in pairs:
             for label, source in ((f"{first}+{second}", ensembles),
-                                  (f"{first}#0+{second}#0", singles)):
+                                  (f"{first}#{member_ids[0]}+{second}#{member_ids[0]}",
+                                   singles)):
                 weight, rows = blended(label, source[first], source[second], sets,
                                        known if second in REFITTED else None,
                                        config.learner.loss, seed, levels)
@@ -153,11 +158,12 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         path = write_json(args.name, "movielens-1m+melu", "melu-honest-warm", done,
                           aggregated, config=config.to_dict(), members=args.members,
+                          first_member=args.first_member,
                           predictors=names, blends=args.blend, blend_weights=weights,
                           timings=timings, peak_rss_mb=peak_mb, per_seed=records)
         console.log(f"seeds {done} written to {path}")
     seconds = time.perf_counter() - start
-    console.print(table_of(aggregated, names, args.members, seeds, args.blend))
+    console.print(table_of(aggregated, names, member_ids, seeds, args.blend))
     console.print(f"total {seconds:.0f} s, peak RSS {peak_mb:.0f} MB")
 
 
@@ -187,12 +193,12 @@ def scored(name: str, scenario: str, tasks: TaskSet, pred: np.ndarray, seed: int
              "seed": seed} for metric in ("mae", "mae_rounded", "ndcg@3") if metric in values]
 
 
-def table_of(aggregated: list[dict], names: list[str], members: int,
+def table_of(aggregated: list[dict], names: list[str], members: range,
              seeds: list[int], blends: list[str]) -> Table:
     """Per predictor: the mean member, then the ensemble; per blend A+B the single models'
     blend, then the ensembles'; ``MAE / whole-star / nDCG@3``."""
     index = {(r["learner"], r["scenario"], r["metric"]): r["mean"] for r in aggregated}
-    table = scenario_table(f"ML-1M, seed ensembles of {members}, mean over seeds {seeds} "
+    table = scenario_table(f"ML-1M, seed ensembles of {len(members)}, mean over seeds {seeds} "
                            "(MAE / whole-star MAE / nDCG@3)")
 
     def cell(rows: list[str], scenario: str) -> str:
@@ -200,13 +206,14 @@ def table_of(aggregated: list[dict], names: list[str], members: int,
                           for m in ("mae", "mae_rounded", "ndcg@3"))
 
     for name in names:
-        singles = [f"{name}#{m}" for m in range(members)]
+        singles = [f"{name}#{m}" for m in members]
         table.add_row(f"{name} (mean of members)", *[cell(singles, s) for s in SCENARIOS])
         table.add_row(f"{name} (ensemble)", *[cell([name], s) for s in SCENARIOS])
     for spec in blends:
         first, second = spec.split("+")
         table.add_row(f"{first} + {second} (single models)",
-                      *[cell([f"{first}#0+{second}#0"], s) for s in SCENARIOS])
+                      *[cell([f"{first}#{members[0]}+{second}#{members[0]}"], s)
+                        for s in SCENARIOS])
         table.add_row(f"{spec} (ensembles)", *[cell([spec], s) for s in SCENARIOS])
     return table
 

@@ -86,3 +86,27 @@ def test_blend_saved_names_the_missing_file_and_how_to_write_it(tmp_path,
     with pytest.raises(SystemExit, match=r"run\.seed3\.npz: no saved predictions there .*"
                                          r"--name run --save-predictions"):
         blending.load_runs(tmp_path, {"x": "run"}, 3)
+
+
+def test_a_run_and_its_extension_merge_into_one_ensemble(tmp_path, tasks, benchmarks) -> None:
+    saved = pytest.importorskip("_predictions")
+    sets = {"warm": tasks([0, 1], [3.0, 4.0])}
+    known = np.ones(3, bool)
+    first = {"net#0": {"warm": np.array([1.0, 2.0])}, "net#1": {"warm": np.array([3.0, 5.0])}}
+    first["net"] = {"warm": np.array([2.0, 3.5])}
+    more = {"net#2": {"warm": np.array([5.0, 8.0])}, "net": {"warm": np.array([5.0, 8.0])}}
+    parts = [saved.load_seed(saved.save_seed(tmp_path / f"{name}.npz", 0, sets, known, None,
+                                             preds))
+             for name, preds in (("a", first), ("b", more))]
+    one = saved.merged(parts)
+    assert sorted(one.predictions) == ["net", "net#0", "net#1", "net#2"]
+    assert one.predictions["net"]["warm"].tolist() == [3.0, 5.0]  # the mean of three members
+    assert one.first_member("net") == "net#0" and parts[1].first_member("net") == "net#2"
+    assert saved.merged(parts[:1]).predictions == parts[0].predictions
+    with pytest.raises(ValueError, match="member net#2 is in an earlier file too"):
+        saved.merged([parts[1], parts[1]])
+    other = saved.load_seed(saved.save_seed(tmp_path / "c.npz", 0,
+                                            {"warm": tasks([0, 2], [3.0, 4.0])}, known,
+                                            None, more))
+    with pytest.raises(ValueError, match="warm query rows differ"):
+        saved.merged([parts[0], other])
