@@ -18,7 +18,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+BLEND_STEP = 0.05
 BLEND_WEIGHTS: tuple[float, ...] = tuple(float(w) for w in np.round(np.linspace(0, 1, 21), 2))
+"""The weights :func:`blend_weight` tries: the multiples of :data:`BLEND_STEP`."""
 
 
 def _arrays(first: np.ndarray, second: np.ndarray,
@@ -44,29 +46,27 @@ def blend(first: np.ndarray, second: np.ndarray, weight: float,
 
 
 def blend_weight(first: np.ndarray, second: np.ndarray, target: np.ndarray,
-                 applies: np.ndarray, loss: str = "mse",
-                 weights: Sequence[float] = BLEND_WEIGHTS) -> float:
-    """The weight of ``weights`` whose :func:`blend` has the least ``loss`` (``"mse"`` or
-    ``"mae"``) against ``target`` over validation rows; on a tie the larger weight (more of
-    ``first``). With no row where ``second`` applies, 1."""
+                 applies: np.ndarray, loss: str = "mse") -> float:
+    """The weight of :data:`BLEND_WEIGHTS` whose :func:`blend` has the least ``loss``
+    (``"mse"`` or ``"mae"``) against ``target`` over validation rows; on a tie the larger
+    weight (more of ``first``). With no row where ``second`` applies, 1. (The blend of
+    two by :func:`simplex_weights` on the rows where ``second`` applies.)"""
     first, second, applies = _arrays(first, second, applies)
     target = np.asarray(target, np.float64)
     if target.shape != first.shape:
         raise ValueError(f"target has shape {target.shape}, predictions {first.shape}")
-    if loss not in ("mse", "mae"):
-        raise ValueError(f"loss must be 'mse' or 'mae', got {loss!r}")
+    _power(loss)
     if not applies.any():
         return 1.0
-    power = 2 if loss == "mse" else 1
+    return simplex_weights([first[applies], second[applies]], target[applies], loss,
+                           BLEND_STEP)[0]
 
-    def error(weight: float) -> float:
-        residual = (blend(first, second, weight, applies) - target)[applies]
-        return float(np.mean(np.abs(residual) ** power))
 
-    errors = {float(w): error(w) for w in weights}
-    least = min(errors.values())
-    # rounding makes equal blends differ in the last bits; those still count as a tie
-    return max(w for w, e in errors.items() if e <= least + 1e-12 * max(1.0, least))
+def _power(loss: str) -> int:
+    """The exponent of the error for ``loss``."""
+    if loss not in ("mse", "mae"):
+        raise ValueError(f"loss must be 'mse' or 'mae', got {loss!r}")
+    return 2 if loss == "mse" else 1
 
 
 def _simplex(k: int, steps: int) -> Iterator[tuple[int, ...]]:
@@ -109,8 +109,7 @@ def simplex_weights(predictions: Sequence[np.ndarray], target: np.ndarray,
     over validation rows. On a tie the weights that come first with the earlier
     predictors' weights largest (so for two predictors the larger weight on the first,
     as :func:`blend_weight`)."""
-    if loss not in ("mse", "mae"):
-        raise ValueError(f"loss must be 'mse' or 'mae', got {loss!r}")
+    power = _power(loss)
     steps = round(1.0 / step)
     if steps < 1 or abs(steps * step - 1.0) > 1e-9:
         raise ValueError(f"step must divide 1 into whole steps, got {step}")
@@ -120,7 +119,6 @@ def simplex_weights(predictions: Sequence[np.ndarray], target: np.ndarray,
         raise ValueError(f"need prediction vectors of the target's length {target.shape}; "
                          f"got shape {stacked.shape}")
     grid = np.array(list(_simplex(len(stacked), steps)), np.float64) / steps
-    power = 2 if loss == "mse" else 1
     errors = np.concatenate([np.mean(np.abs(chunk @ stacked - target) ** power, axis=1)
                              for chunk in np.array_split(grid, -(-len(grid) // 256))])
     least = errors.min()
