@@ -38,6 +38,8 @@ def test_int_for_float_field_is_accepted() -> None:
     ("split.protocol=weird", "split protocol must be 'melu' or 'time'"),
     ("per_learner.maml.nope=1", "[per_learner.maml]"),
     ("model.kind=Transformer", "model.kind must be one of FeatureMLP, FeatureMF, BiasedMF"),
+    ("model.joint_hidden=[8]", "model.joint_hidden is an option of FeatureMF, not of "
+                               "FeatureMLP"),
 ])
 def test_bad_settings_name_the_field(override: str, message: str) -> None:
     with pytest.raises(ConfigError) as error:

@@ -47,6 +47,9 @@ class ModelConfig:
     item_id_embedding: bool = True
     exclude_fields: list[str] = field(default_factory=list)
     factors: int = 32
+    joint_hidden: list[int] = field(default_factory=list)
+    """``FeatureMF`` only: hidden sizes of an MLP over user and item fields together,
+    added to the factorisation (empty: none)."""
 
     def __post_init__(self) -> None:
         from metarec.models.base import model_classes
@@ -55,6 +58,9 @@ class ModelConfig:
         if self.kind not in kinds:
             raise ConfigError(f"model.kind must be one of {', '.join(kinds)}; "
                               f"got {self.kind!r}")
+        if self.joint_hidden and self.kind != "FeatureMF":
+            raise ConfigError(f"model.joint_hidden is an option of FeatureMF, not of "
+                              f"{self.kind}")
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for :func:`metarec.models.build_model`."""
@@ -66,6 +72,8 @@ class ModelConfig:
                    "exclude_fields": tuple(self.exclude_fields)}
         if self.kind == "FeatureMF":
             options["factors"] = self.factors
+            if self.joint_hidden:
+                options["joint_hidden"] = tuple(self.joint_hidden)
         return options
 
 

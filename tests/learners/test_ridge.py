@@ -92,13 +92,19 @@ def data():
 
 def _ridge(kind: str, ds, precision: float = 1.0) -> Ridge:
     torch.manual_seed(0)
-    model = (FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
-             if kind == "FeatureMF" else FeatureMLP.for_dataset(ds, embedding_dim=4,
-                                                                hidden=(8,)))
+    if kind.startswith("FeatureMF"):
+        joint = (6,) if kind == "FeatureMF-joint" else ()
+        model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3,
+                                      joint_hidden=joint)
+        if joint:
+            with torch.no_grad():  # the joint MLP's output starts at zero: make it count
+                model.head.joint[-1].weight.normal_(0.0, 0.5)
+    else:
+        model = FeatureMLP.for_dataset(ds, embedding_dim=4, hidden=(8,))
     return Ridge(model, LearnerConfig(dtype="float64", prior_precision=precision))
 
 
-@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF"])
+@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF", "FeatureMF-joint"])
 def test_adapted_parameters_are_the_penalised_minimum(kind: str, data) -> None:
     """The gradient of support SSE + prior penalty is zero at the adapted parameters."""
     ds, _, batch = data

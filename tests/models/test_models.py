@@ -91,13 +91,18 @@ def test_head_output_body_partition_the_parameters(dataset) -> None:
                                        "item_factors.weight"]
 
 
-@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF", "BiasedMF"])
+@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF", "FeatureMF-joint", "BiasedMF"])
 def test_model_from_config_round_trip(dataset, kind: str) -> None:
     options = {"FeatureMLP": {"embedding_dim": 4, "hidden": (8,), "item_id_embedding": True},
                "FeatureMF": {"embedding_dim": 4, "hidden": (8,), "factors": 3,
                              "item_id_embedding": True},
+               "FeatureMF-joint": {"embedding_dim": 4, "hidden": (8,), "factors": 3,
+                                   "joint_hidden": (6, 5)},
                "BiasedMF": {"factors": 3}}[kind]
-    model = build_model(kind, dataset, **options)
+    model = build_model(kind.removesuffix("-joint"), dataset, **options)
+    with torch.no_grad():  # the joint MLP's output layer starts at zero: make it count
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
     config = json.loads(json.dumps(model.config()))  # JSON-able
     again = model_from_config(config)
     assert type(again) is type(model)
@@ -140,6 +145,33 @@ def test_factor_head_exact_prediction() -> None:
     # Row 0: u = (1.5, 2, 2), v = (0.25, 2, 1): 3 + 1.5 + 0.25 + (4 + 2) = 10.75.
     # Row 1: u = (0.5, 0, -1), v = (0.25, -2, -1): 3 + 0.5 + 0.25 + (0 + 1) = 4.75.
     torch.testing.assert_close(head(x), torch.tensor([[10.75], [4.75]]))
+
+
+def test_factor_head_adds_its_joint_mlp_over_both_sides() -> None:
+    head = FactorHead(user_width=2, item_width=1, factors=2, hidden=(), rating_mean=3.0,
+                      joint_hidden=(2,))
+    x = torch.tensor([[1.0, 2.0, 1.0], [0.0, 0.0, -1.0]])
+    without = head(x).clone()
+    assert head.joint is not None
+    assert not head.joint[-1].weight.detach().any()  # starts as the plain head
+    with torch.no_grad():
+        head.joint[0].weight.copy_(torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, -1.0]]))
+        head.joint[0].bias.copy_(torch.tensor([0.0, 0.5]))
+        head.joint[2].weight.copy_(torch.tensor([[0.5, 2.0]]))
+        head.joint[2].bias.copy_(torch.tensor([-1.0]))
+    # Row 0: hidden relu(4, -0.5) = (4, 0): 2 - 1 = 1. Row 1: relu(-1, 1.5) = (0, 1.5): 3 - 1.
+    torch.testing.assert_close(head(x) - without, torch.tensor([[1.0], [2.0]]))
+
+
+def test_feature_mf_joint_mlp_is_global(dataset) -> None:
+    model = FeatureMF.for_dataset(dataset, embedding_dim=4, hidden=(8,), factors=3,
+                                  joint_hidden=(6,))
+    joint = {n for n, _ in model.named_parameters() if n.startswith("head.joint.")}
+    assert len(joint) == 4 and joint <= set(model.memory_names())
+    assert sorted(model.head_names()) == ["head.user.bias", "head.user.weight"]
+    assert model.head.joint[0].in_features == model.body.width
+    plain = FeatureMF.for_dataset(dataset, embedding_dim=4, hidden=(8,), factors=3)
+    assert plain.head.joint is None and "joint_hidden" not in plain.config()
 
 
 def test_feature_mf_is_its_head_over_the_body_and_adapts_the_user_tower(dataset) -> None:

@@ -20,12 +20,16 @@ class FactorHead(nn.Module):
     bias and ``factors`` factors (what MAML-R adapts per user: after adaptation it is a
     user vector fitted to the support set, started from the one the user's features give);
     ``v = item(x[..., user_width:])`` is an MLP (``hidden`` ReLU layers) of the item's
-    embedded fields, its id embedding included when the model has one. Returns
-    ``[..., 1]``.
+    embedded fields, its id embedding included when the model has one. With
+    ``joint_hidden`` layers, ``joint(x)``, an MLP over the user's and the item's fields
+    together (its output layer starting at zero), is added: interactions of user and item
+    fields that a dot product cannot express, learned globally (the prediction stays affine
+    in the user vector). Returns ``[..., 1]``.
     """
 
     def __init__(self, user_width: int, item_width: int, factors: int,
-                 hidden: Sequence[int], rating_mean: float) -> None:
+                 hidden: Sequence[int], rating_mean: float,
+                 joint_hidden: Sequence[int] = ()) -> None:
         super().__init__()
         self.user_width = user_width
         self.user = nn.Linear(user_width, factors + 1)
@@ -37,12 +41,27 @@ class FactorHead(nn.Module):
         layers.append(nn.Linear(width, factors + 1))
         self.item = nn.Sequential(*layers)
         self.mean = nn.Parameter(torch.tensor(float(rating_mean)))
+        self.joint = _joint_mlp(user_width + item_width, joint_hidden) if joint_hidden else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = self.user(x[..., :self.user_width])
         v = self.item(x[..., self.user_width:])
         out = self.mean + u[..., 0] + v[..., 0] + (u[..., 1:] * v[..., 1:]).sum(-1)
+        if self.joint is not None:
+            out = out + self.joint(x)[..., 0]
         return out.unsqueeze(-1)
+
+
+def _joint_mlp(width: int, hidden: Sequence[int]) -> nn.Sequential:
+    """ReLU layers of ``hidden`` sizes and a scalar output layer that starts at zero."""
+    layers: list[nn.Module] = []
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    output = nn.Linear(width, 1)
+    nn.init.zeros_(output.weight)
+    nn.init.zeros_(output.bias)
+    return nn.Sequential(*layers, output)
 
 
 class FeatureMF(FeatureMLP):
@@ -52,33 +71,39 @@ class FeatureMF(FeatureMLP):
     adapting it fits the user's bias and factors to the support set, the item side and
     every embedding stay global; ``output`` (ANIL) = the tower's bias alone, i.e. the
     user's bias and factors as a free vector. Learners that adapt "every parameter" adapt
-    the user side only (:meth:`memory_names`).
+    the user side only (:meth:`memory_names`). ``joint_hidden`` adds the head's joint MLP
+    over user and item fields (see :class:`FactorHead`), global like the item side.
     """
 
     def __init__(self, user_specs: Sequence[FieldSpec], item_specs: Sequence[FieldSpec], *,
                  embedding_dim: int = 32, hidden: Sequence[int] = (64,), factors: int = 32,
                  numeric_stats: dict[str, tuple[float, float]] | None = None,
-                 num_users: int = 0, num_items: int = 0, rating_mean: float = 3.5) -> None:
+                 num_users: int = 0, num_items: int = 0, rating_mean: float = 3.5,
+                 joint_hidden: Sequence[int] = ()) -> None:
         super().__init__(user_specs, item_specs, embedding_dim=embedding_dim, hidden=hidden,
                          numeric_stats=numeric_stats, num_users=num_users,
                          num_items=num_items, rating_mean=rating_mean)
-        self.factors = factors
+        self.factors, self.joint_hidden = factors, tuple(joint_hidden)
         user_width = embedding_dim * len(self.body.user_fields)
         self.head = FactorHead(user_width, self.body.width - user_width, factors,
-                               self.hidden, rating_mean)
+                               self.hidden, rating_mean, self.joint_hidden)
         self.head_prefixes = ("head.user.",)
         self.output_prefixes = ("head.user.bias",)
 
     def memory_names(self) -> list[str]:
-        """The whole item side (item field tables, id tables, the item tower): what an
-        item's vector learned from every user stays global when one user adapts, also
-        for learners that adapt every other parameter (``maml``, ``reptile``,
-        ``finetune``)."""
+        """The whole item side (item field tables, id tables, the item tower) and the joint
+        MLP: what an item's vector learned from every user stays global when one user
+        adapts, also for learners that adapt every other parameter (``maml``,
+        ``reptile``, ``finetune``)."""
         return [n for n, _ in self.named_parameters()
-                if n.startswith(("body.item_fields.", "body.user_fields.id.", "head.item."))]
+                if n.startswith(("body.item_fields.", "body.user_fields.id.", "head.item.",
+                                 "head.joint."))]
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "kind": "FeatureMF", "factors": self.factors}
+        config = {**super().config(), "kind": "FeatureMF", "factors": self.factors}
+        if self.joint_hidden:
+            config["joint_hidden"] = list(self.joint_hidden)
+        return config
 
     @classmethod
     def for_dataset(cls, dataset: Dataset, **options: Any) -> FeatureMF:  # type: ignore[override]
