@@ -15,7 +15,7 @@ member). Writes ``benchmarks/results/NAME.json`` (rows ``NAME`` = the ensemble, 
 of two predictors (:mod:`metarec.evaluation.blend`), its weight chosen on the validation
 users by ``learner.loss``: rows ``A+B`` (the blend of the two ensembles) and ``A#0+B#0``
 (of the two single models), beside a ``validation`` scenario. A refitted baseline
-(``biased-mf``, ``biases``) joins the blend only on items it was trained on.
+(``biased-mf``, ``biases``, ``item-knn``) joins the blend only on items it was trained on.
 
 ``--save-predictions DIR`` writes every member's and ensemble's predictions, with the
 query rows they score (the validation sets included), to ``DIR/NAME.seedS.npz``;

@@ -171,3 +171,18 @@ def test_validation_users_are_scored_on_request() -> None:
     assert scored[("ridge", "rmse")] ** 2 == pytest.approx(best, rel=1e-5)
     assert {r["scenario"] for r in result.records} == {*SCENARIOS, "validation",
                                                        "validation_new_items"}
+
+
+def test_item_knn_runs_as_a_baseline_and_falls_back_to_biases_on_new_items() -> None:
+    """``item-knn`` is a baseline name of ``metarec run``: scored in every scenario, equal
+    to ``biases`` where every query film is new (no film training never saw has a
+    neighbour) and different where films are known."""
+    config = load_config(None, [*SMALL, "learners=[]", "baselines=['biases', 'item-knn']",
+                                "evaluation.shots=[]", "evaluation.all_items=false"])
+    result = run_experiment(config)
+    mae = {(r["learner"], r["scenario"]): r["value"] for r in result.records
+           if r["metric"] == "mae"}
+    assert {s for learner, s in mae if learner == "item-knn"} == set(SCENARIOS)
+    for scenario in ("new_items", "new_users_new_items"):
+        assert mae[("item-knn", scenario)] == pytest.approx(mae[("biases", scenario)])
+    assert mae[("item-knn", "warm")] < mae[("biases", "warm")]

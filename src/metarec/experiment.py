@@ -19,6 +19,7 @@ from metarec.data.dataset import Dataset, Interactions
 from metarec.data.splits import SCENARIOS, ColdStartSplit, split_dataset
 from metarec.errors import CheckpointError, ConfigError
 from metarec.evaluation.baselines import Biases, GlobalMean, Popularity, tuned_mf
+from metarec.evaluation.item_knn import ItemKNN
 from metarec.evaluation.metrics import compute_metrics, rating_levels
 from metarec.evaluation.protocol import aggregate_seeds, predictions_frame
 from metarec.evaluation.report import bar_chart, line_chart, results_document, write_run_folder
@@ -33,10 +34,11 @@ Events = Callable[[str, dict[str, Any]], None]
 """Progress events: ``(kind, payload)`` with kinds ``stage``, ``epoch``, ``done``."""
 
 BASELINES = ("global-mean", "biases", "popularity", "biased-mf", "pretrain", "finetune",
-             "foldin")
+             "foldin", "item-knn")
 ON_PRETRAIN = {"pretrain", "finetune", "foldin"}
 """Baselines that evaluate the ``pretrain`` learner's model."""
-SIMPLE = {"global-mean": GlobalMean, "biases": Biases, "popularity": Popularity}
+SIMPLE = {"global-mean": GlobalMean, "biases": Biases, "popularity": Popularity,
+          "item-knn": ItemKNN}
 """Baselines with default settings, fitted on the training ratings alone."""
 REFITTED = {*SIMPLE, "biased-mf"}
 """Baselines fitted on the training ratings at evaluation time (no checkpoint)."""

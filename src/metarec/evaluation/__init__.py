@@ -9,6 +9,7 @@ from metarec.evaluation.baselines import (
     Popularity,
     tuned_mf,
 )
+from metarec.evaluation.item_knn import ItemKNN
 from metarec.evaluation.metrics import (
     accuracy,
     compute_metrics,
@@ -27,6 +28,7 @@ __all__ = [
     "BiasedMFALS",
     "Biases",
     "GlobalMean",
+    "ItemKNN",
     "Popularity",
     "accuracy",
     "aggregate_seeds",
