@@ -23,6 +23,7 @@ Writes ``benchmarks/results/NAME.json`` with the weights of every seed.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +81,19 @@ def load_runs(directory: Path, runs: dict[str, str], seed: int) -> dict[str, Sav
         except ValueError as error:
             raise SystemExit(f"{error} (run {alias!r})") from None
     first_alias, first = next(iter(loaded.items()))
+    shared = [s for s in first.scenarios if all(s in x.scenarios for x in loaded.values())]
     for saved in loaded.values():
-        for scenario, rows in first.scenarios.items():
-            other = saved.scenarios.get(scenario)
-            if other is None or not rows.same_rows(other):
+        for scenario in shared:
+            if not first.scenarios[scenario].same_rows(saved.scenarios[scenario]):
                 raise SystemExit(f"{saved.path}: its {scenario} query rows differ from those "
                                  f"of {first.path} (run {first_alias!r}); blend only runs "
                                  "of one split")
-    return loaded
+    # A scenario that some run did not save (e.g. a validation set newer than the run)
+    # is left out of every run.
+    return {alias: replace(saved, scenarios={s: saved.scenarios[s] for s in shared},
+                           predictions={n: {s: p[s] for s in shared}
+                                        for n, p in saved.predictions.items()})
+            for alias, saved in loaded.items()}
 
 
 def prediction(loaded: dict[str, SavedSeed], alias: str, name: str,

@@ -107,7 +107,9 @@ def main() -> None:
                              "has none (split.validation_fraction)")
         if pairs or args.save_predictions:
             for scenario, tasks in (("validation", split.validation),
-                                    ("validation_new_items", split.validation_new_items)):
+                                    ("validation_new_items", split.validation_new_items),
+                                    ("validation_trained_new_items",
+                                     split.validation_trained_new_items)):
                 if len(tasks):
                     sets[scenario] = tasks
         predictions: dict[str, dict[str, list[np.ndarray]]] = {n: {s: [] for s in sets}

@@ -84,7 +84,9 @@ class EvalConfig:
     item (``new_users_all``: unrated items count as not relevant) and whether the
     validation users are scored too (``validation``: every metric on the tasks that
     early stopping watches, and ``validation_new_items``: on their new-item supports split
-    again, for choosing settings without looking at the test tasks)."""
+    again, for choosing settings without looking at the test tasks; and
+    ``validation_trained_new_items``: training users' new-film ratings that no scenario
+    evaluates, where what a model remembers of a user it trained on counts)."""
 
     ks: list[int] = field(default_factory=lambda: [1, 3, 5, 10])
     threshold: float = 4.0

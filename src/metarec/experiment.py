@@ -149,7 +149,9 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
     ``evaluation.all_items`` ranking of new users over every item (``new_users_all``) and
     with ``evaluation.validation`` the validation users (``validation``, and
     ``validation_new_items``: their new-item supports split again, see
-    :attr:`ColdStartSplit.validation_new_items`)."""
+    :attr:`ColdStartSplit.validation_new_items`; ``validation_trained_new_items``: new-film
+    ratings of training users that no scenario evaluates, see
+    :attr:`ColdStartSplit.validation_trained_new_items`)."""
     records: list[dict[str, Any]] = []
     ks, threshold = tuple(config.evaluation.ks), config.evaluation.threshold
     levels = rating_levels(split.train_ratings.rating)
@@ -162,7 +164,9 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
         sets["new_users_all"] = all_candidates(split.scenarios["new_users"], num_items)
     if config.evaluation.validation:
         for name, tasks in [("validation", split.validation),
-                            ("validation_new_items", split.validation_new_items)]:
+                            ("validation_new_items", split.validation_new_items),
+                            ("validation_trained_new_items",
+                             split.validation_trained_new_items)]:
             if len(tasks):
                 sets[name] = tasks
     for name, predict in predictors.items():

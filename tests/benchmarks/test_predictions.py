@@ -80,6 +80,24 @@ def test_blend_saved_refuses_runs_of_different_splits(tmp_path, tasks, benchmark
         blending.load_runs(tmp_path, {"x": "a", "y": "b"}, 0)
 
 
+def test_blend_saved_keeps_the_scenarios_every_run_saved(tmp_path, tasks,
+                                                         benchmarks) -> None:
+    """A run saved before a scenario existed blends with a newer one on what both hold,
+    whichever is named first."""
+    saved = pytest.importorskip("_predictions")
+    blending = pytest.importorskip("blend_saved")
+    old = {"warm": tasks([0], [3.0])}
+    new = {**old, "validation_trained_new_items": tasks([1], [4.0])}
+    for name, sets in (("old", old), ("new", new)):
+        saved.save_seed(saved.seed_file(tmp_path, name, 0), 0, sets,
+                        np.ones(2, bool), None,
+                        {"p": {s: np.array([1.0]) for s in sets}})
+    for runs in ({"x": "new", "y": "old"}, {"x": "old", "y": "new"}):
+        loaded = blending.load_runs(tmp_path, runs, 0)
+        for run in loaded.values():
+            assert list(run.scenarios) == ["warm"] and list(run.predictions["p"]) == ["warm"]
+
+
 def test_blend_saved_names_the_missing_file_and_how_to_write_it(tmp_path,
                                                                 benchmarks) -> None:
     blending = pytest.importorskip("blend_saved")

@@ -189,6 +189,35 @@ def test_validation_users_are_held_out_of_training(split) -> None:
         np.testing.assert_array_equal(tasks.query_sizes, np.minimum(2, n // 2))
 
 
+def test_validation_trained_new_items_are_training_users_unevaluated_new_films(
+        toy: Dataset, split) -> None:
+    """The third validation set: new-film ratings of training users that no scenario
+    evaluates (bounds of 3-4 put every user's 5 new films outside ``new_items``), at most
+    ``max_ratings`` a user, ``query_size`` of them the query; never evaluated, never
+    trained on, never another validation set's."""
+    config = replace(CONFIG, max_ratings=4, train_out_of_bounds=True)
+    bounded = split_dataset(toy, config)
+    tasks = bounded.validation_trained_new_items
+    assert len(bounded.scenarios["new_items"]) == 0 and len(tasks) > 0
+    assert np.isin(tasks.users, bounded.train.users).all()
+    assert not np.isin(tasks.users, bounded.validation_users).any()
+    rows = tasks.all_ratings()
+    assert np.isin(rows.item, bounded.new_items).all()
+    np.testing.assert_array_equal(tasks.query_sizes, 2)
+    np.testing.assert_array_equal(tasks.support_sizes + tasks.query_sizes, 4)
+    assert _pairs(rows) <= _pairs(bounded.unbounded_new_items)
+    for other in [*bounded.scenarios.values(), bounded.validation,
+                  bounded.validation_new_items]:
+        assert not _pairs(rows) & _pairs(other.all_ratings())
+    assert not _pairs(rows) & _pairs(bounded.train_ratings)
+    again = split_dataset(toy, config).validation_trained_new_items
+    assert _pairs(again.query) == _pairs(tasks.query)
+    # The default toy bounds evaluate every user's new films but user 9's two, fewer than
+    # min_ratings: nothing is left for this set.
+    assert len(split.validation_trained_new_items) == 0
+    assert set(split.unbounded_new_items.user.tolist()) <= {9}
+
+
 def test_validation_new_items_are_the_validation_users_new_item_supports(toy: Dataset,
                                                                          split) -> None:
     """The second validation set: every new-item support rating of the validation users,

@@ -20,7 +20,11 @@ into an inner support and query; a ``validation`` fraction of existing users is 
 training altogether for tuning and early stopping. Their new-item support sets, split the
 same way, are a second validation set where items are new
 (:attr:`ColdStartSplit.validation_new_items`), so that choices which trade known films
-against new ones can be judged without a test query.
+against new ones can be judged without a test query. Validation users are never trained
+on, so neither set can judge what a model remembers of a user it trained on (a user-id
+embedding); a third set can where items are new
+(:attr:`ColdStartSplit.validation_trained_new_items`): the new-film ratings of training
+users that the bounds leave out of the ``new_items`` scenario.
 
 MeLU drops every user whose count in a scenario is outside the bounds, so about half of
 ML-1M's existing-user ratings (users with more than 100) are never used. With
@@ -100,6 +104,9 @@ class ColdStartSplit:
     new_users: np.ndarray
     validation_users: np.ndarray
     new_items: np.ndarray
+    unbounded_new_items: Interactions | None = None
+    """New-film ratings of existing, non-validation users with no ``new_items`` task
+    (their count there is outside the bounds): no scenario evaluates them."""
 
     @cached_property
     def validation_new_items(self) -> TaskSet:
@@ -112,6 +119,26 @@ class ColdStartSplit:
         support = tasks.select(np.isin(tasks.users, self.validation_users)).support
         support = support.subset(np.isin(support.item, self.new_items))
         return _resplit(support, self.config, np.random.default_rng([self.config.seed, 29]))
+
+    @cached_property
+    def validation_trained_new_items(self) -> TaskSet:
+        """Validation tasks of users training knows, where items are new: the ratings of
+        :attr:`unbounded_new_items` of every user with at least ``min_ratings`` of them,
+        ``max_ratings`` drawn at random from those with more, grouped like a
+        ``new_items`` task (``query_size`` random query ratings, the rest support;
+        seeded by the split's seed). Like the ``new_items`` scenario's users, theirs
+        trained the model; no rating here is evaluated or trained on."""
+        rows = self.unbounded_new_items
+        if rows is None or not len(rows):
+            return self.validation.select(np.zeros(len(self.validation), dtype=bool))
+        rng = np.random.default_rng([self.config.seed, 31])
+        counts = np.bincount(rows.user)
+        rows = rows.subset(counts[rows.user] >= self.config.min_ratings)
+        order = np.lexsort((rng.random(len(rows)), rows.user))
+        rows = rows.subset(order)
+        rank = np.arange(len(rows)) - np.searchsorted(rows.user, rows.user, side="left")
+        rows = rows.subset(rank < self.config.max_ratings)
+        return _support_query(rows, self.config, rng, bounded=False)
 
     @property
     def train_ratings(self) -> Interactions:
@@ -142,7 +169,9 @@ class ColdStartSplit:
         rows = []
         for name, tasks in [*self.scenarios.items(), ("meta-train", self.train),
                             ("validation", self.validation),
-                            ("validation_new_items", self.validation_new_items)]:
+                            ("validation_new_items", self.validation_new_items),
+                            ("validation_trained_new_items",
+                             self.validation_trained_new_items)]:
             rows.append({"scenario": name, "users": len(tasks),
                          "support_ratings": int(tasks.support_sizes.sum()),
                          "query_ratings": int(tasks.query_sizes.sum())})
@@ -211,8 +240,11 @@ def split_dataset(dataset: Dataset, config: SplitConfig | None = None) -> ColdSt
                            np.concatenate([_pair_keys(q, dataset.num_items) for q in queries]))
         known = rows.subset(~in_query)
         scenarios = {name: tasks.with_history(known) for name, tasks in scenarios.items()}
+    unbounded = rows.subset((scenario_of_row == codes["new_items"])
+                            & ~np.isin(rows.user, scenarios["new_items"].users)
+                            & ~np.isin(rows.user, validation_users))
     return ColdStartSplit(cfg, scenarios, train, validation, existing_users, new_users,
-                          validation_users, np.flatnonzero(new_items_mask))
+                          validation_users, np.flatnonzero(new_items_mask), unbounded)
 
 
 def _support_query(rows: Interactions, cfg: SplitConfig, rng: np.random.Generator,
