@@ -23,6 +23,7 @@ class Scenario:
     item: np.ndarray
     true: np.ndarray
     known: np.ndarray  # bool: the item has a training rating
+    trained: np.ndarray | None = None  # bool: training saw the user (None: not saved)
 
     def same_rows(self, other: Scenario) -> bool:
         """Whether ``other`` holds the same query rows in the same order."""
@@ -59,9 +60,11 @@ def seed_file(directory: Path, name: str, seed: int) -> Path:
 def save_seed(path: Path, seed: int, sets: dict[str, TaskSet], known: np.ndarray,
               levels: np.ndarray | None,
               predictions: dict[str, dict[str, np.ndarray]],
-              only_known: Iterable[str] = ()) -> Path:
+              only_known: Iterable[str] = (),
+              trained_users: np.ndarray | None = None) -> Path:
     """Write one seed's query rows and ``predictions[predictor][scenario]`` to ``path``;
-    ``only_known`` names the predictors that know only training items."""
+    ``only_known`` names the predictors that know only training items; with
+    ``trained_users`` each row also records whether its user is one of them."""
     arrays: dict[str, np.ndarray] = {"seed": np.array(seed),
                                      "only_known": np.array(sorted(only_known), dtype=str)}
     if levels is not None:
@@ -72,6 +75,8 @@ def save_seed(path: Path, seed: int, sets: dict[str, TaskSet], known: np.ndarray
         arrays[f"rows/{scenario}/item"] = np.asarray(query.item, np.int64)
         arrays[f"rows/{scenario}/true"] = np.asarray(query.rating, np.float64)
         arrays[f"rows/{scenario}/known"] = known[query.item]
+        if trained_users is not None:
+            arrays[f"rows/{scenario}/trained"] = np.isin(query.user, trained_users)
     for name, by_scenario in predictions.items():
         for scenario, pred in by_scenario.items():
             if len(pred) != len(sets[scenario].query):
@@ -106,7 +111,8 @@ def load_seed(path: Path) -> SavedSeed:
         levels = data["levels"] if "levels" in keys else None
         seed = int(data["seed"])
         only_known = frozenset(str(x) for x in data["only_known"])
-    scenarios = {s: Scenario(r["user"], r["item"], r["true"], r["known"].astype(bool))
+    scenarios = {s: Scenario(r["user"], r["item"], r["true"], r["known"].astype(bool),
+                             r["trained"].astype(bool) if "trained" in r else None)
                  for s, r in rows.items()}
     return SavedSeed(path, seed, levels, scenarios, predictions, only_known)
 

@@ -1,7 +1,10 @@
 """Blend predictors of different runs from their saved predictions, the weights chosen on
 the validation users: on rows whose item training knows, on ``validation``; on rows whose
 item is new, on ``validation_new_items`` (whether an item is new is known when predicting,
-so each kind of row gets the blend its own validation set prefers). Nothing trains.
+so each kind of row gets the blend its own validation set prefers). With
+``--trained-users``, new-item rows of users training saw (whose user-id rows a model
+trained) get weights of their own, chosen on ``validation_trained_new_items``; whether
+training saw a user is known when predicting too. Nothing trains.
 
     python benchmarks/seed_ensemble.py ... --name RUN --save-predictions benchmarks/predictions
     python benchmarks/blend_saved.py --run plain=RUN --run other=RUN2 \\
@@ -29,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _common import scenario_table, write_json
-from _predictions import SavedSeed, load_seed, merged, seed_file
+from _predictions import SavedSeed, Scenario, load_seed, merged, seed_file
 from rich.console import Console
 from rich.table import Table
 
@@ -40,7 +43,6 @@ from metarec.evaluation.protocol import aggregate_seeds
 
 PREDICTIONS = Path(__file__).resolve().parent / "predictions"
 METRICS = ("mae", "mae_rounded", "ndcg@3")
-VALIDATION = {True: "validation", False: "validation_new_items"}  # by whether items are known
 
 
 def parse_runs(specs: list[str]) -> dict[str, str]:
@@ -106,15 +108,39 @@ def prediction(loaded: dict[str, SavedSeed], alias: str, name: str,
     return saved.predictions[name][scenario]
 
 
+GROUPS = {"known": "validation", "new": "validation_new_items",
+          "new_trained": "validation_trained_new_items"}
+"""Each kind of row and the validation set its weights are chosen on: known items; new
+items (of users training never saw, with ``trained_users``); new items of users it saw."""
+
+
+def row_groups(rows: Scenario, trained_users: bool) -> dict[str, np.ndarray]:
+    """Which rows of a scenario each group of :data:`GROUPS` blends."""
+    if not trained_users:
+        return {"known": rows.known, "new": ~rows.known}
+    if rows.trained is None:
+        raise SystemExit("--trained-users needs runs saved with the rows' users' training "
+                         "flags (seed_ensemble.py --save-predictions, since the third "
+                         "validation set)")
+    return {"known": rows.known, "new": ~rows.known & ~rows.trained,
+            "new_trained": ~rows.known & rows.trained}
+
+
 def gated_blend(loaded: dict[str, SavedSeed], parts: list[tuple[str, str]], step: float,
-                loss: str) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+                loss: str, trained_users: bool = False
+                ) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
     """Per scenario, the blend of ``parts``: known-item rows mixed with the weights chosen
     on ``validation``, new-item rows with those chosen on ``validation_new_items`` among
-    the parts that score new items. Returns the predictions and ``{"known", "new"}``
-    weights (one per part; 0 for a part that does not join)."""
+    the parts that score new items; with ``trained_users``, new-item rows of users
+    training saw with those chosen on ``validation_trained_new_items`` instead. Returns
+    the predictions and the weights of each group (one per part; 0 for a part that does
+    not join)."""
     any_run = next(iter(loaded.values()))
     weights: dict[str, list[float]] = {}
-    for known, valid in VALIDATION.items():
+    for group, valid in GROUPS.items():
+        if group == "new_trained" and not trained_users:
+            continue
+        known = group == "known"
         joins = [known or n not in loaded[a].only_known for a, n in parts]
         if not any(joins):
             raise SystemExit(f"no predictor of {parts} scores new items")
@@ -128,12 +154,14 @@ def gated_blend(loaded: dict[str, SavedSeed], parts: list[tuple[str, str]], step
                                   for (a, n), j in zip(parts, joins, strict=True) if j],
                                  rows.true[kind], loss, step)
         it = iter(chosen)
-        weights["known" if known else "new"] = [next(it) if j else 0.0 for j in joins]
+        weights[group] = [next(it) if j else 0.0 for j in joins]
     mixed: dict[str, np.ndarray] = {}
     for scenario, rows in any_run.scenarios.items():
         preds = [prediction(loaded, a, n, scenario) for a, n in parts]
-        mixed[scenario] = np.where(rows.known, mix(preds, weights["known"]),
-                                   mix(preds, weights["new"]))
+        out = np.full(len(rows.true), np.nan)
+        for group, selected in row_groups(rows, trained_users).items():
+            out[selected] = mix(preds, weights[group])[selected]
+        mixed[scenario] = out
     return mixed, weights
 
 
@@ -158,6 +186,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--step", type=float, default=0.05)
     parser.add_argument("--loss", choices=("mae", "mse"), default="mae")
+    parser.add_argument("--trained-users", action="store_true",
+                        help="new-item rows of users training saw: weights of their own")
     parser.add_argument("--name", default="blend_saved")
     args = parser.parse_args()
     runs = parse_runs(args.run)
@@ -182,15 +212,15 @@ def main() -> None:
         for spec, parts in blends.items():
             for label, members in ((spec, parts),
                                    (f"{spec} #0", [(a, single[(a, n)]) for a, n in parts])):
-                mixed, weights = gated_blend(loaded, members, args.step, args.loss)
+                mixed, weights = gated_blend(loaded, members, args.step, args.loss,
+                                             args.trained_users)
                 chosen[f"{label}/seed{seed}"] = weights
-                console.log(f"seed {seed}: {label}: known {weights['known']}, "
-                            f"new {weights['new']}")
+                console.log(f"seed {seed}: {label}: {weights}")
                 records += scored(label, any_run, mixed)
     aggregated = aggregate_seeds(records)
     path = write_json(args.name, "movielens-1m+melu", "melu-honest-warm", seeds, aggregated,
                       runs=runs, blends=args.blend, step=args.step, loss=args.loss,
-                      weights=chosen, per_seed=records)
+                      trained_users=args.trained_users, weights=chosen, per_seed=records)
     console.print(table_of(aggregated, seeds))
     console.print(f"written to {path}")
 

@@ -141,7 +141,8 @@ def main() -> None:
             saved.update(ensembles)
             path = save_seed(seed_file(args.save_predictions, args.name, seed), seed, sets,
                              known, levels, saved,
-                             only_known=[n for n in saved if n.split("#")[0] in REFITTED])
+                             only_known=[n for n in saved if n.split("#")[0] in REFITTED],
+                             trained_users=np.unique(split.train.users))
             console.log(f"seed {seed}: predictions saved to {path}")
         singles = {n: {s: predictions[n][s][0] for s in sets} for n in names}
         for first, second in pairs:

@@ -69,6 +69,47 @@ def test_blend_saved_chooses_each_kind_of_row_on_its_own_validation_set(
     assert mixed["warm"] == pytest.approx([4.5, 0.35 * 2 + 0.65 * 1])
 
 
+def test_blend_saved_gives_trained_users_new_items_their_own_weights(
+        tmp_path, tasks, benchmarks) -> None:
+    """With ``trained_users``: new-item rows of a user training saw (user 1) take the
+    weights chosen on ``validation_trained_new_items``, those of a user it did not (2)
+    the weights chosen on ``validation_new_items``."""
+    saved = pytest.importorskip("_predictions")
+    blending = pytest.importorskip("blend_saved")
+    known = np.array([True, True, False, False])
+    sets = {"validation": tasks([0, 1], [3.0, 4.0], users=[5, 5]),
+            "validation_new_items": tasks([2, 3], [2.0, 5.0], users=[6, 6]),
+            "validation_trained_new_items": tasks([2, 3], [3.0, 3.0], users=[1, 1]),
+            "new_items": tasks([2, 3], [4.0, 4.0], users=[1, 2])}
+    # validation_new_items: net errs +2, other -1 (net's weight 0.35, as above);
+    # validation_trained_new_items: net is exact, other 3 off (net's weight 1).
+    net = {"validation": np.array([4.0, 5.0]), "validation_new_items": np.array([4.0, 7.0]),
+           "validation_trained_new_items": np.array([3.0, 3.0]),
+           "new_items": np.array([4.0, 6.0])}
+    other = {"validation": np.array([2.0, 3.0]), "validation_new_items": np.array([1.0, 4.0]),
+             "validation_trained_new_items": np.array([0.0, 0.0]),
+             "new_items": np.array([2.0, 2.0])}
+    preds = {"net": net, "other": other}
+    saved.save_seed(saved.seed_file(tmp_path, "a", 0), 0, sets, known, None,
+                    {**preds, **{f"{k}#0": v for k, v in preds.items()}},
+                    trained_users=np.array([1]))
+    loaded = blending.load_runs(tmp_path, {"x": "a"}, 0)
+    assert loaded["x"].scenarios["new_items"].trained.tolist() == [True, False]
+    parts = [("x", "net"), ("x", "other")]
+    mixed, weights = blending.gated_blend(loaded, parts, 0.05, "mae", trained_users=True)
+    assert weights["new_trained"] == [1.0, 0.0]
+    assert weights["new"] == pytest.approx([0.35, 0.65])
+    assert mixed["new_items"] == pytest.approx([4.0, 0.35 * 6 + 0.65 * 2])
+    plain, two = blending.gated_blend(loaded, parts, 0.05, "mae")
+    assert "new_trained" not in two
+    assert plain["new_items"] == pytest.approx([0.35 * 4 + 0.65 * 2, 0.35 * 6 + 0.65 * 2])
+    saved.save_seed(saved.seed_file(tmp_path, "b", 0), 0, sets, known, None,
+                    {**preds, **{f"{k}#0": v for k, v in preds.items()}})
+    with pytest.raises(SystemExit, match="--trained-users needs runs saved"):
+        blending.gated_blend(blending.load_runs(tmp_path, {"x": "b"}, 0), parts, 0.05,
+                             "mae", trained_users=True)
+
+
 def test_blend_saved_refuses_runs_of_different_splits(tmp_path, tasks, benchmarks) -> None:
     saved = pytest.importorskip("_predictions")
     blending = pytest.importorskip("blend_saved")
