@@ -230,3 +230,105 @@ def test_only_ridge_takes_a_robust_adaptation(data) -> None:
                  LearnerConfig(adapt_loss="mae"))
     with pytest.raises(ConfigError, match="adapt_loss"):
         LearnerConfig(adapt_loss="huber")
+
+
+def _bias(params: Params, user: object, items: torch.Tensor) -> torch.Tensor:
+    return params["b"] + 0 * items[:, 0]
+
+
+def test_memory_is_solved_jointly_with_a_shift_of_its_own() -> None:
+    """f = b, support rating 1, one remembered rating 3, start 0, precision 1, shift
+    precision 1: minimise (1-b)^2 + (3-b-d)^2 + b^2 + d^2 -> d = (3-b)/2, 3b - 4 + d = 0,
+    so b = 1 (0.5 without the memory)."""
+    x = torch.tensor([[0.0], [0.0]], dtype=torch.float64)
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    one = torch.tensor(1.0, dtype=torch.float64)
+    own = (None, x, torch.tensor([1.0, 9.0], dtype=torch.float64), torch.tensor([True, False]))
+    old = (x, torch.tensor([3.0, 9.0], dtype=torch.float64), torch.tensor([True, False]))
+    plain = ridge_solve(_bias, {"b": zero}, {}, {"b": one}, *own)
+    assert float(plain["b"]) == pytest.approx(0.5, abs=1e-12)
+    joint = ridge_solve(_bias, {"b": zero}, {}, {"b": one}, *own, memory=(*old, 1.0))
+    assert float(joint["b"]) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_memory_precision_limits_are_support_and_no_memory() -> None:
+    """A huge shift precision counts the remembered rows as support; a tiny one lets the
+    shift absorb them, leaving the solution without them (the hand-made line problem)."""
+    items = torch.tensor([[1.0], [2.0], [7.0]], dtype=torch.float64)
+    ratings = torch.tensor([1.0, 3.0, 100.0], dtype=torch.float64)
+    mask = torch.tensor([True, True, False])
+    old_items = torch.tensor([[3.0], [0.5]], dtype=torch.float64)
+    old_ratings = torch.tensor([2.0, 4.0], dtype=torch.float64)
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    prec = {"w": torch.tensor(1.0, dtype=torch.float64),
+            "b": torch.tensor(2.0, dtype=torch.float64)}
+    start = {"w": zero, "b": zero}
+    for floor in (None, 0.25):
+        pooled = ridge_solve(_line, start, {}, prec, None, torch.cat([items, old_items]),
+                             torch.cat([ratings, old_ratings]),
+                             torch.cat([mask, torch.tensor([True, True])]), robust_floor=floor)
+        alone = ridge_solve(_line, start, {}, prec, None, items, ratings, mask,
+                            robust_floor=floor)
+        memory = (old_items, old_ratings, torch.tensor([True, True]))
+        big = ridge_solve(_line, start, {}, prec, None, items, ratings, mask,
+                          robust_floor=floor, memory=(*memory, 1e9))
+        tiny = ridge_solve(_line, start, {}, prec, None, items, ratings, mask,
+                           robust_floor=floor, memory=(*memory, 1e-9))
+        for n in start:
+            assert float(big[n]) == pytest.approx(float(pooled[n]), abs=1e-6)
+            assert float(tiny[n]) == pytest.approx(float(alone[n]), abs=1e-6)
+        assert abs(float(pooled["w"]) - float(alone["w"])) > 0.05
+
+
+@pytest.fixture(scope="module")
+def trained_ridge(data):
+    ds, split, _ = data
+    torch.manual_seed(0)
+    model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
+    learner = Ridge(model, LearnerConfig(epochs=2, patience=None, dtype="float64",
+                                         adapt_loss="mae"))
+    return learner.fit(split.train, ds)
+
+
+def _with_memory(learner: Ridge, precision: float | None) -> Ridge:
+    out = Ridge(learner.model, replace(learner.config, memory_precision=precision))
+    out.load_state_dict(learner.state_dict())
+    out.features_, out.known_ = learner.features_, learner.known_
+    return out
+
+
+def test_memory_uses_training_ratings_of_trained_users_only(data, trained_ridge) -> None:
+    """`predict_tasks` with a memory: unchanged for users training never saw; for users
+    it saw, a huge shift precision predicts as their training ratings added to the support
+    (`TaskSet.with_history`), a tiny one as without them, and one in between otherwise."""
+    ds, split, _ = data
+    plain = trained_ridge.predict_tasks
+    new_users = split.scenarios["new_users"]
+    np.testing.assert_array_equal(_with_memory(trained_ridge, 1.0).predict_tasks(new_users),
+                                  plain(new_users))
+    new_items = split.scenarios["new_items"]
+    assert np.isin(new_items.users, trained_ridge.known_.user).sum() >= 5
+    pooled = plain(new_items.with_history(trained_ridge.known_))
+    np.testing.assert_allclose(_with_memory(trained_ridge, 1e9).predict_tasks(new_items),
+                               pooled, atol=1e-5)
+    np.testing.assert_allclose(_with_memory(trained_ridge, 1e-9).predict_tasks(new_items),
+                               plain(new_items), atol=1e-5)
+    middle = _with_memory(trained_ridge, 1.0).predict_tasks(new_items)
+    assert np.abs(middle - pooled).max() > 1e-3 and np.abs(middle - plain(new_items)).max() > 1e-3
+    # One task at a time (serving one user) gives the same predictions.
+    one = _with_memory(trained_ridge, 1.0)
+    single = np.concatenate([one.predict_tasks(new_items.select(np.array([t])))
+                             for t in range(len(new_items))])
+    np.testing.assert_allclose(single, middle, atol=1e-10)
+
+
+def test_memory_precision_is_ridge_only_and_positive(data) -> None:
+    ds, _, _ = data
+    with pytest.raises(ConfigError, match="memory_precision is for ridge"):
+        Pretrain(FeatureMLP.for_dataset(ds, embedding_dim=4, hidden=(8,)),
+                 LearnerConfig(memory_precision=1.0))
+    with pytest.raises(ConfigError, match="memory_precision must be > 0"):
+        LearnerConfig(memory_precision=0.0)
+    trained = Pretrain(FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3),
+                       LearnerConfig(epochs=1))
+    assert fold_in(trained, None, memory_precision=2.0).config.memory_precision == 2.0

@@ -134,6 +134,27 @@ def test_with_history_adds_the_users_other_ratings_in_time_order() -> None:
         TaskSet.concat([tasks, tasks]).with_history(history)
 
 
+def test_history_tasks_hold_only_the_rows_with_history_adds() -> None:
+    """The tasks of the last test: user 6's support is item 20, user 5's items 12 (t=3)
+    and 13 (no time), neither of the support items 10, 11; queries unchanged."""
+    support = _rows([5, 5], [10, 11], [1, 2], [2, 4])
+    query = _rows([5, 6], [15, 16], [5, 4], [9, 9])
+    tasks = TaskSet(np.array([6, 5]), support,
+                    np.array([0, 0, 2]), query.subset(np.array([1, 0])), np.array([0, 1, 2]))
+    history = _rows([4, 5, 9, 5, 5, 6, 5, 5], [12, 11, 30, 15, 12, 20, 13, 12],
+                    [3, 3, 3, 1, 4, 2, 5, 1], [0, 4, 1, 5, 3, 1, np.nan, 8])
+    memory = tasks.history_tasks(history)
+    assert memory.users.tolist() == [6, 5]
+    assert memory.support_offsets.tolist() == [0, 1, 3]
+    assert memory.support.item.tolist() == [20, 12, 13]
+    assert memory.support.rating.tolist() == [2, 4, 5]
+    assert memory.query.item.tolist() == [16, 15]
+    assert tasks.query_rows(np.array([1])).tolist() == [1]
+    assert tasks.query_rows(np.array([1, 0])).tolist() == [1, 0]
+    none = tasks.history_tasks(history.subset(history.user == 9))
+    assert none.support_offsets.tolist() == [0, 0, 0] and len(none.support) == 0
+
+
 def _task_rows(tasks: TaskSet, part: str, t: int) -> set:
     offsets, data = getattr(tasks, f"{part}_offsets"), getattr(tasks, part)
     return {(int(data.user[i]), int(data.item[i]), float(data.rating[i]))

@@ -67,7 +67,8 @@ class Learner(ABC):
     first_order: ClassVar[bool] = False
     closed_form_adaptation: ClassVar[bool] = False
     """Whether adaptation is a closed-form solve, which alone supports ``adapt_loss =
-    "mae"`` (a robust solve), ``size_exponent`` (a prior scaled by the support size) and
+    "mae"`` (a robust solve), ``size_exponent`` (a prior scaled by the support size),
+    ``memory_precision`` (a trained user's training ratings in the solve) and
     ``rank_weight`` (a listwise term in the query loss)."""
 
     def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
@@ -87,6 +88,9 @@ class Learner(ABC):
         if self.config.size_exponent and not self.closed_form_adaptation:
             raise ConfigError(f"{self.name} has no prior precision to scale: size_exponent "
                               "is for ridge (set it in [per_learner.ridge])")
+        if self.config.memory_precision is not None and not self.closed_form_adaptation:
+            raise ConfigError(f"{self.name} keeps no memory of trained users: "
+                              "memory_precision is for ridge (set it in [per_learner.ridge])")
         if self.config.rank_weight > 0 and not self.closed_form_adaptation:
             raise ConfigError(f"{self.name} takes no ranking term: rank_weight is for ridge "
                               "(set it in [per_learner.ridge])")
@@ -353,19 +357,33 @@ class Learner(ABC):
     def predict_tasks(self, tasks: TaskSet, steps: int | None = None) -> np.ndarray:
         """A prediction for every query row of ``tasks`` (aligned with ``tasks.query``),
         after adapting each task to its support set."""
+        def adapt_chunk(batch: TaskBatch, rows: dict[str, torch.Tensor], index: np.ndarray
+                        ) -> Adapted:
+            return Adapted(self._adapt_tasks(batch, rows, steps), self.head_only())
+
+        return self._predict_chunks(tasks, adapt_chunk)
+
+    def _predict_chunks(self, tasks: TaskSet,
+                        adapt_chunk: Callable[[TaskBatch, dict[str, torch.Tensor],
+                                               np.ndarray], Adapted],
+                        widest: int = 1) -> np.ndarray:
+        """:meth:`predict_tasks` in chunks of tasks: ``adapt_chunk(batch, rows, index)``
+        adapts the localised batch of tasks ``index``; ``widest``: the most rows any other
+        input of a chunk pads to (it bounds the chunk size too)."""
         features = self._features()
         out = np.empty(len(tasks.query), dtype=np.float64)
         # Similar sizes share a chunk (less padding); results go back to their rows.
         order = np.argsort(tasks.support_sizes + tasks.query_sizes, kind="stable")
         # Bound the padded rows of a chunk (ranking a whole catalogue has long queries).
-        widest = int(max(tasks.query_sizes.max(initial=1), tasks.support_sizes.max(initial=1)))
+        widest = int(max(tasks.query_sizes.max(initial=1), tasks.support_sizes.max(initial=1),
+                         widest))
         chunk = max(1, min(self.config.eval_batch_size, 50_000 // widest))
         for start in range(0, len(tasks), chunk):
             index = order[start:start + chunk]
             batch = self.on_device(pad_tasks(tasks, index, features.users, features.items))
             # Task-local tables (their rows cover the query's codes too): no full copies.
             batch, rows = self.localise(batch)
-            adapted = Adapted(self._adapt_tasks(batch, rows, steps), self.head_only())
+            adapted = adapt_chunk(batch, rows, index)
             pred = self.predict(adapted, batch.user_fields, batch.query_fields)
             sizes = tasks.query_sizes[index]
             rows = np.repeat(tasks.query_offsets[index] - np.cumsum(sizes) + sizes, sizes)

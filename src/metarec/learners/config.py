@@ -36,6 +36,12 @@ class LearnerConfig:
     support ratings, ``gamma`` learned from 0; ``rank_weight`` (``ridge`` only): weight
     of a listwise ranking term added to each task's query loss
     (:func:`~metarec.learners.inner_loop.masked_listnet`; 0 = off);
+    ``memory_precision`` (``ridge`` only; None = off): when predicting for a user that
+    training saw, solve from their training ratings too, which are predicted with the
+    adapted parameters plus a shift of their own whose prior precision is
+    ``memory_precision`` times the learned one (large: the training ratings count as
+    support; small: they barely count), see :meth:`~metarec.learners.ridge.Ridge.
+    predict_tasks`;
     ``item_id_dropout``: the share of items whose id is hidden in each training step
     (meta-batch or minibatch), so that a model with an item-id embedding learns to score
     new items from their features too
@@ -66,6 +72,7 @@ class LearnerConfig:
     robust_floor: float = 0.25
     size_exponent: bool = False
     rank_weight: float = 0.0
+    memory_precision: float | None = None
     item_id_dropout: float = 0.0
     average_decay: float = 0.0
     dtype: str = "float32"
@@ -88,6 +95,9 @@ class LearnerConfig:
                               f"{self.adapt_loss!r}")
         if not self.rank_weight >= 0:
             raise ConfigError(f"rank_weight must be >= 0, got {self.rank_weight}")
+        if self.memory_precision is not None and not self.memory_precision > 0:
+            raise ConfigError(f"memory_precision must be > 0 (or unset), got "
+                              f"{self.memory_precision}")
         if not self.robust_floor > 0:
             raise ConfigError(f"robust_floor must be > 0, got {self.robust_floor}")
         if self.loss not in LOSSES:

@@ -22,15 +22,18 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import numpy as np
 import torch
-from torch.func import jacfwd
+from torch.func import jacfwd, vmap
 
-from metarec.learners.base import Learner
+from metarec.errors import ConfigError
+from metarec.learners.base import Adapted, Learner
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, adapted_query_loss
 from metarec.learners.maml import ANIL
 from metarec.learners.meta_learner import parameter_key
 from metarec.models.base import RatingModel
+from metarec.tasks.batch import TaskBatch, pad_tasks
 from metarec.tasks.taskset import TaskSet
 
 ROBUST_REWEIGHTINGS = 3
@@ -56,35 +59,56 @@ def size_scale(mask: torch.Tensor, exponent: torch.Tensor | None) -> torch.Tenso
 def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Params,
                 user: object, items: object, ratings: torch.Tensor, mask: torch.Tensor,
                 *, robust_floor: float | None = None,
-                size_exponent: torch.Tensor | None = None) -> Params:
+                size_exponent: torch.Tensor | None = None,
+                memory: tuple | None = None) -> Params:
     """One task's ridge solution for the parameters ``start`` (on which ``forward`` is
     affine): the minimiser of the masked squared error on ``(items, ratings)`` plus
     ``sum(precision * (w - start)^2)``, the precision times ``n ** size_exponent`` for
     ``n`` support ratings when given. With a ``robust_floor`` the data term is the
     absolute error instead (Huber below that floor), minimised by
     :data:`ROBUST_REWEIGHTINGS` reweighted solves from the squared-error one.
-    Differentiable in everything; maps with ``vmap``.
+
+    ``memory = (items, ratings, mask, shift)``: more ratings of the user (what training
+    saw), in the data term too but predicted with ``w + d``, where the shift ``d`` has
+    its own prior ``shift * precision * (d - 0)^2``; the two are solved jointly and ``w``
+    returned. A large ``shift`` counts them as support, a small one lets ``d`` absorb
+    how they differ. Differentiable in everything; maps with ``vmap``.
     """
     names = list(start)
 
-    def predict(params: Params) -> tuple[torch.Tensor, torch.Tensor]:
-        pred = forward({**fixed, **params}, user, items)
-        return pred, pred  # the Jacobian and, as its auxiliary output, the value
+    def linearise(rows: object) -> tuple[torch.Tensor, torch.Tensor]:
+        """The design matrix ``df/dw`` at ``start`` on ``rows``, and ``f(start)``."""
+        def predict(params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+            pred = forward({**fixed, **params}, user, rows)
+            return pred, pred  # the Jacobian and, as its auxiliary output, the value
 
-    jac, offset = jacfwd(predict, has_aux=True)(start)
-    design = torch.cat([jac[n].reshape(offset.shape[0], -1) for n in names], dim=-1)
-    prior = torch.diag(torch.cat([precision[n].reshape(-1) for n in names])
-                       * size_scale(mask, size_exponent))
+        jac, offset = jacfwd(predict, has_aux=True)(start)
+        return torch.cat([jac[n].reshape(offset.shape[0], -1) for n in names], -1), offset
+
+    design, offset = linearise(items)
+    prior = (torch.cat([precision[n].reshape(-1) for n in names])
+             * size_scale(mask, size_exponent))
     target = ratings - offset
+    present = mask.to(design.dtype)
+    if memory is not None:
+        items_m, ratings_m, mask_m, shift = memory
+        design_m, offset_m = linearise(items_m)
+        design = torch.cat([torch.cat([design, torch.zeros_like(design)], -1),
+                            torch.cat([design_m, design_m], -1)])
+        prior = torch.cat([prior, shift * prior])
+        target = torch.cat([target, ratings_m - offset_m])
+        present = torch.cat([present, mask_m.to(design.dtype)])
 
     def solve(weight: torch.Tensor) -> torch.Tensor:
         weighted = design * weight.unsqueeze(-1)
-        return torch.linalg.solve(weighted.T @ design + prior, weighted.T @ target)
+        return torch.linalg.solve(weighted.T @ design + torch.diag(prior),
+                                  weighted.T @ target)
 
-    delta = solve(mask.to(design.dtype))
+    delta = solve(present)
     for _ in range(0 if robust_floor is None else ROBUST_REWEIGHTINGS):
-        delta = solve(robust_weights(target - design @ delta, mask, robust_floor))
-    parts = torch.split(delta, [start[n].numel() for n in names])
+        delta = solve(robust_weights(target - design @ delta, present, robust_floor))
+    sizes = [start[n].numel() for n in names]
+    parts = torch.split(delta[:sum(sizes)], sizes)  # ``w``'s part (the shift's is dropped)
     return {n: start[n] + d.reshape(start[n].shape) for n, d in zip(names, parts, strict=True)}
 
 
@@ -144,6 +168,63 @@ class Ridge(ANIL):
         return ridge_solve(forward, start, fixed, precision, *task[:4],
                            robust_floor=self.robust_floor(), size_exponent=exponent)
 
+    def predict_tasks(self, tasks: TaskSet, steps: int | None = None) -> np.ndarray:
+        """As :meth:`Learner.predict_tasks`; with ``memory_precision`` set, each task of
+        a user training saw is solved from that user's training ratings too (those of
+        items the task has in neither its support nor its query): ``ridge_solve``'s
+        ``memory``, with ``shift = memory_precision``. Training is unchanged, and so is
+        every task of a user training never saw."""
+        steps = self.config.inner_steps if steps is None else steps
+        shift = self.config.memory_precision
+        if shift is None or self.known_ is None or steps == 0:
+            return super().predict_tasks(tasks, steps)
+        memory = tasks.history_tasks(self.known_)
+        remembered = memory.support_sizes > 0
+        if not remembered.all():  # the others are solved exactly as without a memory
+            out = np.empty(len(tasks.query), dtype=np.float64)
+            kept, other = np.flatnonzero(remembered), np.flatnonzero(~remembered)
+            out[tasks.query_rows(kept)] = self._predict_with_memory(
+                tasks.select(kept), memory.select(kept), shift)
+            out[tasks.query_rows(other)] = super().predict_tasks(tasks.select(other), steps)
+            return out
+        return self._predict_with_memory(tasks, memory, shift)
+
+    def _predict_with_memory(self, tasks: TaskSet, memory: TaskSet, shift: float
+                             ) -> np.ndarray:
+        """:meth:`predict_tasks` of ``tasks`` whose remembered ratings are the support
+        sets of ``memory`` (the same tasks)."""
+        features = self._features()
+
+        def adapt_chunk(batch: TaskBatch, rows: dict[str, torch.Tensor], index: np.ndarray
+                        ) -> Adapted:
+            if rows:
+                raise ConfigError("ridge's memory needs no adapted embedding table")
+            past = self.on_device(pad_tasks(memory, index, features.users, features.items))
+            return Adapted(self._solve_with_memory(batch, past, shift), self.head_only())
+
+        return self._predict_chunks(tasks, adapt_chunk,
+                                    widest=int(memory.support_sizes.max(initial=1)))
+
+    def _solve_with_memory(self, batch: TaskBatch, past: TaskBatch, shift: float) -> Params:
+        """Each task's solve from its support (``batch``) and remembered ratings (the
+        support of ``past``, the same tasks)."""
+        forward = self.forward_fn()
+        start, fixed = self.split_params()
+        precision = {k: v.detach() for k, v in self.precisions().items()}
+        exponent = None if self.size_exponent is None else self.size_exponent.detach()
+        with torch.no_grad():
+            own = self.task_inputs(batch, query=False)
+            remembered = self.task_inputs(past, query=False)
+
+        def one(task: tuple, old: tuple) -> Params:
+            return ridge_solve(forward, start, fixed, precision, *task,
+                               robust_floor=self.robust_floor(), size_exponent=exponent,
+                               memory=(*old[1:], shift))
+
+        with torch.enable_grad():
+            params = vmap(one)(own, remembered)
+        return {k: v.detach() for k, v in params.items()}
+
     def task_loss(self, alpha: float = 0.0) -> Callable[..., torch.Tensor]:
         forward, precision = self.forward_fn(), self.precisions()
 
@@ -164,15 +245,18 @@ FOLD_IN_PRECISIONS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 def fold_in(trained: Learner, validation: TaskSet | None,
             precisions: Sequence[float] = FOLD_IN_PRECISIONS,
-            adapt_loss: str = "mse") -> Ridge:
+            adapt_loss: str = "mse", memory_precision: float | None = None) -> Ridge:
     """The ``fold-in`` control: ``trained``'s model, unchanged, with its output layer fitted
     to each user's support set by the same ridge solve (no meta-learning), at the prior
     precision of ``precisions`` with the least validation loss (query MSE or MAE, as
     ``trained.config.loss``) on ``validation`` (the learner's own ``prior_precision``
-    without validation tasks), solving ``adapt_loss`` (``"mae"``: the robust solve)."""
+    without validation tasks), solving ``adapt_loss`` (``"mae"``: the robust solve), with
+    ``memory_precision`` as :meth:`Ridge.predict_tasks` takes it (validation users are
+    never trained on, so it plays no part in the choice)."""
     def build(precision: float) -> Ridge:
         ridge = Ridge(trained.model, replace(trained.config, prior_precision=precision,
-                                             adapt_loss=adapt_loss))
+                                             adapt_loss=adapt_loss,
+                                             memory_precision=memory_precision))
         ridge.features_, ridge.known_ = trained.features_, trained.known_
         return ridge
 

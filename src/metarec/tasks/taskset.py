@@ -59,6 +59,11 @@ class TaskSet:
         return TaskSet(self.users[tasks], self.support.subset(support_rows), support_offsets,
                        self.query.subset(query_rows), query_offsets)
 
+    def query_rows(self, tasks: np.ndarray) -> np.ndarray:
+        """Positions in :attr:`query` of the query rows of tasks ``tasks`` (an index
+        array), in the order of :meth:`select`'s query."""
+        return _rows_of(self.query_offsets, np.asarray(tasks, dtype=np.int64))[0]
+
     def cap_support(self, k: int, seed: int) -> TaskSet:
         """Keep at most ``k`` support ratings per task, drawn at random (k-shot)."""
         rng = np.random.default_rng(seed)
@@ -99,6 +104,18 @@ class TaskSet:
         every item the task already has in its support or query; queries are unchanged.
         Each support keeps time order (rows without a timestamp last). Needs one task per
         user."""
+        rows, task_of_row = self._history_rows(history)
+        return self._with_support(_concat_all([self.support, rows]), np.concatenate(
+            [np.repeat(np.arange(len(self)), self.support_sizes), task_of_row]))
+
+    def history_tasks(self, history: Interactions) -> TaskSet:
+        """The same tasks (users and queries) with each support set replaced by the rows
+        :meth:`with_history` would add to it: the user's ``history`` rows of items the
+        task has in neither its support nor its query, in time order (possibly none)."""
+        return self._with_support(*self._history_rows(history))
+
+    def _history_rows(self, history: Interactions) -> tuple[Interactions, np.ndarray]:
+        """The rows of ``history`` that :meth:`with_history` adds, and the task of each."""
         if len(np.unique(self.users)) != len(self.users):
             raise ValueError("with_history needs one task per user")
         order = np.argsort(self.users, kind="stable")
@@ -109,17 +126,18 @@ class TaskSet:
         known[known] = self.users[task[known]] == history.user[known]
         width = int(max(history.item.max(initial=-1), self.support.item.max(initial=-1),
                         self.query.item.max(initial=-1))) + 1
-        support_task = np.repeat(np.arange(len(self)), self.support_sizes)
         taken = np.concatenate([
-            support_task * width + self.support.item,
+            np.repeat(np.arange(len(self)), self.support_sizes) * width + self.support.item,
             np.repeat(np.arange(len(self)), self.query_sizes) * width + self.query.item])
         key = np.where(known, task * width + history.item, -1)
         added = known & ~np.isin(key, taken)
         first = np.zeros(len(history), dtype=bool)  # a rating the history repeats, once
         first[np.unique(key, return_index=True)[1]] = True
         added &= first
-        rows = _concat_all([self.support, history.subset(added)])
-        task_of_row = np.concatenate([support_task, task[added]])
+        return history.subset(added), task[added]
+
+    def _with_support(self, rows: Interactions, task_of_row: np.ndarray) -> TaskSet:
+        """These tasks with support ``rows`` (task ``task_of_row`` each), in time order."""
         grouped = np.lexsort((np.nan_to_num(rows.timestamp, nan=np.inf), task_of_row))
         sizes = np.bincount(task_of_row, minlength=len(self))
         return TaskSet(self.users, rows.subset(grouped), _joined_offsets([sizes]),
