@@ -108,11 +108,12 @@ def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: R
             out[name] = _with_steps(trained["pretrain"], config.learner.inner_steps)
         elif name == "foldin":
             # The control solves what `ridge` solves (its [per_learner.ridge] adapt_loss
-            # and memory_precision).
+            # and memory settings).
             ridge = config.learner_config("ridge")
             out[name] = fold_in(trained["pretrain"], split.validation,
                                 adapt_loss=ridge.adapt_loss,
-                                memory_precision=ridge.memory_precision).predict_tasks
+                                memory_precision=ridge.memory_precision,
+                                memory_level=ridge.memory_level).predict_tasks
         else:
             out[name] = trained[name].predict_tasks
     return out

@@ -280,6 +280,31 @@ def test_memory_precision_limits_are_support_and_no_memory() -> None:
         assert abs(float(pooled["w"]) - float(alone["w"])) > 0.05
 
 
+def test_memory_level_lets_the_remembered_rows_differ_by_a_constant() -> None:
+    """With a huge shift precision and a level, the solve is least squares over
+    ``[x, 1, 0]`` (support) and ``[x, 1, 1]`` (memory) rows with priors (1, 2, 1e-3)."""
+    items = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+    ratings = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    old_items = torch.tensor([[3.0], [0.5], [1.5]], dtype=torch.float64)
+    old_ratings = torch.tensor([2.0, 4.0, 2.5], dtype=torch.float64)
+    prec = {"w": torch.tensor(1.0, dtype=torch.float64),
+            "b": torch.tensor(2.0, dtype=torch.float64)}
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    out = ridge_solve(_line, {"w": zero, "b": zero}, {}, prec, None, items, ratings,
+                      torch.tensor([True, True]),
+                      memory=(old_items, old_ratings, torch.tensor([True] * 3), 1e9, 1e-3))
+    x = np.array([[1, 1, 0], [2, 1, 0], [3, 1, 1], [0.5, 1, 1], [1.5, 1, 1]])
+    r = np.array([1, 3, 2, 4, 2.5])
+    want = np.linalg.solve(x.T @ x + np.diag([1, 2, 1e-3]), x.T @ r)
+    assert float(out["w"]) == pytest.approx(want[0], abs=1e-6)
+    assert float(out["b"]) == pytest.approx(want[1], abs=1e-6)
+    # The constant changes the solution (the memory's level differs from the support's).
+    pooled = ridge_solve(_line, {"w": zero, "b": zero}, {}, prec, None, items, ratings,
+                         torch.tensor([True, True]),
+                         memory=(old_items, old_ratings, torch.tensor([True] * 3), 1e9))
+    assert abs(float(pooled["b"]) - want[1]) > 0.05
+
+
 @pytest.fixture(scope="module")
 def trained_ridge(data):
     ds, split, _ = data
@@ -290,8 +315,9 @@ def trained_ridge(data):
     return learner.fit(split.train, ds)
 
 
-def _with_memory(learner: Ridge, precision: float | None) -> Ridge:
-    out = Ridge(learner.model, replace(learner.config, memory_precision=precision))
+def _with_memory(learner: Ridge, precision: float | None, level: bool = False) -> Ridge:
+    out = Ridge(learner.model, replace(learner.config, memory_precision=precision,
+                                       memory_level=level))
     out.load_state_dict(learner.state_dict())
     out.features_, out.known_ = learner.features_, learner.known_
     return out
@@ -320,6 +346,10 @@ def test_memory_uses_training_ratings_of_trained_users_only(data, trained_ridge)
     single = np.concatenate([one.predict_tasks(new_items.select(np.array([t])))
                              for t in range(len(new_items))])
     np.testing.assert_allclose(single, middle, atol=1e-10)
+    # A level of its own for the memory: other predictions for trained users only.
+    level = _with_memory(trained_ridge, 1.0, level=True)
+    assert np.abs(level.predict_tasks(new_items) - middle).max() > 1e-3
+    np.testing.assert_array_equal(level.predict_tasks(new_users), plain(new_users))
 
 
 def test_memory_precision_is_ridge_only_and_positive(data) -> None:
@@ -332,3 +362,6 @@ def test_memory_precision_is_ridge_only_and_positive(data) -> None:
     trained = Pretrain(FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3),
                        LearnerConfig(epochs=1))
     assert fold_in(trained, None, memory_precision=2.0).config.memory_precision == 2.0
+    assert fold_in(trained, None, memory_precision=2.0, memory_level=True).config.memory_level
+    with pytest.raises(ConfigError, match="memory_level needs memory_precision"):
+        LearnerConfig(memory_level=True)

@@ -41,7 +41,9 @@ class LearnerConfig:
     adapted parameters plus a shift of their own whose prior precision is
     ``memory_precision`` times the learned one (large: the training ratings count as
     support; small: they barely count), see :meth:`~metarec.learners.ridge.Ridge.
-    predict_tasks`;
+    predict_tasks`; ``memory_level`` (with ``memory_precision``): the remembered
+    ratings may also differ from the task's by a constant, nearly free (old films rated
+    lower or higher overall than the task's);
     ``item_id_dropout``: the share of items whose id is hidden in each training step
     (meta-batch or minibatch), so that a model with an item-id embedding learns to score
     new items from their features too
@@ -73,6 +75,7 @@ class LearnerConfig:
     size_exponent: bool = False
     rank_weight: float = 0.0
     memory_precision: float | None = None
+    memory_level: bool = False
     item_id_dropout: float = 0.0
     average_decay: float = 0.0
     dtype: str = "float32"
@@ -98,6 +101,8 @@ class LearnerConfig:
         if self.memory_precision is not None and not self.memory_precision > 0:
             raise ConfigError(f"memory_precision must be > 0 (or unset), got "
                               f"{self.memory_precision}")
+        if self.memory_level and self.memory_precision is None:
+            raise ConfigError("memory_level needs memory_precision (the memory it shifts)")
         if not self.robust_floor > 0:
             raise ConfigError(f"robust_floor must be > 0, got {self.robust_floor}")
         if self.loss not in LOSSES:

@@ -36,6 +36,10 @@ from metarec.models.base import RatingModel
 from metarec.tasks.batch import TaskBatch, pad_tasks
 from metarec.tasks.taskset import TaskSet
 
+MEMORY_LEVEL_PRECISION = 1e-3
+"""Prior precision of the constant by which ``memory_level`` lets a trained user's
+remembered ratings differ from the task's (nearly free: a handful of rows outweigh it)."""
+
 ROBUST_REWEIGHTINGS = 3
 """Reweighted solves of the robust (``adapt_loss = "mae"``) fit after the plain one."""
 
@@ -68,11 +72,13 @@ def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Param
     absolute error instead (Huber below that floor), minimised by
     :data:`ROBUST_REWEIGHTINGS` reweighted solves from the squared-error one.
 
-    ``memory = (items, ratings, mask, shift)``: more ratings of the user (what training
-    saw), in the data term too but predicted with ``w + d``, where the shift ``d`` has
-    its own prior ``shift * precision * (d - 0)^2``; the two are solved jointly and ``w``
+    ``memory = (items, ratings, mask, shift[, level])``: more ratings of the user (what
+    training saw), in the data term too but predicted with ``w + d`` (plus a constant
+    ``c`` with prior ``level * c^2`` when ``level`` is given and not None), where the shift
+    ``d`` has its own prior ``shift * precision * d^2``; all are solved jointly and ``w``
     returned. A large ``shift`` counts them as support, a small one lets ``d`` absorb
-    how they differ. Differentiable in everything; maps with ``vmap``.
+    how they differ; ``c`` lets them differ in level alone. Differentiable in
+    everything; maps with ``vmap``.
     """
     names = list(start)
 
@@ -91,11 +97,16 @@ def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Param
     target = ratings - offset
     present = mask.to(design.dtype)
     if memory is not None:
-        items_m, ratings_m, mask_m, shift = memory
+        items_m, ratings_m, mask_m, shift, *level = memory
         design_m, offset_m = linearise(items_m)
-        design = torch.cat([torch.cat([design, torch.zeros_like(design)], -1),
-                            torch.cat([design_m, design_m], -1)])
-        prior = torch.cat([prior, shift * prior])
+        own_rows, old_rows = [design, torch.zeros_like(design)], [design_m, design_m]
+        priors = [prior, shift * prior]
+        if level and level[0] is not None:  # a constant the remembered rows may differ by
+            own_rows.append(design.new_zeros(design.shape[0], 1))
+            old_rows.append(design_m.new_ones(design_m.shape[0], 1))
+            priors.append(prior.new_full((1,), level[0]))
+        design = torch.cat([torch.cat(own_rows, -1), torch.cat(old_rows, -1)])
+        prior = torch.cat(priors)
         target = torch.cat([target, ratings_m - offset_m])
         present = torch.cat([present, mask_m.to(design.dtype)])
 
@@ -212,6 +223,7 @@ class Ridge(ANIL):
         start, fixed = self.split_params()
         precision = {k: v.detach() for k, v in self.precisions().items()}
         exponent = None if self.size_exponent is None else self.size_exponent.detach()
+        level = MEMORY_LEVEL_PRECISION if self.config.memory_level else None
         with torch.no_grad():
             own = self.task_inputs(batch, query=False)
             remembered = self.task_inputs(past, query=False)
@@ -219,7 +231,7 @@ class Ridge(ANIL):
         def one(task: tuple, old: tuple) -> Params:
             return ridge_solve(forward, start, fixed, precision, *task,
                                robust_floor=self.robust_floor(), size_exponent=exponent,
-                               memory=(*old[1:], shift))
+                               memory=(*old[1:], shift, level))
 
         with torch.enable_grad():
             params = vmap(one)(own, remembered)
@@ -245,18 +257,20 @@ FOLD_IN_PRECISIONS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 def fold_in(trained: Learner, validation: TaskSet | None,
             precisions: Sequence[float] = FOLD_IN_PRECISIONS,
-            adapt_loss: str = "mse", memory_precision: float | None = None) -> Ridge:
+            adapt_loss: str = "mse", memory_precision: float | None = None,
+            memory_level: bool = False) -> Ridge:
     """The ``fold-in`` control: ``trained``'s model, unchanged, with its output layer fitted
     to each user's support set by the same ridge solve (no meta-learning), at the prior
     precision of ``precisions`` with the least validation loss (query MSE or MAE, as
     ``trained.config.loss``) on ``validation`` (the learner's own ``prior_precision``
     without validation tasks), solving ``adapt_loss`` (``"mae"``: the robust solve), with
-    ``memory_precision`` as :meth:`Ridge.predict_tasks` takes it (validation users are
-    never trained on, so it plays no part in the choice)."""
+    ``memory_precision`` and ``memory_level`` as :meth:`Ridge.predict_tasks` takes them
+    (validation users are never trained on, so they play no part in the choice)."""
     def build(precision: float) -> Ridge:
         ridge = Ridge(trained.model, replace(trained.config, prior_precision=precision,
                                              adapt_loss=adapt_loss,
-                                             memory_precision=memory_precision))
+                                             memory_precision=memory_precision,
+                                             memory_level=memory_level))
         ridge.features_, ridge.known_ = trained.features_, trained.known_
         return ridge
 
