@@ -247,7 +247,7 @@ def test_memory_is_solved_jointly_with_a_shift_of_its_own() -> None:
     old = (x, torch.tensor([3.0, 9.0], dtype=torch.float64), torch.tensor([True, False]))
     plain = ridge_solve(_bias, {"b": zero}, {}, {"b": one}, *own)
     assert float(plain["b"]) == pytest.approx(0.5, abs=1e-12)
-    joint = ridge_solve(_bias, {"b": zero}, {}, {"b": one}, *own, memory=(*old, 1.0))
+    joint = ridge_solve(_bias, {"b": zero}, {}, {"b": one}, *own, memory=old, memory_shift=1.0)
     assert float(joint["b"]) == pytest.approx(1.0, abs=1e-12)
 
 
@@ -271,9 +271,9 @@ def test_memory_precision_limits_are_support_and_no_memory() -> None:
                             robust_floor=floor)
         memory = (old_items, old_ratings, torch.tensor([True, True]))
         big = ridge_solve(_line, start, {}, prec, None, items, ratings, mask,
-                          robust_floor=floor, memory=(*memory, 1e9))
+                          robust_floor=floor, memory=memory, memory_shift=1e9)
         tiny = ridge_solve(_line, start, {}, prec, None, items, ratings, mask,
-                           robust_floor=floor, memory=(*memory, 1e-9))
+                           robust_floor=floor, memory=memory, memory_shift=1e-9)
         for n in start:
             assert float(big[n]) == pytest.approx(float(pooled[n]), abs=1e-6)
             assert float(tiny[n]) == pytest.approx(float(alone[n]), abs=1e-6)
@@ -292,7 +292,8 @@ def test_memory_level_lets_the_remembered_rows_differ_by_a_constant() -> None:
     zero = torch.tensor(0.0, dtype=torch.float64)
     out = ridge_solve(_line, {"w": zero, "b": zero}, {}, prec, None, items, ratings,
                       torch.tensor([True, True]),
-                      memory=(old_items, old_ratings, torch.tensor([True] * 3), 1e9, 1e-3))
+                      memory=(old_items, old_ratings, torch.tensor([True] * 3)),
+                      memory_shift=1e9, memory_level=1e-3)
     x = np.array([[1, 1, 0], [2, 1, 0], [3, 1, 1], [0.5, 1, 1], [1.5, 1, 1]])
     r = np.array([1, 3, 2, 4, 2.5])
     want = np.linalg.solve(x.T @ x + np.diag([1, 2, 1e-3]), x.T @ r)
@@ -301,7 +302,8 @@ def test_memory_level_lets_the_remembered_rows_differ_by_a_constant() -> None:
     # The constant changes the solution (the memory's level differs from the support's).
     pooled = ridge_solve(_line, {"w": zero, "b": zero}, {}, prec, None, items, ratings,
                          torch.tensor([True, True]),
-                         memory=(old_items, old_ratings, torch.tensor([True] * 3), 1e9))
+                         memory=(old_items, old_ratings, torch.tensor([True] * 3)),
+                         memory_shift=1e9)
     assert abs(float(pooled["b"]) - want[1]) > 0.05
 
 

@@ -64,7 +64,8 @@ def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Param
                 user: object, items: object, ratings: torch.Tensor, mask: torch.Tensor,
                 *, robust_floor: float | None = None,
                 size_exponent: torch.Tensor | None = None,
-                memory: tuple | None = None) -> Params:
+                memory: tuple[object, torch.Tensor, torch.Tensor] | None = None,
+                memory_shift: float = 1.0, memory_level: float | None = None) -> Params:
     """One task's ridge solution for the parameters ``start`` (on which ``forward`` is
     affine): the minimiser of the masked squared error on ``(items, ratings)`` plus
     ``sum(precision * (w - start)^2)``, the precision times ``n ** size_exponent`` for
@@ -72,12 +73,12 @@ def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Param
     absolute error instead (Huber below that floor), minimised by
     :data:`ROBUST_REWEIGHTINGS` reweighted solves from the squared-error one.
 
-    ``memory = (items, ratings, mask, shift[, level])``: more ratings of the user (what
-    training saw), in the data term too but predicted with ``w + d`` (plus a constant
-    ``c`` with prior ``level * c^2`` when ``level`` is given and not None), where the shift
-    ``d`` has its own prior ``shift * precision * d^2``; all are solved jointly and ``w``
-    returned. A large ``shift`` counts them as support, a small one lets ``d`` absorb
-    how they differ; ``c`` lets them differ in level alone. Differentiable in
+    ``memory = (items, ratings, mask)``: more ratings of the user (what training saw), in
+    the data term too but predicted with ``w + d`` (plus a constant ``c`` with prior
+    ``memory_level * c^2`` when ``memory_level`` is given), where the shift ``d`` has its
+    own prior ``memory_shift * precision * d^2``; all are solved jointly and ``w``
+    returned. A large ``memory_shift`` counts them as support, a small one lets ``d``
+    absorb how they differ; ``c`` lets them differ in level alone. Differentiable in
     everything; maps with ``vmap``.
     """
     names = list(start)
@@ -97,14 +98,14 @@ def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Param
     target = ratings - offset
     present = mask.to(design.dtype)
     if memory is not None:
-        items_m, ratings_m, mask_m, shift, *level = memory
+        items_m, ratings_m, mask_m = memory
         design_m, offset_m = linearise(items_m)
         own_rows, old_rows = [design, torch.zeros_like(design)], [design_m, design_m]
-        priors = [prior, shift * prior]
-        if level and level[0] is not None:  # a constant the remembered rows may differ by
+        priors = [prior, memory_shift * prior]
+        if memory_level is not None:  # a constant the remembered rows may differ by
             own_rows.append(design.new_zeros(design.shape[0], 1))
             old_rows.append(design_m.new_ones(design_m.shape[0], 1))
-            priors.append(prior.new_full((1,), level[0]))
+            priors.append(prior.new_full((1,), memory_level))
         design = torch.cat([torch.cat(own_rows, -1), torch.cat(old_rows, -1)])
         prior = torch.cat(priors)
         target = torch.cat([target, ratings_m - offset_m])
@@ -183,7 +184,7 @@ class Ridge(ANIL):
         """As :meth:`Learner.predict_tasks`; with ``memory_precision`` set, each task of
         a user training saw is solved from that user's training ratings too (those of
         items the task has in neither its support nor its query): ``ridge_solve``'s
-        ``memory``, with ``shift = memory_precision``. Training is unchanged, and so is
+        ``memory``, with ``memory_shift = memory_precision``. Training is unchanged, and so is
         every task of a user training never saw."""
         steps = self.config.inner_steps if steps is None else steps
         shift = self.config.memory_precision
@@ -231,7 +232,7 @@ class Ridge(ANIL):
         def one(task: tuple, old: tuple) -> Params:
             return ridge_solve(forward, start, fixed, precision, *task,
                                robust_floor=self.robust_floor(), size_exponent=exponent,
-                               memory=(*old[1:], shift, level))
+                               memory=old[1:], memory_shift=shift, memory_level=level)
 
         with torch.enable_grad():
             params = vmap(one)(own, remembered)
