@@ -109,17 +109,22 @@ def test_taskset_from_rows_groups_by_user_keeping_row_order() -> None:
     assert len(tasks.all_ratings()) == 6
 
 
-def test_with_history_adds_the_users_other_ratings_in_time_order() -> None:
-    """Task of user 5 (support items 10, 11 at t=2, 4; query item 15) and user 6 (no
-    support, query 16). History: user 5's items 11 (already in the support), 15 (the
-    query item), 12 at t=3, 13 without a time and 12 again; user 6's item 20 at t=1;
-    users 4 and 9, who have no task, items 12 and 30."""
+def _history_example() -> tuple[Interactions, TaskSet, Interactions]:
     support = _rows([5, 5], [10, 11], [1, 2], [2, 4])
     query = _rows([5, 6], [15, 16], [5, 4], [9, 9])
     tasks = TaskSet(np.array([6, 5]), support,
                     np.array([0, 0, 2]), query.subset(np.array([1, 0])), np.array([0, 1, 2]))
     history = _rows([4, 5, 9, 5, 5, 6, 5, 5], [12, 11, 30, 15, 12, 20, 13, 12],
                     [3, 3, 3, 1, 4, 2, 5, 1], [0, 4, 1, 5, 3, 1, np.nan, 8])
+    return support, tasks, history
+
+
+def test_with_history_adds_the_users_other_ratings_in_time_order() -> None:
+    """Task of user 5 (support items 10, 11 at t=2, 4; query item 15) and user 6 (no
+    support, query 16). History: user 5's items 11 (already in the support), 15 (the
+    query item), 12 at t=3, 13 without a time and 12 again; user 6's item 20 at t=1;
+    users 4 and 9, who have no task, items 12 and 30."""
+    support, tasks, history = _history_example()
     extended = tasks.with_history(history)
     assert extended.users.tolist() == [6, 5]
     assert extended.support_offsets.tolist() == [0, 1, 5]
@@ -137,12 +142,7 @@ def test_with_history_adds_the_users_other_ratings_in_time_order() -> None:
 def test_history_tasks_hold_only_the_rows_with_history_adds() -> None:
     """The tasks of the last test: user 6's support is item 20, user 5's items 12 (t=3)
     and 13 (no time), neither of the support items 10, 11; queries unchanged."""
-    support = _rows([5, 5], [10, 11], [1, 2], [2, 4])
-    query = _rows([5, 6], [15, 16], [5, 4], [9, 9])
-    tasks = TaskSet(np.array([6, 5]), support,
-                    np.array([0, 0, 2]), query.subset(np.array([1, 0])), np.array([0, 1, 2]))
-    history = _rows([4, 5, 9, 5, 5, 6, 5, 5], [12, 11, 30, 15, 12, 20, 13, 12],
-                    [3, 3, 3, 1, 4, 2, 5, 1], [0, 4, 1, 5, 3, 1, np.nan, 8])
+    _, tasks, history = _history_example()
     memory = tasks.history_tasks(history)
     assert memory.users.tolist() == [6, 5]
     assert memory.support_offsets.tolist() == [0, 1, 3]
