@@ -354,6 +354,20 @@ def test_memory_uses_training_ratings_of_trained_users_only(data, trained_ridge)
     np.testing.assert_array_equal(level.predict_tasks(new_users), plain(new_users))
 
 
+def test_memory_is_saved_and_loaded(data, trained_ridge, tmp_path) -> None:
+    ds, split, _ = data
+    new_items = split.scenarios["new_items"]
+    learner = _with_memory(trained_ridge, 1.0)
+    loaded = Ridge.load(learner.save(tmp_path / "memory"), features=ds)
+    for field in ("user", "item", "rating", "timestamp"):
+        np.testing.assert_array_equal(getattr(loaded.known_, field),
+                                      getattr(learner.known_, field))
+    np.testing.assert_array_equal(loaded.predict_tasks(new_items),
+                                  learner.predict_tasks(new_items))
+    # Without a memory nothing more is written.
+    assert not (trained_ridge.save(tmp_path / "plain") / "memory.safetensors").exists()
+
+
 def test_memory_precision_is_ridge_only_and_positive(data) -> None:
     ds, _, _ = data
     with pytest.raises(ConfigError, match="memory_precision is for ridge"):

@@ -20,6 +20,8 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 from torch.func import vmap
 from torch.optim.swa_utils import get_ema_multi_avg_fn
@@ -36,6 +38,9 @@ from metarec.tasks.local_rows import gather, localise, scatter
 from metarec.tasks.taskset import TaskSet
 
 log = logging.getLogger(__name__)
+
+MEMORY_FIELDS = ("user", "item", "rating", "timestamp")
+"""The columns of the training ratings a learner with a memory saves beside its weights."""
 
 Progress = Callable[[dict[str, Any]], None]
 """Called after every epoch with ``{"epoch", "train_loss", "val_loss"}``."""
@@ -422,7 +427,9 @@ class Learner(ABC):
 
     # ---- persistence ----------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write ``weights.safetensors`` and ``learner.json`` into folder ``path``."""
+        """Write ``weights.safetensors`` and ``learner.json`` into folder ``path`` (and,
+        for a learner with a memory, ``memory_precision``, the training ratings it
+        remembers as ``memory.safetensors``)."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous().cpu() for k, v in self.state_dict().items()}
@@ -430,6 +437,10 @@ class Learner(ABC):
         meta = {"learner": self.name, "config": self.config.to_dict(),
                 "model": self.model.config(), "history": self.history_}
         (folder / "learner.json").write_text(json.dumps(meta, indent=2))
+        if self.config.memory_precision is not None and self.known_ is not None:
+            # What the memory remembers: the training ratings (``ridge``'s memory).
+            save_numpy({f: np.ascontiguousarray(getattr(self.known_, f))
+                        for f in MEMORY_FIELDS}, str(folder / "memory.safetensors"))
         return folder
 
     @staticmethod
@@ -464,6 +475,9 @@ class Learner(ABC):
                                  for k, v in state.items()})
         learner.history_ = meta.get("history", [])
         learner.features_ = features
+        if (folder / "memory.safetensors").is_file():
+            memory = load_numpy(str(folder / "memory.safetensors"))
+            learner.known_ = Interactions(*(memory[f] for f in MEMORY_FIELDS))
         learner.model.eval()
         return learner
 
