@@ -71,6 +71,23 @@ def test_evaluate_reproduces_the_run_from_its_checkpoints(run_dir: Path) -> None
         assert after[k] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), k
 
 
+def test_evaluate_reproduces_memories_of_trained_users(tmp_path: Path) -> None:
+    """`ridge` and the `foldin` control remembering trained users: `metarec evaluate`
+    gives every number of the run again (the memory changes new items here)."""
+    memory = ["learners=['ridge']", "baselines=['foldin']"]
+    config = load_config(None, [*SMALL, *memory, "per_learner.ridge.memory_precision=1.0"])
+    run = run_experiment(config, tmp_path / "memory").aggregated
+    plain = run_experiment(load_config(None, [*SMALL, *memory]), tmp_path / "plain").aggregated
+    again = evaluate_run(tmp_path / "memory").aggregated
+    key = lambda r: (r["learner"], r["scenario"], r["metric"])  # noqa: E731
+    for name in ("ridge", "foldin"):
+        changed = [r for r, p in zip(run, plain, strict=True)
+                   if r["learner"] == name and r["mean"] != p["mean"]]
+        assert changed and {r["scenario"] for r in changed} == {"new_items"}, name
+    assert {key(r): r["mean"] for r in run} == pytest.approx(
+        {key(r): r["mean"] for r in again}, rel=1e-5, abs=1e-6, nan_ok=True)
+
+
 def test_cli_run_prints_the_table_and_writes_the_folder(tmp_path: Path) -> None:
     out = tmp_path / "cli-run"
     args = ["run", "--learners", "anil", "--baselines", "global-mean,biases", "--out",

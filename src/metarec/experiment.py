@@ -243,6 +243,8 @@ def evaluate_run(run_dir: str | Path, events: Events | None = None,
             path = folder / "checkpoints" / f"{name}-seed{seed}"
             if path.is_dir():
                 trained[name] = Learner.load(path, features=features, device=device)
+                if trained[name].known_ is None:  # what fit saw: the split's training
+                    trained[name].known_ = split.train_ratings  # ratings (for memories)
         names = [n for n in dict.fromkeys([*config.baselines, *config.learners])
                  if n in REFITTED or n in trained
                  or (n in ON_PRETRAIN and "pretrain" in trained)]
