@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch.func import jacfwd, vmap
 
-from metarec.errors import ConfigError
 from metarec.learners.base import Adapted, Learner
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, adapted_query_loss
@@ -209,8 +208,7 @@ class Ridge(ANIL):
 
         def adapt_chunk(batch: TaskBatch, rows: dict[str, torch.Tensor], index: np.ndarray
                         ) -> Adapted:
-            if rows:
-                raise ConfigError("ridge's memory needs no adapted embedding table")
+            # ``rows`` is empty: the output layer that ridge adapts holds no embedding table.
             past = self.on_device(pad_tasks(memory, index, features.users, features.items))
             return Adapted(self._solve_with_memory(batch, past, shift), self.head_only())
 
