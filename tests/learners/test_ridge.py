@@ -348,6 +348,12 @@ def test_memory_uses_training_ratings_of_trained_users_only(data, trained_ridge)
     single = np.concatenate([one.predict_tasks(new_items.select(np.array([t])))
                              for t in range(len(new_items))])
     np.testing.assert_allclose(single, middle, atol=1e-10)
+    # Scoring the whole catalogue (every remembered film is a candidate) still remembers.
+    user = int(new_items.users[np.isin(new_items.users, trained_ridge.known_.user)][0])
+    support = new_items.support.subset(new_items.support.user == user)
+    every = np.arange(ds.num_items)
+    assert np.abs(one.score_items(user, support, every)
+                  - trained_ridge.score_items(user, support, every)).max() > 1e-3
     # A level of its own for the memory: other predictions for trained users only.
     level = _with_memory(trained_ridge, 1.0, level=True)
     assert np.abs(level.predict_tasks(new_items) - middle).max() > 1e-3

@@ -149,6 +149,9 @@ def test_history_tasks_hold_only_the_rows_with_history_adds() -> None:
     assert memory.support.item.tolist() == [20, 12, 13]
     assert memory.support.rating.tolist() == [2, 4, 5]
     assert memory.query.item.tolist() == [16, 15]
+    # Keeping query items (candidates to score): user 5's item 15 (t=5) joins.
+    scoring = tasks.history_tasks(history, skip_query=False)
+    assert scoring.support.item.tolist() == [20, 12, 15, 13]
     assert tasks.query_rows(np.array([1])).tolist() == [1]
     assert tasks.query_rows(np.array([1, 0])).tolist() == [1, 0]
     none = tasks.history_tasks(history.subset(history.user == 9))

@@ -182,14 +182,17 @@ class Ridge(ANIL):
     def predict_tasks(self, tasks: TaskSet, steps: int | None = None) -> np.ndarray:
         """As :meth:`Learner.predict_tasks`; with ``memory_precision`` set, each task of
         a user training saw is solved from that user's training ratings too (those of
-        items the task has in neither its support nor its query): ``ridge_solve``'s
+        items the task has not in its support): ``ridge_solve``'s
         ``memory``, with ``memory_shift = memory_precision``. Training is unchanged, and so is
         every task of a user training never saw."""
         steps = self.config.inner_steps if steps is None else steps
         shift = self.config.memory_precision
         if shift is None or self.known_ is None or steps == 0:
             return super().predict_tasks(tasks, steps)
-        memory = tasks.history_tasks(self.known_)
+        known = self.known_.subset(np.isin(self.known_.user, tasks.users))
+        # Training never holds a query rating, so query items need not be skipped: scoring
+        # candidates (``score_items``, ``recommend``) keeps every remembered rating.
+        memory = tasks.history_tasks(known, skip_query=False)
         remembered = memory.support_sizes > 0
         if not remembered.all():  # the others are solved exactly as without a memory
             out = np.empty(len(tasks.query), dtype=np.float64)

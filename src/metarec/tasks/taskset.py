@@ -108,13 +108,16 @@ class TaskSet:
         return self._with_support(_concat_all([self.support, rows]), np.concatenate(
             [np.repeat(np.arange(len(self)), self.support_sizes), task_of_row]))
 
-    def history_tasks(self, history: Interactions) -> TaskSet:
+    def history_tasks(self, history: Interactions, *, skip_query: bool = True) -> TaskSet:
         """The same tasks (users and queries) with each support set replaced by the rows
         :meth:`with_history` would add to it: the user's ``history`` rows of items the
-        task has in neither its support nor its query, in time order (possibly none)."""
-        return self._with_support(*self._history_rows(history))
+        task has in neither its support nor (with ``skip_query``) its query, in time
+        order (possibly none). Without ``skip_query`` a query item keeps its history row
+        (when the query holds candidates to score, not ratings to hide)."""
+        return self._with_support(*self._history_rows(history, skip_query=skip_query))
 
-    def _history_rows(self, history: Interactions) -> tuple[Interactions, np.ndarray]:
+    def _history_rows(self, history: Interactions, *, skip_query: bool = True
+                      ) -> tuple[Interactions, np.ndarray]:
         """The rows of ``history`` that :meth:`with_history` adds, and the task of each."""
         if len(np.unique(self.users)) != len(self.users):
             raise ValueError("with_history needs one task per user")
@@ -126,9 +129,10 @@ class TaskSet:
         known[known] = self.users[task[known]] == history.user[known]
         width = int(max(history.item.max(initial=-1), self.support.item.max(initial=-1),
                         self.query.item.max(initial=-1))) + 1
-        taken = np.concatenate([
-            np.repeat(np.arange(len(self)), self.support_sizes) * width + self.support.item,
-            np.repeat(np.arange(len(self)), self.query_sizes) * width + self.query.item])
+        taken = np.repeat(np.arange(len(self)), self.support_sizes) * width + self.support.item
+        if skip_query:
+            taken = np.concatenate([taken, np.repeat(np.arange(len(self)), self.query_sizes)
+                                    * width + self.query.item])
         key = np.where(known, task * width + history.item, -1)
         added = known & ~np.isin(key, taken)
         first = np.zeros(len(history), dtype=bool)  # a rating the history repeats, once
