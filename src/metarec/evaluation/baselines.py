@@ -18,6 +18,7 @@ import torch
 
 from metarec.data.dataset import Interactions
 from metarec.errors import DataError
+from metarec.models.item_similarity import damped_biases, shrunk_mean
 from metarec.tasks.taskset import TaskSet
 
 
@@ -46,14 +47,6 @@ def _require_fitted(model: object, attribute: str) -> None:
     if not hasattr(model, attribute):
         raise RuntimeError(f"{type(model).__name__} is not fitted; call "
                            "fit(train, num_users, num_items) first")
-
-
-def _shrunk_mean(keys: np.ndarray, values: np.ndarray, size: int, reg: float) -> np.ndarray:
-    """``sum_{rows of key} value / (count of key + reg)`` for each key in 0..size-1 (0 for a
-    key with no rows)."""
-    sums = np.bincount(keys, weights=values, minlength=size)
-    denominators = np.bincount(keys, minlength=size) + reg
-    return np.divide(sums, denominators, out=np.zeros(size), where=denominators > 0)
 
 
 def _lookup(values: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -107,27 +100,18 @@ class Biases:
 
     def fit(self, train: Interactions, num_users: int, num_items: int) -> Biases:
         _check_train(train, num_users, num_items)
-        if self.passes < 1:
-            raise ValueError(f"passes must be at least 1, got {self.passes}")
-        rating = train.rating.astype(np.float64)
-        mu = float(rating.mean())
-        user_bias = np.zeros(num_users)
-        item_bias = np.zeros(num_items)
-        for _ in range(self.passes):
-            item_bias = _shrunk_mean(train.item, rating - mu - user_bias[train.user],
-                                     num_items, self.reg_item)
-            user_bias = _shrunk_mean(train.user, rating - mu - item_bias[train.item],
-                                     num_users, self.reg_user)
-        self.global_mean_ = mu
-        self.user_bias_ = user_bias
-        self.item_bias_ = item_bias
+        biases = damped_biases(train.user, train.item, train.rating, num_users, num_items,
+                               self.reg_user, self.reg_item, self.passes)
+        self.global_mean_ = biases.global_mean
+        self.user_bias_ = biases.user_bias
+        self.item_bias_ = biases.item_bias
         return self
 
     def _support_bias(self, support: Interactions, task_of_row: np.ndarray,
                       num_tasks: int) -> np.ndarray:
         residual = (support.rating.astype(np.float64) - self.global_mean_
                     - _lookup(self.item_bias_, support.item))
-        return _shrunk_mean(task_of_row, residual, num_tasks, self.reg_user)
+        return shrunk_mean(task_of_row, residual, num_tasks, self.reg_user)
 
     def predict_tasks(self, tasks: TaskSet) -> np.ndarray:
         _require_fitted(self, "item_bias_")
@@ -159,7 +143,7 @@ class Popularity:
         rating = train.rating.astype(np.float64)
         mu = float(rating.mean())
         self.global_mean_ = mu
-        self.item_mean_ = mu + _shrunk_mean(train.item, rating - mu, num_items, self.reg_item)
+        self.item_mean_ = mu + shrunk_mean(train.item, rating - mu, num_items, self.reg_item)
         self.item_count_ = np.bincount(train.item, minlength=num_items)
         return self
 

@@ -25,11 +25,8 @@ import numpy as np
 
 from metarec.data.dataset import Interactions
 from metarec.evaluation.baselines import Biases, _lookup, _require_fitted, _task_of_rows
+from metarec.models.item_similarity import residual_similarity
 from metarec.tasks.taskset import TaskSet
-
-MAX_ITEMS = 20_000
-"""The most items ItemKNN takes: it keeps a dense item x item similarity table
-(``4 * items^2`` bytes) and builds it from two more of that size."""
 
 
 class ItemKNN:
@@ -52,38 +49,11 @@ class ItemKNN:
         self.chunk = chunk
 
     def fit(self, train: Interactions, num_users: int, num_items: int) -> ItemKNN:
-        if num_items > MAX_ITEMS:
-            raise ValueError(
-                f"ItemKNN keeps a dense item x item similarity table: {num_items:,} items "
-                f"need {12 * num_items ** 2 / 2 ** 30:.1f} GiB to fit (at most "
-                f"{MAX_ITEMS:,} items)")
         biases = Biases(self.reg_user, self.reg_item, self.passes).fit(train, num_users, num_items)
         residual = (train.rating.astype(np.float64) - biases.global_mean_
                     - biases.user_bias_[train.user] - biases.item_bias_[train.item])
-        products = np.zeros((num_items, num_items), dtype=np.float32)
-        counts = np.zeros((num_items, num_items), dtype=np.float32)
-        order = np.argsort(train.user, kind="stable")
-        users, items, values = train.user[order], train.item[order], residual[order]
-        chunk = self.chunk or max(1, 2 ** 24 // num_items)
-        bounds = np.searchsorted(users, np.arange(0, num_users + chunk, chunk))
-        for start, stop in zip(bounds[:-1], bounds[1:], strict=False):
-            if start == stop:
-                continue
-            rows = users[start:stop] - users[start]
-            dense = np.zeros((int(rows[-1]) + 1, num_items), dtype=np.float32)
-            dense[rows, items[start:stop]] = values[start:stop]
-            rated = np.zeros_like(dense)
-            rated[rows, items[start:stop]] = 1.0
-            products += dense.T @ dense
-            counts += rated.T @ rated
-        norms = np.sqrt(np.diag(products))
-        products *= counts
-        counts += self.shrink
-        counts *= np.outer(norms, norms)  # now the denominator
-        similarity = np.divide(products, counts, out=np.zeros_like(products),
-                               where=counts > 0)
-        del products, counts
-        np.fill_diagonal(similarity, 0.0)
+        similarity = residual_similarity(train.user, train.item, residual, num_users,
+                                         num_items, self.shrink, self.chunk)
         self.biases_ = biases
         self.similarity_ = similarity
         return self

@@ -73,8 +73,9 @@ class Learner(ABC):
     closed_form_adaptation: ClassVar[bool] = False
     """Whether adaptation is a closed-form solve, which alone supports ``adapt_loss =
     "mae"`` (a robust solve), ``size_exponent`` (a prior scaled by the support size),
-    ``memory_precision`` (a trained user's training ratings in the solve) and
-    ``rank_weight`` (a listwise term in the query loss)."""
+    ``memory_precision`` (a trained user's training ratings in the solve),
+    ``neighbours`` (a neighbourhood term on the solve's residuals) and ``rank_weight`` (a
+    listwise term in the query loss)."""
 
     def __init__(self, model: RatingModel, config: LearnerConfig | None = None) -> None:
         self.model = model
@@ -96,6 +97,9 @@ class Learner(ABC):
         if self.config.memory_precision is not None and not self.closed_form_adaptation:
             raise ConfigError(f"{self.name} keeps no memory of trained users: "
                               "memory_precision is for ridge (set it in [per_learner.ridge])")
+        if self.config.neighbours and not self.closed_form_adaptation:
+            raise ConfigError(f"{self.name} takes no neighbourhood term: neighbours is for "
+                              "ridge (set it in [per_learner.ridge])")
         if self.config.rank_weight > 0 and not self.closed_form_adaptation:
             raise ConfigError(f"{self.name} takes no ranking term: rank_weight is for ridge "
                               "(set it in [per_learner.ridge])")
@@ -389,11 +393,19 @@ class Learner(ABC):
             # Task-local tables (their rows cover the query's codes too): no full copies.
             batch, rows = self.localise(batch)
             adapted = adapt_chunk(batch, rows, index)
-            pred = self.predict(adapted, batch.user_fields, batch.query_fields)
+            pred = self.correct_predictions(
+                batch, adapted, self.predict(adapted, batch.user_fields, batch.query_fields))
             sizes = tasks.query_sizes[index]
             rows = np.repeat(tasks.query_offsets[index] - np.cumsum(sizes) + sizes, sizes)
             out[rows + np.arange(sizes.sum())] = pred[batch.query_mask].double().cpu().numpy()
         return out
+
+    def correct_predictions(self, batch: TaskBatch, adapted: Adapted, pred: torch.Tensor
+                            ) -> torch.Tensor:
+        """The query predictions ``pred`` of ``batch`` after adaptation (``adapted``), with
+        any term the learner adds beyond its model (``ridge``'s neighbours); as they are by
+        default."""
+        return pred
 
     def score_items(self, user: int, support: Interactions, items: np.ndarray) -> np.ndarray:
         """Scores of ``items`` for ``user`` after adapting to ``support`` (their ratings)."""
@@ -428,8 +440,8 @@ class Learner(ABC):
     # ---- persistence ----------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write ``weights.safetensors`` and ``learner.json`` into folder ``path`` (and,
-        for a learner with a memory, ``memory_precision``, the training ratings it
-        remembers as ``memory.safetensors``)."""
+        for a learner whose predictions read the training ratings,
+        :meth:`remembers_ratings`, those ratings as ``memory.safetensors``)."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous().cpu() for k, v in self.state_dict().items()}
@@ -437,11 +449,16 @@ class Learner(ABC):
         meta = {"learner": self.name, "config": self.config.to_dict(),
                 "model": self.model.config(), "history": self.history_}
         (folder / "learner.json").write_text(json.dumps(meta, indent=2))
-        if self.config.memory_precision is not None and self.known_ is not None:
-            # What the memory remembers: the training ratings (``ridge``'s memory).
+        if self.remembers_ratings() and self.known_ is not None:
+            # The training ratings (``ridge``'s memory, and its neighbours' similarities).
             save_numpy({f: np.ascontiguousarray(getattr(self.known_, f))
                         for f in MEMORY_FIELDS}, str(folder / "memory.safetensors"))
         return folder
+
+    def remembers_ratings(self) -> bool:
+        """Whether predictions read the training ratings (``ridge``'s ``memory_precision``
+        and ``neighbours``), which :meth:`save` then writes too."""
+        return self.config.memory_precision is not None or self.config.neighbours > 0
 
     @staticmethod
     def load(path: str | Path, features: HasFeatures | None = None,

@@ -44,6 +44,11 @@ class LearnerConfig:
     predict_tasks`; ``memory_level`` (with ``memory_precision``): the remembered
     ratings may also differ from the task's by a constant, nearly free (old films rated
     lower or higher overall than the task's);
+    ``neighbours`` (``ridge`` only; 0 = off): after the solve, add to each prediction the
+    user's support residuals of the ``neighbours`` support items most similar to it
+    (item-item similarities of the training ratings' residuals), ``gamma * sum s e /
+    (sum s + c)`` with ``gamma`` and ``c`` learned (a neighbourhood model on the
+    learner's residuals, trained jointly; see :mod:`metarec.learners.neighbours`);
     ``item_id_dropout``: the share of items whose id is hidden in each training step
     (meta-batch or minibatch), so that a model with an item-id embedding learns to score
     new items from their features too
@@ -76,6 +81,7 @@ class LearnerConfig:
     rank_weight: float = 0.0
     memory_precision: float | None = None
     memory_level: bool = False
+    neighbours: int = 0
     item_id_dropout: float = 0.0
     average_decay: float = 0.0
     dtype: str = "float32"
@@ -103,6 +109,8 @@ class LearnerConfig:
                               f"{self.memory_precision}")
         if self.memory_level and self.memory_precision is None:
             raise ConfigError("memory_level needs memory_precision (the memory it shifts)")
+        if self.neighbours < 0:
+            raise ConfigError(f"neighbours must be >= 0 (0 = off), got {self.neighbours}")
         if not self.robust_floor > 0:
             raise ConfigError(f"robust_floor must be > 0, got {self.robust_floor}")
         if self.loss not in LOSSES:

@@ -26,11 +26,13 @@ import numpy as np
 import torch
 from torch.func import jacfwd, vmap
 
+from metarec.errors import CheckpointError, ConfigError
 from metarec.learners.base import Adapted, Learner
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, adapted_query_loss
 from metarec.learners.maml import ANIL
 from metarec.learners.meta_learner import parameter_key
+from metarec.learners.neighbours import NeighbourTables, neighbour_offset
 from metarec.models.base import RatingModel
 from metarec.tasks.batch import TaskBatch, pad_tasks
 from metarec.tasks.taskset import TaskSet
@@ -144,17 +146,86 @@ class Ridge(ANIL):
         self.size_exponent = (torch.nn.Parameter(torch.zeros((), dtype=self.dtype,
                                                              device=self.device))
                               if self.config.size_exponent else None)
+        # ``neighbours``: log gamma and log c of the neighbourhood term, from gamma = c = 1.
+        self.log_neighbour_scale, self.log_neighbour_damping = (
+            (torch.nn.Parameter(torch.zeros((), dtype=self.dtype, device=self.device)),
+             torch.nn.Parameter(torch.zeros((), dtype=self.dtype, device=self.device)))
+            if self.config.neighbours else (None, None))
+        self.neighbour_tables_: NeighbourTables | None = None
+        if self.config.neighbours and self.config.item_id_dropout:
+            raise ConfigError("ridge's neighbours look items up by id: item_id_dropout "
+                              "must be 0 with them")
 
     def learner_parameters(self) -> dict[str, torch.nn.Parameter]:
         own = {f"precision.{k}": v for k, v in self.log_precisions.items()}
         if self.size_exponent is not None:
             own["size_exponent"] = self.size_exponent
+        if self.log_neighbour_scale is not None and self.log_neighbour_damping is not None:
+            own["neighbours.log_scale"] = self.log_neighbour_scale
+            own["neighbours.log_damping"] = self.log_neighbour_damping
         return own
 
     def scalar_parameters(self) -> dict[str, float]:
-        if self.size_exponent is None:
-            return {}
-        return {"size_exponent": float(self.size_exponent)}
+        out = {}
+        if self.size_exponent is not None:
+            out["size_exponent"] = float(self.size_exponent)
+        if self.log_neighbour_scale is not None and self.log_neighbour_damping is not None:
+            out["neighbour_scale"] = float(self.log_neighbour_scale.detach().exp())
+            out["neighbour_damping"] = float(self.log_neighbour_damping.detach().exp())
+        return out
+
+    # ---- the neighbourhood term (``neighbours``) ---------------------------------------
+    def neighbour_tables(self) -> NeighbourTables:
+        """The similarity tables of the training ratings (built on first use from the
+        ratings training saw, ``known_``)."""
+        if self.neighbour_tables_ is None:
+            if self.known_ is None:
+                raise CheckpointError("ridge's neighbours need the training ratings: call "
+                                      "fit() first, or load a saved learner")
+            features = self._features()
+            self.neighbour_tables_ = NeighbourTables.from_ratings(
+                self.known_, features.users.num_rows, features.items.num_rows, self.device,
+                self.dtype)
+        return self.neighbour_tables_
+
+    def batch_neighbour_weights(self, batch: TaskBatch, *, training: bool = False
+                                ) -> torch.Tensor:
+        """``[B, Q, S]``: the neighbourhood term's similarities for ``batch``; for
+        ``training`` tasks without their own users' ratings
+        (:meth:`NeighbourTables.training_weights`)."""
+        tables, k = self.neighbour_tables(), self.config.neighbours
+        if training:
+            return tables.training_weights(batch.users.to(self.device), batch.query_items,
+                                           batch.query_ratings, batch.support_items,
+                                           batch.support_ratings, batch.support_mask, k)
+        return tables.weights(batch.query_items, batch.support_items, batch.support_mask, k)
+
+    def neighbour_term(self, weights: torch.Tensor, support_pred: torch.Tensor,
+                       ratings: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The term added to the query predictions, from the adapted support predictions."""
+        assert self.log_neighbour_scale is not None and self.log_neighbour_damping is not None
+        residual = (ratings - support_pred) * mask.to(support_pred.dtype)
+        return neighbour_offset(weights, residual, self.log_neighbour_scale.exp(),
+                                self.log_neighbour_damping.exp())
+
+    def task_inputs(self, batch: TaskBatch, *, query: bool = True) -> tuple:
+        """As :meth:`Learner.task_inputs`; with ``neighbours`` and ``query`` (a training
+        meta-batch) the neighbourhood term's similarities (:meth:`batch_neighbour_weights`
+        of training tasks) follow."""
+        inputs = super().task_inputs(batch, query=query)
+        if query and self.config.neighbours:
+            return (*inputs, self.batch_neighbour_weights(batch, training=True))
+        return inputs
+
+    def correct_predictions(self, batch: TaskBatch, adapted: Adapted, pred: torch.Tensor
+                            ) -> torch.Tensor:
+        """The query predictions ``pred`` plus the neighbourhood term (``neighbours``)."""
+        if not self.config.neighbours:
+            return pred
+        with torch.no_grad():
+            support_pred = self.predict(adapted, batch.user_fields, batch.support_fields)
+            return pred + self.neighbour_term(self.batch_neighbour_weights(batch), support_pred,
+                                              batch.support_ratings, batch.support_mask)
 
     def robust_floor(self) -> float | None:
         """The Huber floor of the robust solve (``adapt_loss = "mae"``), or None for the
@@ -248,8 +319,14 @@ class Ridge(ANIL):
             new = ridge_solve(forward, adapted, fixed, precision, *task[:4],
                               robust_floor=self.robust_floor(),
                               size_exponent=self.size_exponent)
-            return adapted_query_loss(forward, {**fixed, **new}, task, alpha,
-                                      self.config.loss, self.config.rank_weight)
+            params, offset = {**fixed, **new}, None
+            if self.config.neighbours:  # its similarities follow the 7 task entries
+                user, items, ratings, mask = task[:4]
+                offset = self.neighbour_term(task[7], forward(params, user, items), ratings,
+                                             mask)
+                task = (*task[:7], *task[8:])
+            return adapted_query_loss(forward, params, task, alpha, self.config.loss,
+                                      self.config.rank_weight, offset=offset)
 
         return task_loss
 
