@@ -72,5 +72,5 @@ def test_every_benchmark_config_loads(path: Path) -> None:
 
 def test_the_benchmark_configs_are_found() -> None:
     assert {"ml1m_ridge_rank", "ml1m_ridge_average", "ml1m_ridge_clamp",
-            "ml1m_ridge_memory"} <= {
+            "ml1m_ridge_memory", "ml1m_ridge_neighbours"} <= {
         p.stem for p in BENCHMARK_CONFIGS}

@@ -107,13 +107,14 @@ def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: R
         elif name == "finetune":
             out[name] = _with_steps(trained["pretrain"], config.learner.inner_steps)
         elif name == "foldin":
-            # The control solves what `ridge` solves (its [per_learner.ridge] adapt_loss
-            # and memory settings).
+            # The control solves what `ridge` solves (its [per_learner.ridge] adapt_loss,
+            # memory and neighbours settings).
             ridge = config.learner_config("ridge")
             out[name] = fold_in(trained["pretrain"], split.validation,
                                 adapt_loss=ridge.adapt_loss,
                                 memory_precision=ridge.memory_precision,
-                                memory_level=ridge.memory_level).predict_tasks
+                                memory_level=ridge.memory_level,
+                                neighbours=ridge.neighbours).predict_tasks
         else:
             out[name] = trained[name].predict_tasks
     return out

@@ -1,5 +1,6 @@
 """``ridge``'s neighbourhood term (``neighbours``): exact on hand-made inputs, equal to its
-definition on a trained model, absent for films training never saw, learned, saved."""
+definition on a trained model, absent for films training never saw, unseen by training,
+chosen on validation, saved, taken by the ``foldin`` control."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from metarec.errors import ConfigError
 from metarec.evaluation.item_knn import ItemKNN
 from metarec.learners import LearnerConfig, Pretrain, Ridge
 from metarec.learners.neighbours import (
-    SIMILARITY_SHRINK,
+    NEIGHBOUR_DAMPINGS,
+    NEIGHBOUR_SCALES,
     NeighbourTables,
+    choose_scale_and_damping,
     neighbour_offset,
     neighbour_weights,
 )
+from metarec.learners.ridge import fold_in
 from metarec.models import FeatureMF
-from metarec.models.item_similarity import residual_sums, shrunk_cosine
-from metarec.tasks.batch import pad_tasks
 from metarec.tasks.taskset import TaskSet
 
 
@@ -48,9 +50,23 @@ def test_weights_keep_the_most_similar_positive_support_items() -> None:
 def test_offset_is_the_damped_weighted_mean_of_residuals() -> None:
     weights = torch.tensor([[0.5, 0.0, 0.1], [0.0, 0.0, 0.0]])
     residual = torch.tensor([1.0, 5.0, -2.0])
-    got = neighbour_offset(weights, residual, torch.tensor(2.0), torch.tensor(0.4))
+    got = neighbour_offset(weights, residual, 2.0, 0.4)
     # 2 * (0.5 * 1 + 0.1 * -2) / (0.6 + 0.4) = 0.6; no neighbour: 0.
     torch.testing.assert_close(got, torch.tensor([0.6, 0.0]))
+
+
+def test_the_grid_choice_on_hand_made_errors() -> None:
+    ratings = np.array([4.0, 2.0, 5.0])
+    base = np.array([3.5, 2.5, 4.6])
+    # At damping 0.5 the term is exactly the residual: scale 1 fits every rating (the
+    # third after clipping 5.4 to 5); at the other dampings it points the wrong way.
+    terms = {c: -(ratings - base) for c in NEIGHBOUR_DAMPINGS}
+    terms[0.5] = np.array([0.5, -0.5, 0.8])
+    assert choose_scale_and_damping(base, terms, ratings, (1.0, 5.0), "mae") == (1.0, 0.5)
+    assert choose_scale_and_damping(base, terms, ratings, (1.0, 5.0), "mse") == (1.0, 0.5)
+    # A term that only hurts is switched off (scale 0), and nothing is clipped then.
+    hurt = {c: -(ratings - base) for c in NEIGHBOUR_DAMPINGS}
+    assert choose_scale_and_damping(base, hurt, ratings, (1.0, 5.0), "mae")[0] == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -71,43 +87,18 @@ def test_similarity_is_item_knns(data) -> None:
                                   knn.similarity_.astype(np.float64))
 
 
-def test_training_tasks_leave_their_own_user_out(data) -> None:
-    """A training task's similarities are those of the training ratings without its
-    user's; its query ratings are in the tables, so otherwise they would inform their own
-    predictions."""
-    ds, split = data
-    tables = _tables(ds, split)
-    ratings = split.train_ratings
-    biases = (tables.global_mean, tables.user_bias.numpy(), tables.item_bias.numpy())
-    residual = (ratings.rating - biases[0] - biases[1][ratings.user]
-                - biases[2][ratings.item])
-    batch = pad_tasks(split.train, np.array([0, 3]), ds.users, ds.items).to(
-        dtype=torch.float64)
-    wide = int(batch.support_mask.shape[1])
-    got = tables.training_weights(batch.users, batch.query_items, batch.query_ratings,
-                                  batch.support_items, batch.support_ratings,
-                                  batch.support_mask, neighbours=wide)
-    plain = tables.weights(batch.query_items, batch.support_items, batch.support_mask, wide)
-    for t, user in enumerate(batch.users.tolist()):
-        others = ratings.user != user
-        sums = residual_sums(ratings.user[others], ratings.item[others],
-                             residual[others], ds.num_users, ds.num_items)
-        without = shrunk_cosine(*(x.astype(np.float64) for x in sums), SIMILARITY_SHRINK)
-        q = batch.query_items[t][batch.query_mask[t]].numpy()
-        j = batch.support_items[t].numpy()
-        want = np.clip(without[np.ix_(q, j)], 0, None) * batch.support_mask[t].numpy()
-        np.testing.assert_allclose(got[t][batch.query_mask[t]].numpy(), want, atol=1e-5)
-        assert np.abs(want - plain[t][batch.query_mask[t]].numpy()).max() > 1e-3
+def _fit(ds, split, neighbours: int) -> Ridge:
+    torch.manual_seed(0)
+    model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
+    learner = Ridge(model, LearnerConfig(epochs=3, patience=None, dtype="float64",
+                                         neighbours=neighbours))
+    return learner.fit(split.train, ds, split.validation)
 
 
 @pytest.fixture(scope="module")
 def trained(data):
     ds, split = data
-    torch.manual_seed(0)
-    model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
-    learner = Ridge(model, LearnerConfig(epochs=3, patience=None, dtype="float64",
-                                         neighbours=3))
-    return learner.fit(split.train, ds, split.validation)
+    return _fit(ds, split, neighbours=3)
 
 
 def _without_neighbours(learner: Ridge) -> Ridge:
@@ -117,18 +108,47 @@ def _without_neighbours(learner: Ridge) -> Ridge:
     return plain
 
 
+def test_training_does_not_see_the_term(data, trained) -> None:
+    """The trained model and its epoch records are those of a plain ``ridge``."""
+    ds, split = data
+    plain = _fit(ds, split, neighbours=0)
+    assert plain.history_ == trained.history_
+    state = trained.state_dict()
+    assert set(state) - set(plain.state_dict()) == {"neighbours.scale", "neighbours.damping"}
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(state[key], value, rtol=0, atol=0)
+
+
+def test_scale_and_damping_are_the_best_of_the_grid_on_validation(data, trained) -> None:
+    _, split = data
+    val = split.validation
+    chosen = (trained.neighbour_scale, trained.neighbour_damping)
+    assert chosen[0] > 0  # the term helps these validation users
+
+    def loss(scale: float, damping: float) -> float:
+        trained.neighbour_scale, trained.neighbour_damping = scale, damping
+        return trained.validation_loss(val)
+
+    try:
+        losses = {(g, c): loss(g, c) for g in NEIGHBOUR_SCALES[1:] for c in NEIGHBOUR_DAMPINGS}
+        with trained.term("off"):
+            plain = trained.validation_loss(val)
+    finally:
+        trained.neighbour_scale, trained.neighbour_damping = chosen
+    assert losses[chosen] == pytest.approx(min(losses.values()), abs=1e-12)
+    assert losses[chosen] < plain
+
+
 def test_predictions_add_the_term_to_the_plain_solve(data, trained) -> None:
     """Each prediction is the same model's plain ridge prediction plus the term computed
-    by hand from its support residuals and the similarity table."""
+    by hand from its support residuals and the similarity table, clipped to 1-5."""
     ds, split = data
     plain = _without_neighbours(trained)
     tasks = split.scenarios["warm"]
     fitted = plain.predict_tasks(TaskSet(tasks.users, tasks.support, tasks.support_offsets,
                                          tasks.support, tasks.support_offsets))
     table = _tables(ds, split).similarity.numpy()
-    params = trained.scalar_parameters()
-    scale, damping = params["neighbour_scale"], params["neighbour_damping"]
-    assert scale != pytest.approx(1.0) and damping != pytest.approx(1.0)  # learned
+    scale, damping = trained.neighbour_scale, trained.neighbour_damping
     want = plain.predict_tasks(tasks)
     for t in range(len(tasks)):
         rows = slice(tasks.support_offsets[t], tasks.support_offsets[t + 1])
@@ -139,6 +159,7 @@ def test_predictions_add_the_term_to_the_plain_solve(data, trained) -> None:
             keep = np.argsort(-sims, kind="stable")[:3]
             keep = keep[sims[keep] > 0]
             want[q] += scale * (sims[keep] @ residual[keep]) / (sims[keep].sum() + damping)
+    want = np.clip(want, 1, 5)
     got = trained.predict_tasks(tasks)
     np.testing.assert_allclose(got, want, atol=1e-9)
     assert np.abs(got - plain.predict_tasks(tasks)).max() > 1e-3
@@ -155,20 +176,31 @@ def test_films_training_never_saw_get_no_term(data, trained) -> None:
                                   _without_neighbours(trained).predict_tasks(tasks))
 
 
-def test_the_term_is_learned_and_recorded(trained) -> None:
-    assert all("neighbour_scale" in record and "neighbour_damping" in record
-               for record in trained.history_)
-    assert len({record["neighbour_scale"] for record in trained.history_}) == 3
-
-
 def test_saved_and_loaded(data, trained, tmp_path) -> None:
     ds, split = data
     folder = trained.save(tmp_path / "neighbours")
     assert (folder / "memory.safetensors").exists()  # the ratings the table is built from
     loaded = Ridge.load(folder, features=ds)
+    assert (loaded.neighbour_scale, loaded.neighbour_damping) == (
+        trained.neighbour_scale, trained.neighbour_damping)
     tasks = split.scenarios["new_users"]
     np.testing.assert_array_equal(loaded.predict_tasks(tasks), trained.predict_tasks(tasks))
-    assert loaded.scalar_parameters() == trained.scalar_parameters()
+
+
+def test_the_fold_in_control_takes_the_term(data) -> None:
+    ds, split = data
+    torch.manual_seed(0)
+    trained = Pretrain(FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3),
+                       LearnerConfig(epochs=2, dtype="float64")).fit(split.train, ds)
+    plain = fold_in(trained, split.validation)
+    control = fold_in(trained, split.validation, neighbours=3)
+    assert control.config.prior_precision == plain.config.prior_precision
+    assert control.config.neighbours == 3
+    tasks = split.scenarios["warm"]
+    with control.term("off"):
+        np.testing.assert_array_equal(control.predict_tasks(tasks), plain.predict_tasks(tasks))
+    if control.neighbour_scale > 0:
+        assert np.abs(control.predict_tasks(tasks) - plain.predict_tasks(tasks)).max() > 1e-4
 
 
 def test_settings_are_checked(data) -> None:

@@ -30,7 +30,7 @@ def data():
 
 def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP", loss: str = "mse",
              adapt_loss: str = "mse", size_exponent: bool = False,
-             rank_weight: float = 0.0, neighbours: int = 0) -> MetaLearner:
+             rank_weight: float = 0.0) -> MetaLearner:
     torch.manual_seed(0)
     if kind == "FeatureMF":
         model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=3)
@@ -40,8 +40,7 @@ def _learner(name: str, ds, steps: int = 2, kind: str = "FeatureMLP", loss: str 
                                                        inner_lr=0.1, loss=loss,
                                                        adapt_loss=adapt_loss,
                                                        size_exponent=size_exponent,
-                                                       rank_weight=rank_weight,
-                                                       neighbours=neighbours))
+                                                       rank_weight=rank_weight))
     assert isinstance(learner, MetaLearner)
     if name == "metasgd":
         # Distinct per-element step sizes, so a mix-up of names or elements shows.
@@ -207,29 +206,3 @@ def test_kernel_form_query_loss_equals_adapt_then_predict(fixed_names, loss) -> 
     for g, w in zip(torch.autograd.grad(got, inputs), torch.autograd.grad(want, inputs),
                     strict=True):
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF"])
-@pytest.mark.parametrize("loss", ["mse", "mae"])
-def test_ridge_with_neighbours_meta_gradients_equal_the_loop(kind: str, loss: str,
-                                                             data) -> None:
-    """The neighbourhood term on the solve's support residuals (two neighbours of
-    support sets of several sizes, learned scale and damping away from 1); the loop picks
-    each query item's neighbours by sorting."""
-    ds, batch = data
-    learner = _learner("ridge", ds, 2, kind, loss, "mae", neighbours=2)
-    learner.features_ = ds
-    learner.known_ = split_dataset(ds, SplitConfig(seed=0)).train_ratings
-    weights = learner.batch_neighbour_weights(learner.on_device(batch), training=True)
-    assert int((weights > 0).sum()) > 10 and int((weights > 0).sum(-1).max()) == 2
-    with torch.no_grad():
-        learner.log_neighbour_scale.fill_(0.3)
-        learner.log_neighbour_damping.fill_(-0.5)
-    loss, grads = learner.meta_gradients(batch)
-    ref_loss, ref_grads = reference_meta_gradients(learner, batch)
-    assert loss == pytest.approx(ref_loss, rel=1e-10)
-    assert set(grads) == set(ref_grads) == set(learner.meta_parameters())
-    for key, ref in ref_grads.items():
-        torch.testing.assert_close(grads[key], ref, rtol=1e-9, atol=1e-11, msg=key)
-    assert float(ref_grads["neighbours.log_scale"].abs()) > 0
-    assert float(ref_grads["neighbours.log_damping"].abs()) > 0

@@ -44,11 +44,12 @@ class LearnerConfig:
     predict_tasks`; ``memory_level`` (with ``memory_precision``): the remembered
     ratings may also differ from the task's by a constant, nearly free (old films rated
     lower or higher overall than the task's);
-    ``neighbours`` (``ridge`` only; 0 = off): after the solve, add to each prediction the
-    user's support residuals of the ``neighbours`` support items most similar to it
-    (item-item similarities of the training ratings' residuals), ``gamma * sum s e /
-    (sum s + c)`` with ``gamma`` and ``c`` learned (a neighbourhood model on the
-    learner's residuals, trained jointly; see :mod:`metarec.learners.neighbours`);
+    ``neighbours`` (``ridge`` only, and the ``foldin`` control; 0 = off): add to each
+    prediction the user's support residuals after the solve on the ``neighbours`` support
+    items most similar to it (item-item similarities of the training ratings' residuals,
+    as ``item-knn``), ``gamma * sum s e / (sum s + c)``, clipped to the rating range;
+    training does not see it, ``gamma`` and ``c`` are chosen on the validation users
+    afterwards (see :mod:`metarec.learners.neighbours`);
     ``item_id_dropout``: the share of items whose id is hidden in each training step
     (meta-batch or minibatch), so that a model with an item-id embedding learns to score
     new items from their features too

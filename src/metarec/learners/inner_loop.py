@@ -312,17 +312,13 @@ def query_loss_after_adapt(forward: Forward, steps: int, first_order: bool,
 
 
 def adapted_query_loss(forward: Forward, params: Params, task: tuple, alpha: float = 0.0,
-                       loss: str = "mse", rank_weight: float = 0.0,
-                       offset: torch.Tensor | None = None) -> torch.Tensor:
+                       loss: str = "mse", rank_weight: float = 0.0) -> torch.Tensor:
     """One task's query loss at its adapted ``params``: the masked ``loss`` (see
     :func:`masked_loss`) of the query ratings, mixed with that of the soft targets
     (``task[7]``, if any) by weight ``alpha``, plus ``rank_weight`` times the
-    :func:`masked_listnet` term of the query ratings; ``offset`` (``[Q]``) is added to
-    the predictions first."""
+    :func:`masked_listnet` term of the query ratings."""
     user, q_items, q_ratings, q_mask = task[0], *task[4:7]
     pred = forward(params, user, q_items)
-    if offset is not None:
-        pred = pred + offset
     value = masked_loss(pred, q_ratings, q_mask, loss)
     if len(task) > 7:
         value = (1 - alpha) * value + alpha * masked_loss(pred, task[7], q_mask, loss)

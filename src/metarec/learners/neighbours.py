@@ -1,20 +1,19 @@
 """A neighbourhood term on an adapted model's residuals (``[per_learner.ridge]
-neighbours = k``), as in Koren's (2008) integrated model.
+neighbours = k``), as in Koren's (2008) integrated model, added after training.
 
 After a task's solve, each prediction of item ``q`` gains what the user's support says
 about the films most like it, beyond what the adapted model already explains:
 
-    r_hat(u, q) = f(w_u; q) + gamma * sum_j s_qj e_j / (sum_j s_qj + c),
+    r_hat(u, q) = clip(f(w_u; q) + gamma * sum_j s_qj e_j / (sum_j s_qj + c)),
     e_j = r_j - f(w_u; j)        (the support residuals after adaptation)
 
 over the ``k`` support items ``j`` with the largest positive similarity ``s_qj`` (the
 shrunk cosines of the training ratings' bias residuals, :mod:`metarec.models.
-item_similarity`; 0 for a film training never saw, so new films get no term). ``gamma``
-and ``c`` are learned with the rest of the model, through the solve: the term is part of
-every training task's query prediction. A training task's similarities leave its own
-user's ratings out (:meth:`NeighbourTables.training_weights`): the tables are built from
-every training rating, its query ratings included, and a query rating must not inform
-its own prediction (at test time the query ratings are in no table).
+item_similarity`, as ``item-knn`` uses them; 0 for a film training never saw, so new films
+get no term), clipped to the training ratings' range. Training does not see the term (a
+trained model is the same with or without it); ``gamma`` and ``c`` are then chosen on the
+validation users from :data:`NEIGHBOUR_SCALES` x :data:`NEIGHBOUR_DAMPINGS`, where
+``gamma = 0`` (no term) is a choice too.
 """
 
 from __future__ import annotations
@@ -25,24 +24,26 @@ import numpy as np
 import torch
 
 from metarec.data.dataset import Interactions
-from metarec.models.item_similarity import damped_biases, residual_sums, shrunk_cosine
+from metarec.models.item_similarity import damped_biases, residual_similarity
 
 SIMILARITY_SHRINK = 100.0
 """Co-raters by which the similarities are shrunk (``item-knn``'s default)."""
 
+NEIGHBOUR_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+"""The scales ``gamma`` the validation users choose from (0: no term)."""
+
+NEIGHBOUR_DAMPINGS = (0.25, 0.5, 1.0, 2.0)
+"""The dampings ``c`` the validation users choose from."""
+
 
 @dataclass
 class NeighbourTables:
-    """What the term reads, built from the training ratings: the similarity table, the
-    sums it is made of (to take one user's ratings out of it) and the damped biases whose
-    residuals they sum, on the learner's device and in its dtype."""
+    """What the term reads, built from the training ratings: the item-item similarity
+    table (on the learner's device, in its dtype) and the range of the ratings."""
 
     similarity: torch.Tensor
-    products: torch.Tensor
-    counts: torch.Tensor
-    global_mean: float
-    user_bias: torch.Tensor
-    item_bias: torch.Tensor
+    rating_min: float
+    rating_max: float
 
     @classmethod
     def from_ratings(cls, ratings: Interactions, num_users: int, num_items: int,
@@ -51,50 +52,10 @@ class NeighbourTables:
                                num_items)
         residual = (ratings.rating.astype(np.float64) - biases.global_mean
                     - biases.user_bias[ratings.user] - biases.item_bias[ratings.item])
-        products, counts = residual_sums(ratings.user, ratings.item, residual, num_users,
-                                         num_items)
-        similarity = shrunk_cosine(products, counts, SIMILARITY_SHRINK)
-
-        def tensor(array: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(array).to(device, dtype)
-
-        return cls(tensor(similarity), tensor(products), tensor(counts), biases.global_mean,
-                   tensor(biases.user_bias), tensor(biases.item_bias))
-
-    def weights(self, query_items: torch.Tensor, support_items: torch.Tensor,
-                support_mask: torch.Tensor, neighbours: int) -> torch.Tensor:
-        """:func:`neighbour_weights` of :attr:`similarity` (tasks whose query ratings
-        training never saw)."""
-        return neighbour_weights(self.similarity, query_items, support_items, support_mask,
-                                 neighbours)
-
-    def training_weights(self, users: torch.Tensor, query_items: torch.Tensor,
-                         query_ratings: torch.Tensor, support_items: torch.Tensor,
-                         support_ratings: torch.Tensor, support_mask: torch.Tensor,
-                         neighbours: int) -> torch.Tensor:
-        """:meth:`weights` for training tasks (``users`` ``[B]``), whose ratings the tables
-        hold: each task's similarities without its own user's ratings of the two items
-        (``sum e e`` less ``e_uq e_uj``, one co-rater fewer, both norms less the user's
-        residual), so that a query rating never informs its own prediction."""
-        residual_q = self._residual(users, query_items, query_ratings)
-        residual_s = self._residual(users, support_items, support_ratings)
-        q, j = query_items.unsqueeze(-1), support_items.unsqueeze(-2)
-        products = self.products[q, j] - residual_q.unsqueeze(-1) * residual_s.unsqueeze(-2)
-        counts = self.counts[q, j] - 1
-        norms = self.products.diagonal()
-        norm_q = (norms[query_items] - residual_q ** 2).clamp_min(0).unsqueeze(-1)
-        norm_s = (norms[support_items] - residual_s ** 2).clamp_min(0).unsqueeze(-2)
-        denominator = (counts + SIMILARITY_SHRINK) * (norm_q * norm_s).sqrt()
-        usable = (denominator > 0) & (q != j) & support_mask.unsqueeze(-2)
-        sim = torch.where(usable, products * counts / torch.where(usable, denominator, 1.0),
-                          0.0)
-        return keep_neighbours(sim, usable, neighbours)
-
-    def _residual(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor
-                  ) -> torch.Tensor:
-        """``r - mu - b_u - b_i`` of each task's rows (users ``[B]``, rows ``[B, N]``)."""
-        return (ratings - self.global_mean - self.user_bias[users].unsqueeze(-1)
-                - self.item_bias[items])
+        similarity = residual_similarity(ratings.user, ratings.item, residual, num_users,
+                                         num_items, SIMILARITY_SHRINK)
+        return cls(torch.from_numpy(similarity).to(device, dtype),
+                   float(ratings.rating.min()), float(ratings.rating.max()))
 
 
 def neighbour_weights(similarity: torch.Tensor, query_items: torch.Tensor,
@@ -107,22 +68,36 @@ def neighbour_weights(similarity: torch.Tensor, query_items: torch.Tensor,
     q_in, s_in = query_items < size, (support_items < size) & support_mask
     sim = similarity[torch.where(q_in, query_items, 0).unsqueeze(-1),
                      torch.where(s_in, support_items, 0).unsqueeze(-2)]
-    return keep_neighbours(sim, q_in.unsqueeze(-1) & s_in.unsqueeze(-2), neighbours)
-
-
-def keep_neighbours(sim: torch.Tensor, usable: torch.Tensor, neighbours: int) -> torch.Tensor:
-    """``sim`` ``[..., Q, S]`` with only the ``neighbours`` largest positive entries of
-    each row where ``usable``, 0 elsewhere."""
-    sim = sim.clamp_min(0) * usable.to(sim.dtype)
+    sim = sim.clamp_min(0) * (q_in.unsqueeze(-1) & s_in.unsqueeze(-2)).to(sim.dtype)
     if sim.shape[-1] > neighbours:
         top = sim.topk(neighbours, dim=-1)
         sim = torch.zeros_like(sim).scatter(-1, top.indices, top.values)
     return sim
 
 
-def neighbour_offset(weights: torch.Tensor, residual: torch.Tensor, scale: torch.Tensor,
-                     damping: torch.Tensor) -> torch.Tensor:
+def neighbour_offset(weights: torch.Tensor, residual: torch.Tensor, scale: float,
+                     damping: float) -> torch.Tensor:
     """``scale * sum_j w_qj e_j / (sum_j w_qj + damping)`` for ``weights`` ``[..., Q, S]``
     and support residuals ``residual`` ``[..., S]`` (0 on padding)."""
     total = (weights * residual.unsqueeze(-2)).sum(-1)
     return scale * total / (weights.sum(-1) + damping)
+
+
+def choose_scale_and_damping(base: np.ndarray, terms: dict[float, np.ndarray],
+                             ratings: np.ndarray, bounds: tuple[float, float],
+                             loss: str) -> tuple[float, float]:
+    """The ``(gamma, c)`` of the grid with the least ``loss`` (``"mse"`` or ``"mae"``) of
+    ``clip(base + gamma * terms[c])`` against ``ratings`` (``base`` itself, unclipped, for
+    ``gamma = 0``); ``terms[c]``: the term at ``gamma = 1`` and damping ``c``. Ties go to
+    the smaller ``gamma``, then ``c``."""
+    def error(pred: np.ndarray) -> float:
+        residual = pred - ratings
+        return float(np.mean(residual ** 2 if loss == "mse" else np.abs(residual)))
+
+    best, choice = error(base), (0.0, NEIGHBOUR_DAMPINGS[0])  # no term: nothing clipped
+    for scale in NEIGHBOUR_SCALES[1:]:
+        for damping in NEIGHBOUR_DAMPINGS:
+            value = error(np.clip(base + scale * terms[damping], *bounds))
+            if value < best - 1e-12:
+                best, choice = value, (scale, damping)
+    return choice

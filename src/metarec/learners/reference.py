@@ -17,7 +17,6 @@ from torch.func import functional_call
 from metarec.data.dataset import Fields
 from metarec.learners.inner_loop import masked_loss, masked_mse
 from metarec.learners.meta_learner import MetaLearner
-from metarec.learners.neighbours import SIMILARITY_SHRINK
 from metarec.learners.reptile import Reptile
 from metarec.learners.ridge import ROBUST_REWEIGHTINGS, Ridge, robust_weights, size_scale
 from metarec.tasks.batch import TaskBatch
@@ -63,9 +62,6 @@ def reference_meta_gradients(learner: MetaLearner, batch: TaskBatch
             finals.append(adapted)
         else:
             pred = _predict(learner, params, adapted, user, task.query_fields)
-            if isinstance(learner, Ridge) and learner.config.neighbours:
-                support = _predict(learner, params, adapted, user, task.support_fields)
-                pred = pred + _neighbour_term(learner, task, support[0]).unsqueeze(0)
             loss = masked_loss(pred, task.query_ratings, task.query_mask, learner.config.loss)
             if learner.config.rank_weight:
                 loss = loss + learner.config.rank_weight * _listnet(
@@ -129,44 +125,6 @@ def _ridge_lstsq(learner: Ridge, params: dict[str, torch.Tensor],
     sizes = [adapted[n].numel() for n in names]
     return {n: adapted[n] + d.reshape(adapted[n].shape)
             for n, d in zip(names, torch.split(delta, sizes), strict=True)}
-
-
-def _neighbour_term(learner: Ridge, task: TaskBatch, support_pred: torch.Tensor
-                    ) -> torch.Tensor:
-    """The neighbourhood term of one training task's query rows, item by item: each
-    similarity recomputed from the tables' sums without the task's user, the
-    ``neighbours`` largest positive ones to real support rows kept by sorting."""
-    tables = learner.neighbour_tables()
-    assert learner.log_neighbour_scale is not None and learner.log_neighbour_damping is not None
-    scale, damping = learner.log_neighbour_scale.exp(), learner.log_neighbour_damping.exp()
-    user = int(task.users[0])
-
-    def residual(item: int, rating: torch.Tensor) -> float:
-        return float(rating) - tables.global_mean - float(tables.user_bias[user]) - float(
-            tables.item_bias[item])
-
-    def similarity(q: int, eq: float, j: int, ej: float) -> float:
-        products = float(tables.products[q, j]) - eq * ej
-        counts = float(tables.counts[q, j]) - 1
-        norms = ((float(tables.products[q, q]) - eq ** 2)
-                 * (float(tables.products[j, j]) - ej ** 2))
-        if q == j or norms <= 0 or counts + SIMILARITY_SHRINK <= 0:
-            return 0.0
-        return products * counts / ((counts + SIMILARITY_SHRINK) * norms ** 0.5)
-
-    real = task.support_mask[0].nonzero().flatten().tolist()
-    support = {j: (int(task.support_items[0, j]),
-                   residual(int(task.support_items[0, j]), task.support_ratings[0, j]))
-               for j in real}
-    out = []
-    for row, q in enumerate(task.query_items[0].tolist()):
-        eq = residual(q, task.query_ratings[0, row])
-        sims = sorted(((similarity(q, eq, *support[j]), j) for j in real),
-                      reverse=True)[:learner.config.neighbours]
-        kept = [(s, j) for s, j in sims if s > 0]
-        total = sum(s * (task.support_ratings[0, j] - support_pred[j]) for s, j in kept)
-        out.append(scale * total / (sum(s for s, _ in kept) + damping))
-    return torch.stack([torch.as_tensor(v, dtype=support_pred.dtype) for v in out])
 
 
 def _listnet(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,8 @@ solvers").
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -27,12 +28,18 @@ import torch
 from torch.func import jacfwd, vmap
 
 from metarec.errors import CheckpointError, ConfigError
-from metarec.learners.base import Adapted, Learner
+from metarec.learners.base import Adapted, HasFeatures, Learner, Progress
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, adapted_query_loss
 from metarec.learners.maml import ANIL
 from metarec.learners.meta_learner import parameter_key
-from metarec.learners.neighbours import NeighbourTables, neighbour_offset
+from metarec.learners.neighbours import (
+    NEIGHBOUR_DAMPINGS,
+    NeighbourTables,
+    choose_scale_and_damping,
+    neighbour_offset,
+    neighbour_weights,
+)
 from metarec.models.base import RatingModel
 from metarec.tasks.batch import TaskBatch, pad_tasks
 from metarec.tasks.taskset import TaskSet
@@ -146,12 +153,10 @@ class Ridge(ANIL):
         self.size_exponent = (torch.nn.Parameter(torch.zeros((), dtype=self.dtype,
                                                              device=self.device))
                               if self.config.size_exponent else None)
-        # ``neighbours``: log gamma and log c of the neighbourhood term, from gamma = c = 1.
-        self.log_neighbour_scale, self.log_neighbour_damping = (
-            (torch.nn.Parameter(torch.zeros((), dtype=self.dtype, device=self.device)),
-             torch.nn.Parameter(torch.zeros((), dtype=self.dtype, device=self.device)))
-            if self.config.neighbours else (None, None))
+        # ``neighbours``: the term's scale and damping (chosen by ``fit`` on validation).
+        self.neighbour_scale, self.neighbour_damping = 1.0, 1.0
         self.neighbour_tables_: NeighbourTables | None = None
+        self._term = "on"  # "off" while training; "raw" (not clipped) while choosing
         if self.config.neighbours and self.config.item_id_dropout:
             raise ConfigError("ridge's neighbours look items up by id: item_id_dropout "
                               "must be 0 with them")
@@ -160,23 +165,54 @@ class Ridge(ANIL):
         own = {f"precision.{k}": v for k, v in self.log_precisions.items()}
         if self.size_exponent is not None:
             own["size_exponent"] = self.size_exponent
-        if self.log_neighbour_scale is not None and self.log_neighbour_damping is not None:
-            own["neighbours.log_scale"] = self.log_neighbour_scale
-            own["neighbours.log_damping"] = self.log_neighbour_damping
         return own
 
     def scalar_parameters(self) -> dict[str, float]:
-        out = {}
-        if self.size_exponent is not None:
-            out["size_exponent"] = float(self.size_exponent)
-        if self.log_neighbour_scale is not None and self.log_neighbour_damping is not None:
-            out["neighbour_scale"] = float(self.log_neighbour_scale.detach().exp())
-            out["neighbour_damping"] = float(self.log_neighbour_damping.detach().exp())
-        return out
+        if self.size_exponent is None:
+            return {}
+        return {"size_exponent": float(self.size_exponent)}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = super().state_dict()
+        if self.config.neighbours:
+            state["neighbours.scale"] = torch.tensor(self.neighbour_scale, dtype=torch.float64)
+            state["neighbours.damping"] = torch.tensor(self.neighbour_damping,
+                                                       dtype=torch.float64)
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        state = dict(state)
+        scale, damping = state.pop("neighbours.scale", None), state.pop("neighbours.damping",
+                                                                        None)
+        if scale is not None and damping is not None:
+            self.neighbour_scale, self.neighbour_damping = float(scale), float(damping)
+        super().load_state_dict(state)
+
+    def fit(self, train: TaskSet, features: HasFeatures, val: TaskSet | None = None, *,
+            progress: Progress | None = None) -> Ridge:
+        """As :meth:`Learner.fit`; with ``neighbours``, training and early stopping see no
+        neighbourhood term, whose scale and damping are then chosen on ``val``
+        (:meth:`choose_neighbour_term`; 1 and 1 without validation tasks)."""
+        self.neighbour_tables_ = None
+        with self.term("off"):
+            super().fit(train, features, val, progress=progress)
+        if self.config.neighbours and val is not None and len(val):
+            self.choose_neighbour_term(val)
+        return self
 
     # ---- the neighbourhood term (``neighbours``) ---------------------------------------
+    @contextmanager
+    def term(self, mode: str) -> Iterator[None]:
+        """Inside, predictions take the neighbourhood term as ``mode`` says: ``"off"``
+        (the plain solve), ``"raw"`` (not clipped) or ``"on"`` (the default)."""
+        before, self._term = self._term, mode
+        try:
+            yield
+        finally:
+            self._term = before
+
     def neighbour_tables(self) -> NeighbourTables:
-        """The similarity tables of the training ratings (built on first use from the
+        """The similarity table of the training ratings (built on first use from the
         ratings training saw, ``known_``)."""
         if self.neighbour_tables_ is None:
             if self.known_ is None:
@@ -188,44 +224,42 @@ class Ridge(ANIL):
                 self.dtype)
         return self.neighbour_tables_
 
-    def batch_neighbour_weights(self, batch: TaskBatch, *, training: bool = False
-                                ) -> torch.Tensor:
-        """``[B, Q, S]``: the neighbourhood term's similarities for ``batch``; for
-        ``training`` tasks without their own users' ratings
-        (:meth:`NeighbourTables.training_weights`)."""
-        tables, k = self.neighbour_tables(), self.config.neighbours
-        if training:
-            return tables.training_weights(batch.users.to(self.device), batch.query_items,
-                                           batch.query_ratings, batch.support_items,
-                                           batch.support_ratings, batch.support_mask, k)
-        return tables.weights(batch.query_items, batch.support_items, batch.support_mask, k)
-
-    def neighbour_term(self, weights: torch.Tensor, support_pred: torch.Tensor,
-                       ratings: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The term added to the query predictions, from the adapted support predictions."""
-        assert self.log_neighbour_scale is not None and self.log_neighbour_damping is not None
-        residual = (ratings - support_pred) * mask.to(support_pred.dtype)
-        return neighbour_offset(weights, residual, self.log_neighbour_scale.exp(),
-                                self.log_neighbour_damping.exp())
-
-    def task_inputs(self, batch: TaskBatch, *, query: bool = True) -> tuple:
-        """As :meth:`Learner.task_inputs`; with ``neighbours`` and ``query`` (a training
-        meta-batch) the neighbourhood term's similarities (:meth:`batch_neighbour_weights`
-        of training tasks) follow."""
-        inputs = super().task_inputs(batch, query=query)
-        if query and self.config.neighbours:
-            return (*inputs, self.batch_neighbour_weights(batch, training=True))
-        return inputs
+    def choose_neighbour_term(self, tasks: TaskSet) -> tuple[float, float]:
+        """Set the term's scale and damping to those of the grid
+        (:func:`~metarec.learners.neighbours.choose_scale_and_damping`) with the least
+        ``config.loss`` on the query sets of ``tasks``; returns them."""
+        with self.term("off"):
+            base = self.predict_tasks(tasks)
+        terms = {}
+        with self.term("raw"):
+            for damping in NEIGHBOUR_DAMPINGS:
+                self.neighbour_scale, self.neighbour_damping = 1.0, damping
+                terms[damping] = self.predict_tasks(tasks) - base
+        tables = self.neighbour_tables()
+        self.neighbour_scale, self.neighbour_damping = choose_scale_and_damping(
+            base, terms, tasks.query.rating.astype(np.float64),
+            (tables.rating_min, tables.rating_max), self.config.loss)
+        return self.neighbour_scale, self.neighbour_damping
 
     def correct_predictions(self, batch: TaskBatch, adapted: Adapted, pred: torch.Tensor
                             ) -> torch.Tensor:
-        """The query predictions ``pred`` plus the neighbourhood term (``neighbours``)."""
-        if not self.config.neighbours:
+        """The query predictions ``pred`` plus the neighbourhood term (``neighbours``),
+        clipped to the training ratings' range; as they are with a scale of 0."""
+        if not self.config.neighbours or self._term == "off" or self.neighbour_scale == 0:
             return pred
+        tables = self.neighbour_tables()
         with torch.no_grad():
             support_pred = self.predict(adapted, batch.user_fields, batch.support_fields)
-            return pred + self.neighbour_term(self.batch_neighbour_weights(batch), support_pred,
-                                              batch.support_ratings, batch.support_mask)
+            residual = ((batch.support_ratings - support_pred)
+                        * batch.support_mask.to(support_pred.dtype))
+            weights = neighbour_weights(tables.similarity, batch.query_items,
+                                        batch.support_items, batch.support_mask,
+                                        self.config.neighbours)
+            out = pred + neighbour_offset(weights, residual, self.neighbour_scale,
+                                          self.neighbour_damping)
+        if self._term == "raw":
+            return out
+        return out.clamp(tables.rating_min, tables.rating_max)
 
     def robust_floor(self) -> float | None:
         """The Huber floor of the robust solve (``adapt_loss = "mae"``), or None for the
@@ -319,14 +353,8 @@ class Ridge(ANIL):
             new = ridge_solve(forward, adapted, fixed, precision, *task[:4],
                               robust_floor=self.robust_floor(),
                               size_exponent=self.size_exponent)
-            params, offset = {**fixed, **new}, None
-            if self.config.neighbours:  # its similarities follow the 7 task entries
-                user, items, ratings, mask = task[:4]
-                offset = self.neighbour_term(task[7], forward(params, user, items), ratings,
-                                             mask)
-                task = (*task[:7], *task[8:])
-            return adapted_query_loss(forward, params, task, alpha, self.config.loss,
-                                      self.config.rank_weight, offset=offset)
+            return adapted_query_loss(forward, {**fixed, **new}, task, alpha,
+                                      self.config.loss, self.config.rank_weight)
 
         return task_loss
 
@@ -337,22 +365,32 @@ FOLD_IN_PRECISIONS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 def fold_in(trained: Learner, validation: TaskSet | None,
             precisions: Sequence[float] = FOLD_IN_PRECISIONS,
             adapt_loss: str = "mse", memory_precision: float | None = None,
-            memory_level: bool = False) -> Ridge:
+            memory_level: bool = False, neighbours: int = 0) -> Ridge:
     """The ``fold-in`` control: ``trained``'s model, unchanged, with its output layer fitted
     to each user's support set by the same ridge solve (no meta-learning), at the prior
     precision of ``precisions`` with the least validation loss (query MSE or MAE, as
     ``trained.config.loss``) on ``validation`` (the learner's own ``prior_precision``
     without validation tasks), solving ``adapt_loss`` (``"mae"``: the robust solve), with
     ``memory_precision`` and ``memory_level`` as :meth:`Ridge.predict_tasks` takes them
-    (validation users are never trained on, so they play no part in the choice)."""
+    (validation users are never trained on, so they play no part in the choice), and with
+    ``neighbours`` the neighbourhood term, its scale and damping chosen on ``validation``
+    after the precision (:meth:`Ridge.choose_neighbour_term`)."""
     def build(precision: float) -> Ridge:
         ridge = Ridge(trained.model, replace(trained.config, prior_precision=precision,
                                              adapt_loss=adapt_loss,
                                              memory_precision=memory_precision,
-                                             memory_level=memory_level))
+                                             memory_level=memory_level,
+                                             neighbours=neighbours))
         ridge.features_, ridge.known_ = trained.features_, trained.known_
         return ridge
 
     if validation is None or not len(validation):
         return build(trained.config.prior_precision)
-    return min((build(p) for p in precisions), key=lambda r: r.validation_loss(validation))
+    def plain_loss(ridge: Ridge) -> float:
+        with ridge.term("off"):
+            return ridge.validation_loss(validation)
+
+    best = min((build(p) for p in precisions), key=plain_loss)
+    if neighbours:
+        best.choose_neighbour_term(validation)
+    return best
