@@ -222,6 +222,28 @@ def test_trainer_on_one_process_equals_learner_fit(data, redraw: bool,
     assert trained.history_ == fitted.history_
 
 
+def test_trainer_fits_ridges_neighbourhood_term_as_learner_fit(data) -> None:
+    """Trained without the term and its scale and damping chosen on validation after
+    training, as ``Ridge.fit`` does."""
+    dataset, split = data
+
+    def ridge():
+        torch.manual_seed(0)
+        model = build_model("FeatureMF", dataset, embedding_dim=4, hidden=(8,), factors=3)
+        config = LearnerConfig(dtype="float64", meta_batch_size=32, epochs=2, patience=None,
+                               seed=0, neighbours=5)
+        return learner_class("ridge")(model, config)
+
+    fitted = ridge().fit(split.train, dataset, split.validation)
+    trained = ridge()
+    DistributedMetaTrainer(trained, split.train, dataset, split.validation).fit()
+    assert _max_diff(_params(trained), _params(fitted)) == 0.0
+    assert trained.history_ == fitted.history_
+    assert fitted.neighbour_scale > 0  # chosen, and the same: the state holds it
+    tasks = split.scenarios["warm"]
+    np.testing.assert_array_equal(trained.predict_tasks(tasks), fitted.predict_tasks(tasks))
+
+
 def test_resume_refuses_a_different_meta_batch_size(data, tmp_path) -> None:
     dataset, split = data
     DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,

@@ -117,6 +117,15 @@ class Learner(ABC):
         self.features_ = features
         self.known_ = train.all_ratings()
         self.average_ = None
+        with self.while_training():
+            self._train_epochs(train, features, val, progress)
+        self.model.eval()
+        self.after_training(val)
+        return self
+
+    def _train_epochs(self, train: TaskSet, features: HasFeatures, val: TaskSet | None,
+                      progress: Progress | None) -> None:
+        """:meth:`fit`'s epochs, early stopping and restore of the best state."""
         best, best_state, waited = float("inf"), None, 0
         for epoch in range(self.config.epochs):
             self.model.train()
@@ -138,8 +147,16 @@ class Learner(ABC):
             if self.config.patience is not None and waited >= self.config.patience:
                 break
         self.load_fitted_state(best_state)
-        self.model.eval()
-        return self
+
+    @contextmanager
+    def while_training(self) -> Iterator[None]:
+        """Inside, the learner predicts as training validates it: without what is fitted
+        after training (``ridge``'s neighbourhood term); nothing changes by default."""
+        yield
+
+    def after_training(self, val: TaskSet | None) -> None:  # noqa: B027 (a hook, no-op)
+        """Fit, on the validation tasks ``val``, what is fitted after training (``ridge``'s
+        neighbourhood term); nothing by default."""
 
     def load_fitted_state(self, best_state: dict[str, torch.Tensor] | None) -> None:
         """End a fit: load ``best_state`` (the best validated weights), else the moving

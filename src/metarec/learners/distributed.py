@@ -250,12 +250,27 @@ class DistributedMetaTrainer:
         if not self._started:
             torch.manual_seed(config.seed)
         self._start()
+        with learner.while_training():
+            if not self._train_epochs():
+                return learner  # the step budget is spent: checkpointed, to be resumed
+            self.finished_ = True
+            last_state = learner.state_dict()
+            learner.load_fitted_state(self.best_state_)
+        learner.model.eval()
+        learner.after_training(self.val)
+        self._checkpoint(learner_state=last_state)
+        return learner
+
+    def _train_epochs(self) -> bool:
+        """Meta-steps until every epoch is done or early stopping (True), or until
+        ``max_steps`` (False, after a checkpoint)."""
+        learner, config = self.learner, self.learner.config
         batcher = learner.batcher_
         assert batcher is not None
         while not self.finished_:
             if self._budget_spent():
                 self._checkpoint()
-                return learner
+                return False
             if self.epoch_ >= config.epochs:
                 break
             learner.model.train()
@@ -274,12 +289,7 @@ class DistributedMetaTrainer:
                     break
             else:
                 self._end_epoch()
-        self.finished_ = True
-        last_state = learner.state_dict()
-        learner.load_fitted_state(self.best_state_)
-        learner.model.eval()
-        self._checkpoint(learner_state=last_state)
-        return learner
+        return True
 
     def _budget_spent(self) -> bool:
         return self.max_steps is not None and self.step_ >= self.max_steps

@@ -18,6 +18,7 @@ solvers").
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ import torch
 from torch.func import jacfwd, vmap
 
 from metarec.errors import CheckpointError, ConfigError
-from metarec.learners.base import Adapted, HasFeatures, Learner, Progress
+from metarec.learners.base import Adapted, Learner
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, adapted_query_loss
 from metarec.learners.maml import ANIL
@@ -43,6 +44,8 @@ from metarec.learners.neighbours import (
 from metarec.models.base import RatingModel
 from metarec.tasks.batch import TaskBatch, pad_tasks
 from metarec.tasks.taskset import TaskSet
+
+log = logging.getLogger(__name__)
 
 MEMORY_LEVEL_PRECISION = 1e-3
 """Prior precision of the constant by which ``memory_level`` lets a trained user's
@@ -188,17 +191,19 @@ class Ridge(ANIL):
             self.neighbour_scale, self.neighbour_damping = float(scale), float(damping)
         super().load_state_dict(state)
 
-    def fit(self, train: TaskSet, features: HasFeatures, val: TaskSet | None = None, *,
-            progress: Progress | None = None) -> Ridge:
-        """As :meth:`Learner.fit`; with ``neighbours``, training and early stopping see no
-        neighbourhood term, whose scale and damping are then chosen on ``val``
-        (:meth:`choose_neighbour_term`; 1 and 1 without validation tasks)."""
+    @contextmanager
+    def while_training(self) -> Iterator[None]:
+        """Training and early stopping see no neighbourhood term (``neighbours``); the
+        similarity table is built again afterwards, from the ratings training saw."""
         self.neighbour_tables_ = None
         with self.term("off"):
-            super().fit(train, features, val, progress=progress)
+            yield
+
+    def after_training(self, val: TaskSet | None) -> None:
+        """With ``neighbours``, choose the term's scale and damping on ``val``
+        (:meth:`choose_neighbour_term`; 1 and 1 without validation tasks)."""
         if self.config.neighbours and val is not None and len(val):
             self.choose_neighbour_term(val)
-        return self
 
     # ---- the neighbourhood term (``neighbours``) ---------------------------------------
     @contextmanager
@@ -239,6 +244,8 @@ class Ridge(ANIL):
         self.neighbour_scale, self.neighbour_damping = choose_scale_and_damping(
             base, terms, tasks.query.rating.astype(np.float64),
             (tables.rating_min, tables.rating_max), self.config.loss)
+        log.info("neighbourhood term: scale %g, damping %g (chosen on %d tasks)",
+                 self.neighbour_scale, self.neighbour_damping, len(tasks))
         return self.neighbour_scale, self.neighbour_damping
 
     def correct_predictions(self, batch: TaskBatch, adapted: Adapted, pred: torch.Tensor
@@ -386,6 +393,7 @@ def fold_in(trained: Learner, validation: TaskSet | None,
 
     if validation is None or not len(validation):
         return build(trained.config.prior_precision)
+
     def plain_loss(ridge: Ridge) -> float:
         with ridge.term("off"):
             return ridge.validation_loss(validation)
