@@ -61,18 +61,12 @@ def residual_similarity(user: np.ndarray, item: np.ndarray, residual: np.ndarray
     """The ``items x items`` table of shrunk residual cosines ``s_ij`` (module text) of
     the ratings ``(user, item)`` with residuals ``residual``; sums over ``chunk`` users at a
     time (by default as many as make 16M user x item cells)."""
-    products, counts = residual_sums(user, item, residual, num_users, num_items, chunk)
-    return shrunk_cosine(products, counts, shrink)
-
-
-def residual_sums(user: np.ndarray, item: np.ndarray, residual: np.ndarray, num_users: int,
-                  num_items: int, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The ``items x items`` tables ``sum_u e_ui e_uj`` and ``n_ij`` (co-raters) that the
-    similarities are made of (float32; the diagonal of the first holds ``||e_i||^2``)."""
     if num_items > MAX_ITEMS:
         raise ValueError(
             f"an item x item similarity table of {num_items:,} items needs "
             f"{12 * num_items ** 2 / 2 ** 30:.1f} GiB to build (at most {MAX_ITEMS:,} items)")
+    if shrink < 0:
+        raise ValueError(f"shrink must be at least 0, got {shrink}")
     products = np.zeros((num_items, num_items), dtype=np.float32)
     counts = np.zeros((num_items, num_items), dtype=np.float32)
     order = np.argsort(user, kind="stable")
@@ -89,18 +83,11 @@ def residual_sums(user: np.ndarray, item: np.ndarray, residual: np.ndarray, num_
         rated[rows, items[start:stop]] = 1.0
         products += dense.T @ dense
         counts += rated.T @ rated
-    return products, counts
-
-
-def shrunk_cosine(products: np.ndarray, counts: np.ndarray, shrink: float) -> np.ndarray:
-    """``s_ij`` from the tables of :func:`residual_sums` (a new array, zero diagonal)."""
-    if shrink < 0:
-        raise ValueError(f"shrink must be at least 0, got {shrink}")
     norms = np.sqrt(np.diag(products))
-    numerator = products * counts
-    denominator = (counts + shrink) * np.outer(norms, norms)
-    similarity = np.divide(numerator, denominator, out=np.zeros_like(numerator),
-                           where=denominator > 0)
-    del numerator, denominator
+    products *= counts
+    counts += shrink
+    counts *= np.outer(norms, norms)  # now the denominator
+    similarity = np.divide(products, counts, out=np.zeros_like(products), where=counts > 0)
+    del products, counts
     np.fill_diagonal(similarity, 0.0)
     return similarity
