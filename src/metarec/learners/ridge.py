@@ -173,7 +173,7 @@ class Ridge(ANIL):
     def scalar_parameters(self) -> dict[str, float]:
         if self.size_exponent is None:
             return {}
-        return {"size_exponent": float(self.size_exponent)}
+        return {"size_exponent": float(self.size_exponent.detach())}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = super().state_dict()
