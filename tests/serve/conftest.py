@@ -15,7 +15,7 @@ from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
 from metarec.learners.config import LearnerConfig
 from metarec.learners.registry import learner_class
-from metarec.models import FeatureMLP
+from metarec.models import FeatureMF, FeatureMLP
 
 SMALL = {"num_users": 120, "num_items": 80, "num_ratings": 4000, "seed": 3}
 CONFIG_TOML = """[data]
@@ -41,6 +41,23 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("run")
     (run / "config.toml").write_text(CONFIG_TOML)
     learner.save(run / "checkpoints" / "maml-r")
+    return run
+
+
+@pytest.fixture(scope="session")
+def ridge_mf_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder whose learner is ``ridge`` over a ``FeatureMF`` with item ids, the
+    neighbourhood term on (checkpoints/ridge/)."""
+    dataset = generate(SyntheticConfig(**SMALL))
+    split = split_dataset(dataset, SplitConfig(seed=0))
+    model = FeatureMF.for_dataset(dataset, embedding_dim=8, hidden=(16,), factors=4,
+                                  item_id_embedding=True)
+    learner = learner_class("ridge")(model, LearnerConfig(epochs=1, patience=None, seed=0,
+                                                          neighbours=5))
+    learner.fit(split.train, dataset, split.validation)
+    run = tmp_path_factory.mktemp("ridge_run")
+    (run / "config.toml").write_text(CONFIG_TOML)
+    learner.save(run / "checkpoints" / "ridge")
     return run
 
 

@@ -29,6 +29,10 @@ from metarec.serve.store import EventStore, StoredEvent
 
 log = logging.getLogger(__name__)
 
+SERVABLE_MODELS = ("FeatureMLP", "FeatureMF")
+"""The model kinds the service takes: both read side features, so a user or item
+registered after training is scored from them."""
+
 
 def find_checkpoint(run_dir: str | Path, learner: str | None = None) -> Path:
     """The saved learner folder of ``run_dir``: the folder itself if it holds
@@ -216,10 +220,18 @@ class ServiceState:
     # ---- model ----------------------------------------------------------------------
     def _install(self, learner: Learner, keep: dict[int, UserState] | None = None) -> None:
         model_config = learner.model.config()
-        if model_config.get("kind") != "FeatureMLP":
-            raise CheckpointError("the service needs a FeatureMLP checkpoint (features, not "
-                                  f"ids, describe new users and items); got "
-                                  f"{model_config.get('kind')!r}")
+        if model_config.get("kind") not in SERVABLE_MODELS:
+            raise CheckpointError(
+                f"the service needs a model over side features ({' or '.join(SERVABLE_MODELS)}"
+                f": features, not ids alone, describe new users and items); got "
+                f"{model_config.get('kind')!r}")
+        batch_only = [name for name, on in (
+            ("memory_precision", learner.config.memory_precision is not None),
+            ("neighbours", learner.config.neighbours > 0)) if on]
+        if batch_only:
+            log.warning("%s's %s act only in batch evaluation (metarec run / evaluate): the "
+                        "service scores each user with the adapted model alone", learner.name,
+                        " and ".join(batch_only))
         user_specs = _specs(model_config["user_specs"])
         item_specs = _specs(model_config["item_specs"])
         self.users.table = self.users.reencode(user_specs)
