@@ -1,6 +1,7 @@
 """``ridge``'s neighbourhood term (``neighbours``): exact on hand-made inputs, equal to its
 definition on a trained model, absent for films training never saw, unseen by training,
-chosen on validation, saved, taken by the ``foldin`` control."""
+chosen on validation, the same online (the service's path), saved, taken by the
+``foldin`` control."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from metarec.data.dataset import Interactions
 from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
 from metarec.errors import ConfigError
@@ -23,6 +25,7 @@ from metarec.learners.neighbours import (
     neighbour_offset,
     neighbour_weights,
 )
+from metarec.learners.online import OnlineConfig, OnlineRecommender
 from metarec.learners.ridge import fold_in
 from metarec.models import FeatureMF
 from metarec.tasks.taskset import TaskSet
@@ -176,6 +179,33 @@ def test_films_training_never_saw_get_no_term(data, trained) -> None:
     np.testing.assert_array_equal(
         trained.predict_tasks(tasks),
         np.clip(_without_neighbours(trained).predict_tasks(tasks), 1, 5))
+
+
+def test_online_scoring_adds_the_term_as_batch_prediction_does(data, trained) -> None:
+    """The online recommender (the service's path) scores a user as ``predict_tasks``
+    does after adapting to the same support set, one user at a time and batched."""
+    ds, split = data
+    tasks = split.scenarios["warm"].select(np.array([0, 1]))
+    online = OnlineRecommender(trained, ds, OnlineConfig(support_cap=1000))
+    supports = []
+    for t, user in enumerate(tasks.users.tolist()):
+        rows = slice(tasks.support_offsets[t], tasks.support_offsets[t + 1])
+        support = Interactions(np.full(rows.stop - rows.start, user),
+                               tasks.support.item[rows], tasks.support.rating[rows],
+                               np.arange(rows.stop - rows.start, dtype=np.float64))
+        online.learn(support)
+        supports.append(support)
+    every = np.arange(ds.num_items)
+    scores = []
+    for user, support in zip(tasks.users.tolist(), supports, strict=True):
+        want = trained.score_items(user, support, every)
+        with trained.term("off"):
+            assert np.abs(want - trained.score_items(user, support, every)).max() > 1e-3
+        scores.append(online.score(user))
+        np.testing.assert_allclose(scores[-1], want, atol=1e-5)  # as online adaptation
+    users, items = np.repeat(tasks.users, 7), np.tile(np.arange(0, 49, 7), 2)
+    np.testing.assert_allclose(online.predict(users, items),
+                               np.concatenate([s[items[:7]] for s in scores]), atol=1e-8)
 
 
 def test_saved_and_loaded(data, trained, tmp_path) -> None:

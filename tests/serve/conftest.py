@@ -55,6 +55,7 @@ def ridge_mf_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     learner = learner_class("ridge")(model, LearnerConfig(epochs=1, patience=None, seed=0,
                                                           neighbours=5))
     learner.fit(split.train, dataset, split.validation)
+    learner.neighbour_scale, learner.neighbour_damping = 1.0, 0.5  # on, whatever was chosen
     run = tmp_path_factory.mktemp("ridge_run")
     (run / "config.toml").write_text(CONFIG_TOML)
     learner.save(run / "checkpoints" / "ridge")

@@ -424,6 +424,19 @@ class Learner(ABC):
         default."""
         return pred
 
+    def corrects_with_residuals(self) -> bool:
+        """Whether predictions take a term from the support residuals after adaptation
+        (``ridge``'s neighbours), which :meth:`correct_scores` adds; False by default."""
+        return False
+
+    def correct_scores(self, pred: torch.Tensor, items: torch.Tensor,
+                       support_items: torch.Tensor, support_residuals: torch.Tensor
+                       ) -> torch.Tensor:
+        """One user's scores ``pred`` of ``items`` with the term of
+        :meth:`correct_predictions`, from their support ``support_items`` and its
+        residuals after adaptation (for online scoring); as they are by default."""
+        return pred
+
     def score_items(self, user: int, support: Interactions, items: np.ndarray) -> np.ndarray:
         """Scores of ``items`` for ``user`` after adapting to ``support`` (their ratings)."""
         items = np.asarray(items, dtype=np.int64)

@@ -348,9 +348,21 @@ class OnlineRecommender:
     @torch.no_grad()
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings of the (user, item) pairs, each user adapted to their
-        current support set."""
+        current support set (with the learner's term from the support residuals, if it
+        has one: ``ridge``'s neighbours)."""
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
+        out = self._predict_adapted(users, items)
+        if not self._corrects():
+            return out
+        for user in np.unique(users).tolist():
+            rows = np.flatnonzero(users == user)
+            out[rows] = self._corrected(user, items[rows], torch.from_numpy(out[rows])
+                                        ).double().numpy()
+        return out
+
+    def _predict_adapted(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """:meth:`predict` without the term from the support residuals."""
         if not len(users):
             return np.zeros(0)
         user_fields = self.features.users.take(torch.from_numpy(users), self.learner.device)
@@ -371,7 +383,33 @@ class OnlineRecommender:
 
     @torch.no_grad()
     def score(self, user: int, items: np.ndarray | None = None) -> np.ndarray:
-        """Scores of ``items`` (default: every item) for ``user``."""
+        """Scores of ``items`` (default: every item) for ``user`` (with the learner's
+        term from the support residuals, if it has one: ``ridge``'s neighbours)."""
+        scores = self._score_adapted(user, items)
+        if not self._corrects():
+            return scores
+        index = (np.arange(self.features.items.num_rows) if items is None
+                 else np.asarray(items, dtype=np.int64))
+        return self._corrected(user, index, torch.from_numpy(scores)).double().numpy()
+
+    def _corrects(self) -> bool:
+        return self._adapts() and self.learner.corrects_with_residuals()
+
+    def _corrected(self, user: int, items: np.ndarray, scores: torch.Tensor) -> torch.Tensor:
+        """One user's ``scores`` of ``items`` with the learner's term from their support
+        residuals after adaptation (:meth:`Learner.correct_scores`)."""
+        support = self._support(user)
+        if not len(support):
+            return scores
+        residual = support.rating - self._score_adapted(user, support.item)
+        return self.learner.correct_scores(
+            scores.to(self.learner.dtype), torch.from_numpy(items),
+            torch.from_numpy(support.item.astype(np.int64)),
+            torch.from_numpy(residual)).cpu()
+
+    @torch.no_grad()
+    def _score_adapted(self, user: int, items: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`score` without the term from the support residuals."""
         table = self.features.items
         user_fields = self.features.users.take(torch.tensor(user), self.learner.device)
         model = self.learner.model

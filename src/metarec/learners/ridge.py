@@ -223,10 +223,12 @@ class Ridge(ANIL):
             if self.known_ is None:
                 raise CheckpointError("ridge's neighbours need the training ratings: call "
                                       "fit() first, or load a saved learner")
-            features = self._features()
+            # Sized by the ratings, not the feature tables (a service's tables grow):
+            # a user or item beyond them has no similarity either way.
+            known = self.known_
             self.neighbour_tables_ = NeighbourTables.from_ratings(
-                self.known_, features.users.num_rows, features.items.num_rows, self.device,
-                self.dtype)
+                known, int(known.user.max(initial=-1)) + 1,
+                int(known.item.max(initial=-1)) + 1, self.device, self.dtype)
         return self.neighbour_tables_
 
     def choose_neighbour_term(self, tasks: TaskSet) -> tuple[float, float]:
@@ -252,18 +254,39 @@ class Ridge(ANIL):
                             ) -> torch.Tensor:
         """The query predictions ``pred`` plus the neighbourhood term (``neighbours``),
         clipped to the training ratings' range; as they are with a scale of 0."""
-        if not self.config.neighbours or self._term == "off" or self.neighbour_scale == 0:
+        if not self.corrects_with_residuals():
             return pred
-        tables = self.neighbour_tables()
         with torch.no_grad():
             support_pred = self.predict(adapted, batch.user_fields, batch.support_fields)
             residual = ((batch.support_ratings - support_pred)
                         * batch.support_mask.to(support_pred.dtype))
-            weights = neighbour_weights(tables.similarity, batch.query_items,
-                                        batch.support_items, batch.support_mask,
-                                        self.config.neighbours)
-            out = pred + neighbour_offset(weights, residual, self.neighbour_scale,
-                                          self.neighbour_damping)
+            return self._with_term(pred, batch.query_items, batch.support_items,
+                                   batch.support_mask, residual)
+
+    def corrects_with_residuals(self) -> bool:
+        return bool(self.config.neighbours) and self._term != "off" and self.neighbour_scale != 0
+
+    def correct_scores(self, pred: torch.Tensor, items: torch.Tensor,
+                       support_items: torch.Tensor, support_residuals: torch.Tensor
+                       ) -> torch.Tensor:
+        if not self.corrects_with_residuals() or not len(support_items):
+            return pred
+        with torch.no_grad():
+            return self._with_term(pred, items.to(self.device), support_items.to(self.device),
+                                   torch.ones_like(support_items, dtype=torch.bool,
+                                                   device=self.device),
+                                   support_residuals.to(pred.dtype))
+
+    def _with_term(self, pred: torch.Tensor, query_items: torch.Tensor,
+                   support_items: torch.Tensor, support_mask: torch.Tensor,
+                   residual: torch.Tensor) -> torch.Tensor:
+        """``pred`` plus the term over ``residual`` (0 on padding), clipped unless the
+        term's mode is ``"raw"``."""
+        tables = self.neighbour_tables()
+        weights = neighbour_weights(tables.similarity, query_items, support_items,
+                                    support_mask, self.config.neighbours)
+        out = pred + neighbour_offset(weights, residual, self.neighbour_scale,
+                                      self.neighbour_damping)
         if self._term == "raw":
             return out
         return out.clamp(tables.rating_min, tables.rating_max)

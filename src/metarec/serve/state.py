@@ -225,13 +225,10 @@ class ServiceState:
                 f"the service needs a model over side features ({' or '.join(SERVABLE_MODELS)}"
                 f": features, not ids alone, describe new users and items); got "
                 f"{model_config.get('kind')!r}")
-        batch_only = [name for name, on in (
-            ("memory_precision", learner.config.memory_precision is not None),
-            ("neighbours", learner.config.neighbours > 0)) if on]
-        if batch_only:
-            log.warning("%s's %s act only in batch evaluation (metarec run / evaluate): the "
-                        "service scores each user with the adapted model alone", learner.name,
-                        " and ".join(batch_only))
+        if learner.config.memory_precision is not None:
+            log.warning("%s's memory of trained users (memory_precision) acts only in batch "
+                        "evaluation (metarec run / evaluate): the service adapts each user to "
+                        "their events alone", learner.name)
         user_specs = _specs(model_config["user_specs"])
         item_specs = _specs(model_config["item_specs"])
         self.users.table = self.users.reencode(user_specs)
