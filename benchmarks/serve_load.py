@@ -1,7 +1,8 @@
 """Load test of ``metarec serve`` on 127.0.0.1: bounded, open-loop, mixed reads/writes.
 
 Starts the real server (uvicorn, SQLite WAL) in a subprocess with a freshly trained tiny
-MAML-R checkpoint (or ``--run-dir``), pre-loads events for ``--warm-users`` users, then
+MAML-R checkpoint (``--learner ridge``: a ``FeatureMF`` ``ridge`` with the neighbourhood
+term; or ``--run-dir``), pre-loads events for ``--warm-users`` users, then
 sends requests at ``--rate`` per second for ``--duration`` seconds:
 
 * ``recommend``: GET recommendations of a warm user (re-adapted when their events
@@ -12,7 +13,8 @@ sends requests at ``--rate`` per second for ``--duration`` seconds:
 
 Reports throughput and p50/p95/p99 per kind, plus the in-process time of one new-user
 adaptation + scoring (no HTTP). Client and server share the machine's cores.
-Writes benchmarks/results/serve_load.json.
+Writes benchmarks/results/serve_load.json (``serve_load_ridge.json`` with ``--learner
+ridge``).
 
     python benchmarks/serve_load.py --rates 50,100,200 --duration 30
 """
@@ -39,23 +41,31 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
 
 
-def train_run(folder: Path, epochs: int) -> Path:
+def train_run(folder: Path, epochs: int, name: str) -> Path:
+    """A run folder with learner ``name`` trained on the synthetic catalogue: ``maml-r``
+    over a ``FeatureMLP``, or ``ridge`` over a ``FeatureMF`` with the neighbourhood term
+    (20 neighbours, its scale and damping chosen on the validation users)."""
     from metarec.data.splits import SplitConfig, split_dataset
     from metarec.data.synthetic import SyntheticConfig, generate
     from metarec.learners.config import LearnerConfig
     from metarec.learners.registry import learner_class
-    from metarec.models import FeatureMLP
+    from metarec.models import FeatureMF, FeatureMLP
 
     dataset = generate(SyntheticConfig(num_users=600, num_items=1500, num_ratings=30_000))
     split = split_dataset(dataset, SplitConfig(seed=0))
-    model = FeatureMLP.for_dataset(dataset, embedding_dim=16, hidden=(32, 32))
-    learner = learner_class("maml-r")(model, LearnerConfig(epochs=epochs, inner_steps=3,
-                                                           patience=None))
-    learner.fit(split.train, dataset)
+    if name == "ridge":
+        model = FeatureMF.for_dataset(dataset, embedding_dim=16, hidden=(32,), factors=16,
+                                      item_id_embedding=True)
+        settings = LearnerConfig(epochs=epochs, patience=None, neighbours=20)
+    else:
+        model = FeatureMLP.for_dataset(dataset, embedding_dim=16, hidden=(32, 32))
+        settings = LearnerConfig(epochs=epochs, inner_steps=3, patience=None)
+    learner = learner_class(name)(model, settings)
+    learner.fit(split.train, dataset, split.validation if name == "ridge" else None)
     (folder / "config.toml").write_text('[data]\ndataset = "synthetic"\n\n[data.options]\n'
                                         'num_users = 600\nnum_items = 1500\n'
                                         'num_ratings = 30000\n')
-    learner.save(folder / "checkpoints" / "maml-r")
+    learner.save(folder / "checkpoints" / name)
     return folder
 
 
@@ -67,10 +77,11 @@ def in_process_adaptation(run: Path, repeats: int = 200) -> dict[str, float]:
     from metarec.data.registry import load_dataset
     from metarec.learners.base import Learner
     from metarec.learners.online import OnlineRecommender
+    from metarec.serve.state import find_checkpoint
 
     torch.set_num_threads(1)
     dataset = load_dataset("synthetic", num_users=600, num_items=1500, num_ratings=30_000)
-    learner = Learner.load(run / "checkpoints" / "maml-r", features=dataset)
+    learner = Learner.load(find_checkpoint(run), features=dataset)
     online = OnlineRecommender(learner, dataset)
     rng = np.random.default_rng(0)
     adapt, full = [], []
@@ -175,6 +186,8 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="serve this run folder instead of training a tiny one")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--learner", choices=("maml-r", "ridge"), default="maml-r",
+                        help="the checkpoint trained when no --run-dir is given")
     parser.add_argument("--server-cpus", default=None,
                         help="pin the server to these CPUs (taskset list, e.g. 0,1)")
     parser.add_argument("--seed", type=int, default=0)
@@ -185,7 +198,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="metarec-load-"))
     try:
         if args.run_dir is None:
-            run = train_run(work, args.epochs)
+            run = train_run(work, args.epochs, args.learner)
         else:
             run = work / "run"
             shutil.copytree(args.run_dir, run)
@@ -256,7 +269,7 @@ def main() -> None:
     document["adapt_metric_lines"] = [line for line in metrics_text.splitlines()
                                       if line.startswith("metarec_recommend_adapt_seconds")]
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "serve_load.json"
+    name = "serve_load.json" if args.learner == "maml-r" else f"serve_load_{args.learner}.json"
     (args.out / name).write_text(json.dumps(document, indent=2))
     print(f"wrote {args.out / name}")
 

@@ -89,6 +89,23 @@ def test_new_events_readapt_and_new_user_is_personalised(setup) -> None:
     assert len(top) == 5 and not {i for i, _ in top} & {1, 2, 3}
 
 
+def test_warm_up_leaves_every_state_as_it_was(setup) -> None:
+    dataset, learner = setup
+    online = OnlineRecommender(learner, dataset)
+    online.warm_up()  # nobody known yet: nobody known after
+    assert online.users == {} and online._cache == {} and online.last_adapted == {}
+    assert online.adaptations == 0
+    online.learn(events([0, 0, 2], [4, 5, 6], [5, 1, 3]))
+    before = online.score(0)
+    kept = (online.state_of(0).snapshot(), online._cache[0][0], online.last_adapted[0],
+            online.adaptations)
+    online.warm_up()
+    assert (online.state_of(0).snapshot(), online._cache[0][0], online.last_adapted[0],
+            online.adaptations) == kept
+    np.testing.assert_array_equal(online.score(0), before)
+    assert online.adaptations == kept[3]  # still cached
+
+
 def test_static_ignores_events_and_sgd_changes_the_model(setup) -> None:
     dataset, learner = setup
     stream = events([1, 2, 3, 1], [4, 5, 6, 7], [5, 5, 5, 5])

@@ -241,6 +241,7 @@ class ServiceState:
     def reload(self, learner: Learner, checkpoint: Path) -> None:
         """Swap in another checkpoint; users' states are kept, adaptations redone."""
         self._install(learner, keep=self.recommender.users)
+        self.recommender.warm_up()
         self.checkpoint = checkpoint
         self.counters.reloads += 1
 
@@ -259,6 +260,7 @@ class ServiceState:
                 self._learn(chunk)
                 chunk = []
         self._learn(chunk)
+        self.recommender.warm_up()
 
     def seed(self, users: list[tuple[str, dict[str, Any]]],
              items: list[tuple[str, dict[str, Any]]]) -> None:
