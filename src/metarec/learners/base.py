@@ -429,10 +429,6 @@ class Learner(ABC):
         (``ridge``'s neighbours), which :meth:`correct_scores` adds; False by default."""
         return False
 
-    def prepare_corrections(self) -> None:  # noqa: B027 (a hook, no-op by default)
-        """Build now what :meth:`correct_scores` would build on first use (``ridge``'s
-        similarity table); nothing by default."""
-
     def correct_scores(self, pred: torch.Tensor, items: torch.Tensor,
                        support_items: torch.Tensor, support_residuals: torch.Tensor
                        ) -> torch.Tensor:

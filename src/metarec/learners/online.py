@@ -142,25 +142,13 @@ class OnlineRecommender:
     def warm_up(self) -> None:
         """Adapt a throwaway one-rating user and score every item, so that what torch
         and the learner load on first use (``torch.func``'s forward-mode decompositions,
-        ``ridge``'s similarity table) is not loaded inside a request; no state changes."""
+        ``ridge``'s similarity table) is not loaded inside a request. A scratch
+        recommender does it: this one's state does not change."""
         if not self.features.items.num_rows or not self.features.users.num_rows:
             return
-        if self._corrects():
-            self.learner.prepare_corrections()
-        kept = (self.users.pop(0, None), self._cache.pop(0, None),
-                self.last_adapted.pop(0, None), self.adaptations)
-        try:
-            self.users[0] = UserState(deque([0]), deque([3.0]), num_events=1)
-            self.score(0)
-        finally:
-            self.users.pop(0, None)
-            self._cache.pop(0, None)
-            self.last_adapted.pop(0, None)
-            for table, value in zip((self.users, self._cache, self.last_adapted), kept[:3],
-                                    strict=True):
-                if value is not None:
-                    table[0] = value  # type: ignore[index]
-            self.adaptations = kept[3]
+        scratch = OnlineRecommender(self.learner, self.features, self.config)
+        scratch.users[0] = UserState(deque([0]), deque([3.0]), num_events=1)
+        scratch.score(0)
 
     # ---- learning from events -------------------------------------------------------
     def learn(self, events: Interactions) -> None:

@@ -266,9 +266,6 @@ class Ridge(ANIL):
     def corrects_with_residuals(self) -> bool:
         return bool(self.config.neighbours) and self._term != "off" and self.neighbour_scale != 0
 
-    def prepare_corrections(self) -> None:
-        self.neighbour_tables()
-
     def correct_scores(self, pred: torch.Tensor, items: torch.Tensor,
                        support_items: torch.Tensor, support_residuals: torch.Tensor
                        ) -> torch.Tensor:
