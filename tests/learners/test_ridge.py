@@ -126,6 +126,39 @@ def test_adapted_parameters_are_the_penalised_minimum(kind: str, data) -> None:
         assert any(not torch.equal(params[k].detach(), start[k]) for k in params)
 
 
+@pytest.mark.parametrize("kind", ["FeatureMLP", "FeatureMF", "FeatureMF-joint"])
+def test_written_out_design_matrix_equals_forward_mode_ad(kind: str, data) -> None:
+    """``Forward.linearised`` (one forward pass) gives jacfwd's design matrix and the
+    predictions, and the meta-gradients through the solve are the same either way."""
+    ds, _, batch = data
+    learner = _ridge(kind, ds, precision=0.5)
+    start, fixed = learner.split_params()
+    forward = learner.forward_fn()
+    _, items, *_ = learner.task_inputs(batch.to(dtype=torch.float64), query=False)
+    exact = forward.linearised({**fixed, **start}, list(start), items)
+    assert exact is not None
+
+    def predict(params: Params) -> torch.Tensor:
+        return forward({**fixed, **params}, None, items)
+
+    jac = torch.func.jacfwd(predict)(start)
+    want = torch.cat([jac[n].reshape(*items.shape[:-1], -1) for n in start], -1)
+    torch.testing.assert_close(exact[0], want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(exact[1], predict(start), rtol=1e-12, atol=1e-12)
+    # Another set of names, or a forward over whole models, is left to forward-mode AD.
+    assert forward.linearised({**fixed, **start}, list(start)[:1] + ["x"], items) is None
+    assert type(forward)(learner.model).linearised(start, list(start), items) is None
+
+    loss, written = learner.meta_gradients(batch)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(forward), "linearised", lambda *args: None)
+        reference_loss, reference = learner.meta_gradients(batch)
+    assert loss == pytest.approx(reference_loss, rel=1e-12)
+    assert any(float(g.abs().max()) > 0 for g in written.values())
+    for name, got in written.items():
+        torch.testing.assert_close(got, reference[name], rtol=1e-10, atol=1e-12)
+
+
 def test_zero_steps_or_an_empty_support_set_means_no_adaptation(data) -> None:
     ds, _, batch = data
     learner = _ridge("FeatureMF", ds)

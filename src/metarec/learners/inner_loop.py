@@ -9,7 +9,7 @@ model copies, no ``load_state_dict``, so second-order gradients flow through ada
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +40,34 @@ class Forward:
         if self.head_only:
             return sequential_call(self.model.head, params, item).squeeze(-1)
         return functional_call(self.model, params, (user, item))
+
+    def linearised(self, params: Params, names: Sequence[str], x: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For a head-only forward whose prediction is affine in the parameters
+        ``names`` in a form the head writes out (an MLP's output layer; a head's
+        ``affine_in`` through its ``forward(x, design=True)``): the design matrix
+        ``[..., N, P]`` (the derivatives, in the order of ``names``, each flattened) and
+        the predictions ``[..., N]`` on the embeddings ``x``, in one forward pass (no
+        forward-mode AD). None for any other forward."""
+        if not self.head_only:
+            return None
+        head = self.model.head
+        if tuple(names) == tuple(getattr(head, "affine_in", ())):
+            design, pred = functional_call(head, params, (x,), {"design": True})
+            return design, pred.squeeze(-1)
+        if not is_mlp(head):
+            return None
+        last = len(head) - 1
+        weight, bias = f"{last}.weight", f"{last}.bias"
+        if sorted(names) != [bias, weight] or head[last].out_features != 1:
+            return None
+        hidden = x
+        for i, layer in enumerate(list(head)[:last]):
+            hidden = (F.linear(hidden, params[f"{i}.weight"], params.get(f"{i}.bias"))
+                      if isinstance(layer, nn.Linear) else F.relu(hidden))
+        columns = {weight: hidden, bias: torch.ones_like(hidden[..., :1])}
+        pred = F.linear(hidden, params[weight], params[bias])
+        return torch.cat([columns[n] for n in names], -1), pred.squeeze(-1)
 
 
 def sequential_call(module: nn.Module, params: Params, x: torch.Tensor) -> torch.Tensor:

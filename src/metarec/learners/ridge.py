@@ -95,7 +95,14 @@ def ridge_solve(forward: Forward, start: Params, fixed: Params, precision: Param
     names = list(start)
 
     def linearise(rows: object) -> tuple[torch.Tensor, torch.Tensor]:
-        """The design matrix ``df/dw`` at ``start`` on ``rows``, and ``f(start)``."""
+        """The design matrix ``df/dw`` at ``start`` on ``rows``, and ``f(start)``: written
+        out by the model where it can (:meth:`Forward.linearised`), else by forward-mode
+        AD."""
+        if isinstance(forward, Forward) and isinstance(rows, torch.Tensor):
+            exact = forward.linearised({**fixed, **start}, names, rows)
+            if exact is not None:
+                return exact
+
         def predict(params: Params) -> tuple[torch.Tensor, torch.Tensor]:
             pred = forward({**fixed, **params}, user, rows)
             return pred, pred  # the Jacobian and, as its auxiliary output, the value

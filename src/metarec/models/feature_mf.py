@@ -43,12 +43,21 @@ class FactorHead(nn.Module):
         self.mean = nn.Parameter(torch.tensor(float(rating_mean)))
         self.joint = _joint_mlp(user_width + item_width, joint_hidden) if joint_hidden else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    affine_in = ("user.bias",)
+    """The parameters the prediction is affine in whose design matrix ``forward(x,
+    design=True)`` writes out: the user vector (ridge's and ANIL's scope)."""
+
+    def forward(self, x: torch.Tensor, *, design: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``[..., 1]`` predictions; with ``design``, also the derivative of each with
+        respect to the user tower's bias, ``[1, v_1:]`` ``[..., factors + 1]``, first."""
         u = self.user(x[..., :self.user_width])
         v = self.item(x[..., self.user_width:])
         out = self.mean + u[..., 0] + v[..., 0] + (u[..., 1:] * v[..., 1:]).sum(-1)
         if self.joint is not None:
             out = out + self.joint(x)[..., 0]
+        if design:
+            return torch.cat([torch.ones_like(v[..., :1]), v[..., 1:]], -1), out.unsqueeze(-1)
         return out.unsqueeze(-1)
 
 
