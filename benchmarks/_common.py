@@ -29,6 +29,17 @@ def load_ml1m(data_dir: Path | None = None) -> Dataset | None:
     return read_ml1m(ml1m, extras=melu if melu.is_file() else None)
 
 
+def speed_dataset(choice: str, data_dir: Path | None = None) -> tuple[str, Dataset]:
+    """The speed benchmarks' data and its name: ML-1M with MeLU's side features unless
+    ``choice`` is ``"synthetic"`` or the files are not there, else the generated set."""
+    from metarec.data.synthetic import generate
+
+    dataset = None if choice == "synthetic" else load_ml1m(data_dir)
+    if dataset is None:
+        return "synthetic", generate()
+    return "movielens-1m+melu", dataset
+
+
 def scenario_table(title: str) -> Table:
     """A rich table with a ``predictor`` column, then one column per scenario."""
     table = Table(title=title)

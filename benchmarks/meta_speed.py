@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import load_ml1m, write_json
+from _common import speed_dataset, write_json
 from rich.console import Console
 from rich.table import Table
 
 from metarec.data.splits import SplitConfig, split_dataset
-from metarec.data.synthetic import generate
 from metarec.learners import LearnerConfig, learner_class
 from metarec.learners.inner_loop import masked_mse
 from metarec.learners.reference import reference_meta_gradients
@@ -130,10 +129,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    dataset = None if args.dataset == "synthetic" else load_ml1m(args.data_dir)
-    name = "movielens-1m+melu" if dataset is not None else "synthetic"
-    if dataset is None:
-        dataset = generate()
+    name, dataset = speed_dataset(args.dataset, args.data_dir)
     split = split_dataset(dataset, SplitConfig(seed=0))
     batcher = TaskBatcher(split.train, dataset.users, dataset.items, args.meta_batch, seed=0)
     index = list(batcher.batch_indices())[: args.batches]

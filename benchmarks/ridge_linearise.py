@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import load_ml1m, write_json
+from _common import speed_dataset, write_json
 from rich.console import Console
 from rich.table import Table
 
 from metarec.data.dataset import Dataset, Interactions
 from metarec.data.splits import SplitConfig, split_dataset
-from metarec.data.synthetic import generate
 from metarec.learners import LearnerConfig, Ridge
 from metarec.learners.inner_loop import Forward
 from metarec.learners.online import OnlineRecommender
@@ -81,10 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    dataset = None if args.dataset == "synthetic" else load_ml1m(args.data_dir)
-    name = "movielens-1m+melu" if dataset is not None else "synthetic"
-    if dataset is None:
-        dataset = generate()
+    name, dataset = speed_dataset(args.dataset, args.data_dir)
     split = split_dataset(dataset, SplitConfig(seed=0))
     batcher = TaskBatcher(split.train, dataset.users, dataset.items, args.meta_batch, seed=0)
     batches = [pad_tasks(split.train, i, dataset.users, dataset.items)
