@@ -14,9 +14,9 @@ from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
 from metarec.errors import ConfigError
 from metarec.learners.config import LearnerConfig
-from metarec.learners.online import OnlineConfig, OnlineRecommender
+from metarec.learners.online import OnlineConfig, OnlineRecommender, top_k
 from metarec.learners.registry import learner_class
-from metarec.models import FeatureMLP
+from metarec.models import FeatureMF, FeatureMLP
 from metarec.tasks.batch import pad_tasks
 from metarec.tasks.taskset import TaskSet
 
@@ -143,3 +143,46 @@ def test_config_is_checked() -> None:
         OnlineConfig(mode="fast")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         OnlineConfig(support_cap=0)
+
+
+def test_top_k_is_the_head_of_a_stable_descending_sort() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 30))
+        scores = rng.integers(0, 5, n).astype(np.float64)  # many ties
+        scores[rng.random(n) < 0.2] = -np.inf
+        for k in (1, 3, n - 1, n, n + 2):
+            want = np.argsort(-scores, kind="stable")[:max(k, 0)]
+            np.testing.assert_array_equal(top_k(scores, k), want)
+    # NaN scores go last, as -inf would (the recommender drops both).
+    np.testing.assert_array_equal(top_k(np.array([np.nan, 1.0, 2.0, np.nan]), 3), [2, 1, 0])
+    assert len(top_k(np.array([1.0, 2.0]), 0)) == 0
+
+
+@pytest.mark.parametrize(("name", "joint"), [("ridge", ()), ("maml-r", ()), ("ridge", (4,))])
+def test_two_tower_scores_of_every_item_come_from_cached_item_vectors(name, joint) -> None:
+    """A FeatureMF head scores every item from item vectors computed once (the user
+    tower applied once): the same scores as its forward over every item, refreshed when
+    the model or the catalogue changes; a joint MLP takes the forward itself."""
+    dataset = generate(SyntheticConfig(num_users=80, num_items=60, num_ratings=2500, seed=2))
+    split = split_dataset(dataset, SplitConfig(seed=0))
+    torch.manual_seed(0)
+    model = FeatureMF.for_dataset(dataset, embedding_dim=6, hidden=(8,), factors=4,
+                                  joint_hidden=joint)
+    learner = learner_class(name)(model, LearnerConfig(epochs=1, inner_steps=2,
+                                                       patience=None))
+    learner.fit(split.train, dataset)
+    online = OnlineRecommender(learner, dataset, OnlineConfig(update_every=4))
+    online.learn(events([7, 7, 7], [1, 2, 3], [5, 1, 4]))
+    every = online.score(7)
+    assert ("item_vectors" in online._item_cache) == (not joint)
+    np.testing.assert_allclose(every, online.score(7, np.arange(60)), atol=1e-5)
+    assert np.ptp(every) > 1e-3
+    vectors = online._item_cache.get("item_vectors")
+    online.learn(events([7], [4], [2]))  # a meta-update: a new model, new item vectors
+    assert online.meta_updates == 1
+    again = online.score(7)
+    np.testing.assert_allclose(again, online.score(7, np.arange(60)), atol=1e-5)
+    if not joint:
+        assert online._item_cache["item_vectors"][1] is not vectors[1]
+    assert not np.allclose(again, every)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -106,6 +107,19 @@ class _Task:
     ratings: np.ndarray
 
 
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest ``scores``, highest first, ties by index: the first
+    ``k`` of a stable descending sort, without sorting every score."""
+    key = -np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
+    if k >= len(key):
+        return np.argsort(key, kind="stable")[:k]
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    kth = np.partition(key, k - 1)[k - 1]
+    candidates = np.flatnonzero(key <= kth)  # every score tied with the k-th, too
+    return candidates[np.argsort(key[candidates], kind="stable")][:k]
+
+
 class OnlineRecommender:
     """A learner following a stream of (user, item, rating, time) events.
 
@@ -134,7 +148,7 @@ class OnlineRecommender:
         self._rng = np.random.default_rng(self.config.seed)
         self._sgd: torch.optim.Optimizer | None = None
         self._split: tuple[Params, Params] | None = None
-        self._item_part: tuple[tuple[int, int, int], torch.Tensor] | None = None
+        self._item_cache: dict[str, tuple[tuple[int, int, int], torch.Tensor]] = {}
         self.items_version = 0
         """Bump when item features change in place (the cached item embeddings)."""
         learner.model.eval()
@@ -198,7 +212,7 @@ class OnlineRecommender:
     def _model_changed(self) -> None:
         self.model_version += 1
         self._cache.clear()
-        self._item_part = None
+        self._item_cache.clear()
 
     def _params(self) -> tuple[Params, Params]:
         """The learner's (adapted, fixed) parameter dicts; the same tensors until the
@@ -426,7 +440,13 @@ class OnlineRecommender:
         model = self.learner.model
         forward = self.learner.forward_fn()
         if items is None and forward.head_only and self._adapts():
-            # The hot path of a service: the item half of the body is cached.
+            # The hot path of a service: the item half of the body is cached, and so are
+            # the item vectors of a two-tower head.
+            _, fixed = self._params()
+            params = {k: v[0] for k, v in self.user_params(np.array([user])).items()}
+            scores = self._score_every_item(user_fields, {**fixed, **params})
+            if scores is not None:
+                return scores.double().cpu().numpy()
             inputs = self._body_all_items(user_fields)
         else:
             index = (torch.arange(table.num_rows) if items is None
@@ -447,20 +467,50 @@ class OnlineRecommender:
         part)."""
         body = self.learner.model.body
         table = self.features.items
-        if not (hasattr(body, "user_fields") and hasattr(body, "item_fields")):
+        if not self._body_splits():
             return body(user_fields,
                         table.take(torch.arange(table.num_rows), self.learner.device))
-        key = (self.model_version, table.num_rows, self.items_version)
-        if self._item_part is None or self._item_part[0] != key:
-            fields = table.take(torch.arange(table.num_rows), self.learner.device)
-            part = (body._embed(body.item_fields, fields) if len(body.item_fields)
-                    else torch.zeros(table.num_rows, 0, device=self.learner.device))
-            self._item_part = (key, part)
-        item_part = self._item_part[1]
+        item_part = self._cached("item_part", self._embed_every_item)
         if not len(body.user_fields):
             return item_part
         user_part = body._embed(body.user_fields, user_fields)
         return torch.cat([user_part.expand(item_part.shape[0], -1), item_part], dim=-1)
+
+    def _body_splits(self) -> bool:
+        body = self.learner.model.body
+        return hasattr(body, "user_fields") and hasattr(body, "item_fields")
+
+    def _embed_every_item(self) -> torch.Tensor:
+        body, table = self.learner.model.body, self.features.items
+        if not len(body.item_fields):
+            return torch.zeros(table.num_rows, 0, device=self.learner.device)
+        return body._embed(body.item_fields,
+                           table.take(torch.arange(table.num_rows), self.learner.device))
+
+    def _cached(self, name: str, build: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``build()``, kept while the model and the catalogue are unchanged."""
+        key = (self.model_version, self.features.items.num_rows, self.items_version)
+        kept = self._item_cache.get(name)
+        if kept is None or kept[0] != key:
+            kept = self._item_cache[name] = (key, build())
+        return kept[1]
+
+    def _score_every_item(self, user_fields: dict[str, torch.Tensor], params: Params
+                          ) -> torch.Tensor | None:
+        """One user's scores of every item through a two-tower head's cached item
+        vectors (a separable ``FactorHead``'s ``score_items``), the same as the head's
+        forward over every item; None for any other head, or when the item tower is
+        adapted per user."""
+        head = self.learner.model.head
+        if (not getattr(head, "separable", False) or not self._body_splits()
+                or any(n.startswith("item.") for n in self._params()[0])):
+            return None
+        body = self.learner.model.body
+        vectors = self._cached("item_vectors", lambda: head.item_vectors(
+            params, self._cached("item_part", self._embed_every_item)))
+        user_part = (body._embed(body.user_fields, user_fields) if len(body.user_fields)
+                     else torch.zeros(0, device=self.learner.device))
+        return head.score_items(params, user_part, vectors)
 
     def recommend(self, user: int, k: int = 10, exclude_seen: bool = True,
                   candidates: np.ndarray | None = None) -> list[tuple[int, float]]:
@@ -472,7 +522,7 @@ class OnlineRecommender:
         state = self.users.get(user)
         if exclude_seen and state is not None and len(state.items):
             scores[np.isin(items, np.fromiter(state.items, np.int64))] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:k]
+        top = top_k(scores, k)
         return [(int(items[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
     def forget_adaptation(self, user: int) -> None:

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from metarec.data.dataset import Dataset, FieldSpec
 from metarec.models.feature_mlp import FeatureMLP
@@ -53,12 +55,42 @@ class FactorHead(nn.Module):
         respect to the user tower's bias, ``[1, v_1:]`` ``[..., factors + 1]``, first."""
         u = self.user(x[..., :self.user_width])
         v = self.item(x[..., self.user_width:])
-        out = self.mean + u[..., 0] + v[..., 0] + (u[..., 1:] * v[..., 1:]).sum(-1)
+        out = _factor_score(self.mean, u, v)
         if self.joint is not None:
             out = out + self.joint(x)[..., 0]
         if design:
             return torch.cat([torch.ones_like(v[..., :1]), v[..., 1:]], -1), out.unsqueeze(-1)
         return out.unsqueeze(-1)
+
+    def item_vectors(self, params: dict[str, torch.Tensor], x_item: torch.Tensor
+                     ) -> torch.Tensor:
+        """The item tower's output ``v`` ``[..., factors + 1]`` for the items' embedded
+        fields ``x_item``, with the tower's parameters from ``params`` (head-relative
+        names, ``item.*``): what :meth:`score_items` combines with a user's vector."""
+        return functional_call(self.item, {k[len("item."):]: v for k, v in params.items()
+                                           if k.startswith("item.")}, (x_item,))
+
+    @property
+    def separable(self) -> bool:
+        """Whether a prediction reads the user's and the item's fields only through
+        their towers (no joint MLP over both), so :meth:`score_items` applies."""
+        return self.joint is None
+
+    def score_items(self, params: dict[str, torch.Tensor], x_user: torch.Tensor,
+                    vectors: torch.Tensor) -> torch.Tensor:
+        """``forward``'s predictions ``[N]`` of one user, whose embedded fields are
+        ``x_user`` ``[user_width]``, for the items whose :meth:`item_vectors` are
+        ``vectors`` ``[N, factors + 1]`` (the user tower applied once, not per item);
+        parameters from ``params``. Only for a :attr:`separable` head."""
+        if not self.separable:
+            raise ValueError("score_items needs a head without a joint MLP")
+        u = F.linear(x_user, params["user.weight"], params["user.bias"])
+        return _factor_score(params["mean"], u, vectors)
+
+
+def _factor_score(mean: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``mean + u_0 + v_0 + <u_1:, v_1:>`` over the last dimension (broadcast)."""
+    return mean + u[..., 0] + v[..., 0] + (u[..., 1:] * v[..., 1:]).sum(-1)
 
 
 def _joint_mlp(width: int, hidden: Sequence[int]) -> nn.Sequential:

@@ -1,14 +1,15 @@
-"""``ridge``'s design matrix written out by the model (``Forward.linearised``, one forward
-pass) against forward-mode AD (``torch.func.jacfwd``, what every other head falls back
-to), side by side in one run: meta-training tasks/s, adapting one new user, and a
-service's new-user adaptation + top-10.
+"""Two speed-ups of ``ridge``, each against the way before it, side by side in one run:
+its design matrix written out by the model (``Forward.linearised``, one forward pass)
+against forward-mode AD (``torch.func.jacfwd``, what any other head falls back to); and,
+in a service, every item scored from cached item vectors (``FactorHead.score_items``)
+against the head run over every item.
 
-    python benchmarks/ridge_linearise.py                 # ML-1M + MeLU features if present
-    python benchmarks/ridge_linearise.py --dataset synthetic
+    python benchmarks/ridge_speed.py                 # ML-1M + MeLU features if present
+    python benchmarks/ridge_speed.py --dataset synthetic
 
 The model is the ML-1M benchmark's ``FeatureMF`` (``ml1m_ridge_neighbours.toml``: 32
 factors, item tower 64, zip and actors left out; untrained, which does not change the
-time). Writes ``benchmarks/results/ridge_linearise.json``.
+time). Writes ``benchmarks/results/ridge_speed.json``.
 """
 
 from __future__ import annotations
@@ -34,20 +35,23 @@ from metarec.learners.online import OnlineRecommender
 from metarec.models import FeatureMF
 from metarec.tasks.batch import TaskBatcher, pad_tasks
 
-WAYS = ("written", "jacfwd")
-
 
 @contextmanager
-def linearise_with(way: str) -> Iterator[None]:
-    """Inside, ``ridge`` builds its design matrix the ``way`` named: ``"written"`` (the
-    library's default) or ``"jacfwd"`` (the model's written-out form switched off)."""
-    original = Forward.linearised
-    if way == "jacfwd":
+def switched(design: str = "written", item_vectors: str = "cached") -> Iterator[None]:
+    """Inside, ``ridge`` builds its design matrix the way ``design`` names
+    (``"written"``, the library's, or ``"jacfwd"``) and a recommender scores every item
+    the way ``item_vectors`` names (``"cached"``, the library's, or ``"per item"``: the
+    head's forward over every item)."""
+    linearised, every_item = Forward.linearised, OnlineRecommender._score_every_item
+    if design == "jacfwd":
         Forward.linearised = lambda *args: None  # type: ignore[method-assign]
+    if item_vectors == "per item":
+        OnlineRecommender._score_every_item = lambda *args: None  # type: ignore[method-assign]
     try:
         yield
     finally:
-        Forward.linearised = original  # type: ignore[method-assign]
+        Forward.linearised = linearised  # type: ignore[method-assign]
+        OnlineRecommender._score_every_item = every_item  # type: ignore[method-assign]
 
 
 def samples_ms(run: Callable[[], object], repeats: int) -> list[float]:
@@ -76,7 +80,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=10, help="meta-batches timed")
     parser.add_argument("--repeats", type=int, default=300, help="one-user timings")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--name", default="ridge_linearise", help="results/NAME.json")
+    parser.add_argument("--name", default="ridge_speed", help="results/NAME.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -89,21 +93,23 @@ def main() -> None:
     one = new_users.select(np.flatnonzero(new_users.support_sizes >= 20)[:1]).cap_support(20, 0)
     one_batch = pad_tasks(one, np.array([0]), dataset.users, dataset.items)
 
-    rows: list[dict] = []
+    comparisons: list[tuple[str, str, float, float]] = []  # what, unit, new, old
     for adapt_loss in ("mse", "mae"):
         learner = ridge(dataset, adapt_loss)
         learner.features_ = dataset
-        for way in WAYS:
-            with linearise_with(way):
+        solve = "plain" if adapt_loss == "mse" else "robust"
+        times = {}
+        for design in ("written", "jacfwd"):
+            with switched(design=design):
                 per_batch = samples_ms(lambda r=learner: [r.meta_gradients(b) for b in batches],
                                        1)[0] / len(batches)
                 adapt = samples_ms(lambda r=learner: r.adapt(one_batch), args.repeats)
-            rows.append({"learner": f"ridge, adapt_loss={adapt_loss}", "way": way,
-                         "metric": "meta_training_tasks_per_s",
-                         "value": args.meta_batch / (per_batch / 1e3)})
-            rows.append({"learner": f"ridge, adapt_loss={adapt_loss}", "way": way,
-                         "metric": "adapt_one_user_20_ratings_p50_ms",
-                         "value": statistics.median(adapt)})
+            times[design] = (args.meta_batch / (per_batch / 1e3), statistics.median(adapt))
+        comparisons.append((f"meta-training, {solve} solve: design written vs jacfwd",
+                            "tasks/s", times["written"][0], times["jacfwd"][0]))
+        comparisons.append((f"one user's adaptation (20 ratings), {solve} solve: design "
+                            "written vs jacfwd", "ms p50", times["written"][1],
+                            times["jacfwd"][1]))
 
     # A service's path: a new user's 5 events, then adaptation + top-10 over every item
     # (OnlineRecommender, as `metarec serve` runs it; the robust solve, no term).
@@ -122,27 +128,27 @@ def main() -> None:
                                   rng.integers(1, 6, 5).astype(np.float32), np.zeros(5)))
         online.recommend(user, 10)
 
-    for way in WAYS:
-        with linearise_with(way):
-            served = samples_ms(new_user, args.repeats)
-        rows.append({"learner": "ridge, adapt_loss=mae", "way": way,
-                     "metric": "online_new_user_learn_and_top10_p50_ms",
-                     "value": statistics.median(served)})
+    served = {}
+    for ways in (("written", "cached"), ("written", "per item"), ("jacfwd", "per item")):
+        with switched(*ways):
+            served[ways] = statistics.median(samples_ms(new_user, args.repeats))
+    what = f"a service's new user: 5 events, adaptation + top-10 of {dataset.num_items} items"
+    comparisons.append((f"{what}: item vectors cached vs the head per item", "ms p50",
+                        served["written", "cached"], served["written", "per item"]))
+    comparisons.append((f"{what}: both speed-ups vs neither", "ms p50",
+                        served["written", "cached"], served["jacfwd", "per item"]))
 
-    table = Table(title=f"ridge's design matrix on {name}: written out vs jacfwd "
+    table = Table(title=f"ridge on {name}: each speed-up against the way before it "
                         f"({torch.get_num_threads()} thread(s))")
-    for column in ("learner", "metric", *WAYS, "jacfwd / written"):
-        table.add_column(column, justify="right")
-    pairs: dict[tuple[str, str], dict[str, float]] = {}
-    for row in rows:
-        pairs.setdefault((row["learner"], row["metric"]), {})[row["way"]] = row["value"]
-    for (learner_name, metric), values in pairs.items():
-        faster = (values["written"] / values["jacfwd"] if metric.endswith("per_s")
-                  else values["jacfwd"] / values["written"])
-        table.add_row(learner_name, metric, f"{values['written']:.2f}",
-                      f"{values['jacfwd']:.2f}", f"{faster:.2f}x")
-        rows.append({"learner": learner_name, "metric": f"{metric}_speedup", "value": faster})
-    Console(width=120).print(table)
+    for column in ("comparison", "unit", "new", "old", "speed-up"):
+        table.add_column(column, justify="left" if column == "comparison" else "right")
+    rows = []
+    for what, unit, new, old in comparisons:
+        speedup = new / old if unit == "tasks/s" else old / new
+        table.add_row(what, unit, f"{new:.2f}", f"{old:.2f}", f"{speedup:.2f}x")
+        rows.append({"learner": "ridge", "metric": what, "unit": unit, "new": new,
+                     "old": old, "speedup": speedup})
+    Console(width=140).print(table)
     path = write_json(args.name, name, "melu", [0], rows,
                       settings={"meta_batch": args.meta_batch, "batches": args.batches,
                                 "repeats": args.repeats, "threads": torch.get_num_threads()})

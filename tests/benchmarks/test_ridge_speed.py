@@ -1,5 +1,5 @@
-"""`ridge_linearise.py`: its switch to forward-mode AD is the one the library falls back
-to, and it leaves the written-out design in place afterwards."""
+"""`ridge_speed.py`: its switches turn the written-out design and the cached item
+vectors off, as the library's fallbacks, and back on afterwards."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from metarec.learners.inner_loop import Forward
+from metarec.learners.online import OnlineRecommender
 
 
-def test_switch_turns_the_written_design_off_and_back_on(benchmarks) -> None:
-    bench = pytest.importorskip("ridge_linearise")
+def test_switches_turn_each_speed_up_off_and_back_on(benchmarks) -> None:
+    bench = pytest.importorskip("ridge_speed")
+    original = OnlineRecommender._score_every_item
     model = torch.nn.Module()
     model.head = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(),
                                      torch.nn.Linear(2, 1))
@@ -19,10 +21,12 @@ def test_switch_turns_the_written_design_off_and_back_on(benchmarks) -> None:
     x = torch.randn(4, 3)
     names = ["2.weight", "2.bias"]
     assert forward.linearised(params, names, x) is not None
-    with bench.linearise_with("jacfwd"):
+    with bench.switched(design="jacfwd"):
         assert forward.linearised(params, names, x) is None
-    with bench.linearise_with("written"):
+    with bench.switched(item_vectors="per item"):
         assert forward.linearised(params, names, x) is not None
+        assert OnlineRecommender._score_every_item(None, None, None) is None
+    assert OnlineRecommender._score_every_item is original
     design, pred = forward.linearised(params, names, x)
     assert design.shape == (4, 3)
     torch.testing.assert_close(pred, forward(params, None, x))
