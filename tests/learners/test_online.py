@@ -186,3 +186,12 @@ def test_two_tower_scores_of_every_item_come_from_cached_item_vectors(name, join
     if not joint:
         assert online._item_cache["item_vectors"][1] is not vectors[1]
     assert not np.allclose(again, every)
+    # An item's features changed in place (what the service does on POST /items):
+    # with items_version bumped, its cached vector is rebuilt.
+    rate = dataset.items.values["rate"]
+    rate[5] = 1 + rate[5] % 4
+    online.items_version += 1
+    changed = online.score(7)
+    np.testing.assert_allclose(changed, online.score(7, np.arange(60)), atol=1e-5)
+    assert abs(changed[5] - again[5]) > 1e-6
+    np.testing.assert_allclose(np.delete(changed, 5), np.delete(again, 5), atol=1e-6)
