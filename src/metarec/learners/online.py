@@ -438,28 +438,27 @@ class OnlineRecommender:
         table = self.features.items
         user_fields = self.features.users.take(torch.tensor(user), self.learner.device)
         model = self.learner.model
+        index = (torch.arange(table.num_rows) if items is None
+                 else torch.from_numpy(np.asarray(items, dtype=np.int64)))
+        if not self._adapts():
+            return model(user_fields, table.take(index, self.learner.device)
+                         ).double().cpu().numpy()
         forward = self.learner.forward_fn()
-        if items is None and forward.head_only and self._adapts():
+        _, fixed = self._params()
+        params = {**fixed, **{k: v[0] for k, v in self.user_params(np.array([user])).items()}}
+        if items is None and forward.head_only:
             # The hot path of a service: the item half of the body is cached, and so are
             # the item vectors of a two-tower head.
-            _, fixed = self._params()
-            params = {k: v[0] for k, v in self.user_params(np.array([user])).items()}
-            scores = self._score_every_item(user_fields, {**fixed, **params})
+            scores = self._score_every_item(user_fields, params)
             if scores is not None:
                 return scores.double().cpu().numpy()
             inputs = self._body_all_items(user_fields)
         else:
-            index = (torch.arange(table.num_rows) if items is None
-                     else torch.from_numpy(np.asarray(items, dtype=np.int64)))
             item_fields = table.take(index, self.learner.device)
-            if not self._adapts():
-                return model(user_fields, item_fields).double().cpu().numpy()
             inputs = (model.body(user_fields, item_fields) if forward.head_only
                       else item_fields)
-        _, fixed = self._params()
-        params = {k: v[0] for k, v in self.user_params(np.array([user])).items()}
         user_inputs = None if forward.head_only else user_fields
-        return forward({**fixed, **params}, user_inputs, inputs).double().cpu().numpy()
+        return forward(params, user_inputs, inputs).double().cpu().numpy()
 
     def _body_all_items(self, user_fields: dict[str, torch.Tensor]) -> torch.Tensor:
         """``model.body(user, every item)``, reusing the items' embeddings while the

@@ -29,6 +29,10 @@ class FactorHead(nn.Module):
     in the user vector). Returns ``[..., 1]``.
     """
 
+    affine_in = ("user.bias",)
+    """The parameters the prediction is affine in whose design matrix ``forward(x,
+    design=True)`` writes out: the user vector (ridge's and ANIL's scope)."""
+
     def __init__(self, user_width: int, item_width: int, factors: int,
                  hidden: Sequence[int], rating_mean: float,
                  joint_hidden: Sequence[int] = ()) -> None:
@@ -44,10 +48,6 @@ class FactorHead(nn.Module):
         self.item = nn.Sequential(*layers)
         self.mean = nn.Parameter(torch.tensor(float(rating_mean)))
         self.joint = _joint_mlp(user_width + item_width, joint_hidden) if joint_hidden else None
-
-    affine_in = ("user.bias",)
-    """The parameters the prediction is affine in whose design matrix ``forward(x,
-    design=True)`` writes out: the user vector (ridge's and ANIL's scope)."""
 
     def forward(self, x: torch.Tensor, *, design: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
