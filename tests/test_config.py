@@ -40,6 +40,11 @@ def test_int_for_float_field_is_accepted() -> None:
     ("model.kind=Transformer", "model.kind must be one of FeatureMLP, FeatureMF, BiasedMF"),
     ("model.joint_hidden=[8]", "model.joint_hidden is an option of FeatureMF, not of "
                                "FeatureMLP"),
+    ("learner.patience=0", "patience must be >= 1 (or unset"),
+    ("learner.bucket=0", "bucket must be >= 1"),
+    ("learner.meta_lr=0", "meta_lr > 0"),
+    ("learner.inner_lr=-0.1", "inner_lr must be >= 0"),
+    ("learner.grad_clip=0", "grad_clip must be > 0"),
 ])
 def test_bad_settings_name_the_field(override: str, message: str) -> None:
     with pytest.raises(ConfigError) as error:

@@ -45,6 +45,10 @@ class ConfigError(MetarecError):
     """A configuration value is invalid or inconsistent."""
 
 
+class InputError(MetarecError, ValueError):
+    """An argument of a call is out of range: an unknown user index, a negative ``k``."""
+
+
 class CheckpointError(MetarecError):
     """A saved model or run folder is missing or incompatible."""
 

@@ -55,6 +55,15 @@ def test_rating_metrics_ignore_unrated_rows():
     assert accuracy(true, pred) == pytest.approx(1.0)
 
 
+def test_ranking_metrics_empty_are_nan():
+    empty = np.array([])
+    for metric in (ndcg_at_k, precision_at_k, recall_at_k, f1_at_k, hit_rate_at_k):
+        assert math.isnan(metric(empty, empty, empty, 3)), metric.__name__
+    frame = pd.DataFrame({"user": empty, "item": empty, "true": empty, "pred": empty})
+    out = compute_metrics(frame, ks=(3,))
+    assert all(math.isnan(v) for v in out.values()), out
+
+
 def test_rating_metrics_empty_is_nan():
     assert math.isnan(mae(np.array([]), np.array([])))
     assert math.isnan(rmse(np.array([np.nan]), np.array([1.0])))

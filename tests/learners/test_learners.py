@@ -10,7 +10,7 @@ import torch
 
 from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
-from metarec.errors import ConfigError
+from metarec.errors import ConfigError, InputError
 from metarec.evaluation.baselines import GlobalMean
 from metarec.learners import LEARNERS, Learner, LearnerConfig, learner_class
 from metarec.models import FeatureMF, FeatureMLP
@@ -86,6 +86,10 @@ class TestLearner:
         state, again = learner.state_dict(), loaded.state_dict()
         assert state.keys() == again.keys()
         assert all(torch.equal(state[k], again[k]) for k in state)
+        # recommend() adapts a trained user to, and excludes, the ratings training saw:
+        # they travel with the checkpoint.
+        user = int(split.train.users[0])
+        assert loaded.recommend(user, k=10) == learner.recommend(user, k=10)
 
     def test_same_seed_same_results(self, name: str, data) -> None:
         ds, split = data
@@ -119,6 +123,25 @@ def test_recommend_for_a_user_with_no_ratings(fitted, data) -> None:
     new_user = int(split.new_users[0])
     top = learner.recommend(new_user, k=5)
     assert len({i for i, _ in top}) == 5
+
+
+def test_recommend_rejects_unknown_users_and_negative_k(fitted, data) -> None:
+    ds, _ = data
+    learner = fitted("maml-r")
+    for user in (-1, ds.num_users):
+        with pytest.raises(InputError, match="out of range"):
+            learner.recommend(user, k=3)
+    with pytest.raises(InputError, match="k must be >= 0"):
+        learner.recommend(0, k=-1)
+    assert learner.recommend(0, k=0) == []
+
+
+def test_fit_again_starts_a_new_history(data) -> None:
+    ds, split = data
+    train = split.train.select(np.arange(32))
+    config = LearnerConfig(**{**CONFIG.to_dict(), "epochs": 2})
+    learner = _make("reptile", ds, config).fit(train, ds).fit(train, ds)
+    assert [h["epoch"] for h in learner.history_] == [1, 2]
 
 
 def test_unknown_learner_name() -> None:

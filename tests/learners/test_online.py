@@ -14,7 +14,8 @@ from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
 from metarec.errors import ConfigError
 from metarec.learners.config import LearnerConfig
-from metarec.learners.online import OnlineConfig, OnlineRecommender, top_k
+from metarec.learners.online import OnlineConfig, OnlineRecommender
+from metarec.learners.ranking import top_k
 from metarec.learners.registry import learner_class
 from metarec.models import FeatureMF, FeatureMLP
 from metarec.tasks.batch import pad_tasks

@@ -109,10 +109,12 @@ class _Ranking:
     num_groups: int
 
     def per_user(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """Sum of ``values`` over each user's rows (optionally only rows in ``mask``)."""
-        if mask is not None:
-            return np.bincount(self.group[mask], weights=values[mask], minlength=self.num_groups)
-        return np.bincount(self.group, weights=values, minlength=self.num_groups)
+        """Sum of ``values`` over each user's rows (optionally only rows in ``mask``), as
+        float64 (``np.bincount`` gives int64 when there are no rows)."""
+        group, weights = (self.group, values) if mask is None else (self.group[mask],
+                                                                     values[mask])
+        return np.bincount(group, weights=weights, minlength=self.num_groups
+                           ).astype(np.float64, copy=False)
 
 
 def _rank(user: np.ndarray, true: np.ndarray, pred: np.ndarray) -> _Ranking:

@@ -31,6 +31,7 @@ from metarec.data.dataset import FeatureTable, Fields, Interactions
 from metarec.errors import CheckpointError, ConfigError
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, StepSizes, adapt
+from metarec.learners.ranking import check_request, top_k
 from metarec.models.base import RatingModel, model_from_config
 from metarec.tasks.batch import TaskBatch, pad_tasks
 from metarec.tasks.id_dropout import hidden_ids, hide_ids
@@ -114,6 +115,7 @@ class Learner(ABC):
             progress: Progress | None = None) -> Learner:
         """Train on ``train`` tasks; early-stop on ``val`` (:meth:`validation_loss`)."""
         torch.manual_seed(self.config.seed)
+        self.history_ = []
         self.features_ = features
         self.known_ = train.all_ratings()
         self.average_ = None
@@ -439,6 +441,7 @@ class Learner(ABC):
 
     def score_items(self, user: int, support: Interactions, items: np.ndarray) -> np.ndarray:
         """Scores of ``items`` for ``user`` after adapting to ``support`` (their ratings)."""
+        check_request(user, 0, self._features().users.num_rows)
         items = np.asarray(items, dtype=np.int64)
         query = Interactions(np.full(len(items), user), items, np.zeros(len(items), np.float32),
                              np.full(len(items), np.nan))
@@ -451,6 +454,7 @@ class Learner(ABC):
         """Top-``k`` (item index, score) for ``user``, adapted to ``support`` (default: the
         user's ratings seen in training)."""
         features = self._features()
+        check_request(user, k, features.users.num_rows)
         if support is None:
             known = self.known_
             support = known.subset(known.user == user) if known is not None else _empty()
@@ -458,7 +462,7 @@ class Learner(ABC):
         scores = self.score_items(user, support, items)
         if exclude_seen and len(support):
             scores[np.unique(support.item)] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:k]
+        top = top_k(scores, k)
         return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
     def _features(self) -> HasFeatures:
@@ -469,9 +473,9 @@ class Learner(ABC):
 
     # ---- persistence ----------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write ``weights.safetensors`` and ``learner.json`` into folder ``path`` (and,
-        for a learner whose predictions read the training ratings,
-        :meth:`remembers_ratings`, those ratings as ``memory.safetensors``)."""
+        """Write ``weights.safetensors``, ``learner.json`` and, for a fitted learner, the
+        ratings it was trained on (``memory.safetensors``: :meth:`recommend`'s default
+        support and exclusions, ``ridge``'s memory and neighbours) into folder ``path``."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous().cpu() for k, v in self.state_dict().items()}
@@ -479,16 +483,12 @@ class Learner(ABC):
         meta = {"learner": self.name, "config": self.config.to_dict(),
                 "model": self.model.config(), "history": self.history_}
         (folder / "learner.json").write_text(json.dumps(meta, indent=2))
-        if self.remembers_ratings() and self.known_ is not None:
-            # The training ratings (``ridge``'s memory, and its neighbours' similarities).
+        if self.known_ is not None:
+            # The training ratings: recommend()'s default support and exclusions, and
+            # ridge's memory and its neighbours' similarities.
             save_numpy({f: np.ascontiguousarray(getattr(self.known_, f))
                         for f in MEMORY_FIELDS}, str(folder / "memory.safetensors"))
         return folder
-
-    def remembers_ratings(self) -> bool:
-        """Whether predictions read the training ratings (``ridge``'s ``memory_precision``
-        and ``neighbours``), which :meth:`save` then writes too."""
-        return self.config.memory_precision is not None or self.config.neighbours > 0
 
     @staticmethod
     def load(path: str | Path, features: HasFeatures | None = None,

@@ -59,7 +59,9 @@ class LearnerConfig:
     stopping and the fitted model use in place of the last weights; ``dtype``:
     ``float32`` or ``float64``; ``device``: where the model, its training and its
     adaptation run -- ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"auto"`` (the GPU when one
-    is visible, else the CPU).
+    is visible, else the CPU); ``seed``: training's random draws (task order, queries,
+    dropout) -- the model's initial weights are drawn when it is built, from torch's
+    generator (seed it first, as ``metarec run`` does).
     """
 
     inner_steps: int = 5
@@ -92,8 +94,18 @@ class LearnerConfig:
     def __post_init__(self) -> None:
         if self.inner_steps < 0 or self.epochs < 0:
             raise ConfigError("inner_steps and epochs must be >= 0")
-        if self.meta_batch_size < 1 or self.batch_size < 1:
-            raise ConfigError("meta_batch_size and batch_size must be >= 1")
+        if min(self.meta_batch_size, self.batch_size, self.eval_batch_size, self.bucket) < 1:
+            raise ConfigError("meta_batch_size, batch_size, eval_batch_size and bucket must "
+                              "be >= 1")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be >= 1 (or unset: no early stopping), got "
+                              f"{self.patience}")
+        if not self.inner_lr >= 0 or not self.meta_lr > 0:
+            raise ConfigError(f"inner_lr must be >= 0 and meta_lr > 0, got {self.inner_lr} "
+                              f"and {self.meta_lr}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip must be > 0 (or unset: no clipping), got "
+                              f"{self.grad_clip}")
         if not self.prior_precision > 0:
             raise ConfigError(f"prior_precision must be > 0, got {self.prior_precision}")
         if not 0.0 <= self.item_id_dropout < 1.0:

@@ -34,6 +34,7 @@ from metarec.errors import ConfigError
 from metarec.learners.base import HasFeatures, Learner
 from metarec.learners.inner_loop import Params, masked_loss
 from metarec.learners.meta_learner import MetaLearner
+from metarec.learners.ranking import check_request, top_k
 from metarec.tasks.batch import pad_tasks
 from metarec.tasks.taskset import TaskSet
 
@@ -105,19 +106,6 @@ class _Task:
     user: int
     items: np.ndarray
     ratings: np.ndarray
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest ``scores``, highest first, ties by index: the first
-    ``k`` of a stable descending sort, without sorting every score."""
-    key = -np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
-    if k >= len(key):
-        return np.argsort(key, kind="stable")[:k]
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    kth = np.partition(key, k - 1)[k - 1]
-    candidates = np.flatnonzero(key <= kth)  # every score tied with the k-th, too
-    return candidates[np.argsort(key[candidates], kind="stable")][:k]
 
 
 class OnlineRecommender:
@@ -410,6 +398,7 @@ class OnlineRecommender:
     def score(self, user: int, items: np.ndarray | None = None) -> np.ndarray:
         """Scores of ``items`` (default: every item) for ``user`` (with the learner's
         term from the support residuals, if it has one: ``ridge``'s neighbours)."""
+        check_request(user, 0, self.features.users.num_rows)
         scores = self._score_adapted(user, items)
         if not self._corrects():
             return scores
@@ -515,6 +504,7 @@ class OnlineRecommender:
                   candidates: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-``k`` (item index, score) for ``user`` among ``candidates`` (default: all
         items), leaving out items in the user's kept history when ``exclude_seen``."""
+        check_request(user, k, self.features.users.num_rows)
         items = (np.arange(self.features.items.num_rows) if candidates is None
                  else np.asarray(candidates, dtype=np.int64))
         scores = self.score(user, None if candidates is None else items)
