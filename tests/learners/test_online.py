@@ -12,7 +12,7 @@ import torch
 from metarec.data.dataset import Interactions
 from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
-from metarec.errors import ConfigError
+from metarec.errors import ConfigError, InputError
 from metarec.learners.config import LearnerConfig
 from metarec.learners.online import OnlineConfig, OnlineRecommender
 from metarec.learners.ranking import top_k
@@ -47,8 +47,49 @@ def test_state_keeps_the_latest_events_up_to_the_cap(setup) -> None:
     online.learn(events([5, 5, 7, 5, 5], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5]))
     state = online.state_of(5)
     assert state.snapshot() == {"items": [2, 4, 5], "ratings": [2.0, 4.0, 5.0],
-                                "num_events": 4, "last_time": 4.0}
+                                "num_events": 4, "last_time": 4.0, "seen": [1, 2, 4, 5]}
     assert online.state_of(7).num_events == 1 and online.state_of(9) is None
+
+
+def test_recommend_leaves_out_every_rated_item_not_only_the_kept_ones(setup) -> None:
+    dataset, learner = setup
+    online = OnlineRecommender(learner, dataset, OnlineConfig(support_cap=2))
+    online.learn(events([5, 5, 5, 5], [1, 2, 3, 4], [5, 1, 4, 2]))
+    assert list(online.state_of(5).items) == [3, 4]
+    top = [i for i, _ in online.recommend(5, k=dataset.num_items)]
+    assert sorted(top) == sorted(set(range(dataset.num_items)) - {1, 2, 3, 4})
+    every = [i for i, _ in online.recommend(5, k=dataset.num_items, exclude_seen=False)]
+    assert sorted(every) == list(range(dataset.num_items))
+
+
+def test_recommend_and_score_reject_unknown_users_and_negative_k(setup) -> None:
+    dataset, learner = setup
+    online = OnlineRecommender(learner, dataset)
+    with pytest.raises(InputError, match="out of range"):
+        online.recommend(dataset.num_users, k=3)
+    with pytest.raises(InputError, match="out of range"):
+        online.score(-1)
+    with pytest.raises(InputError, match="k must be >= 0"):
+        online.recommend(0, k=-2)
+
+
+def test_a_changed_item_readapts_the_users_who_rated_it(setup) -> None:
+    dataset, learner = setup
+    dataset = copy.deepcopy(dataset)
+    online = OnlineRecommender(learner, dataset)
+    stream = events([7, 7, 7, 8], [1, 2, 3, 4], [5, 1, 4, 2])
+    online.learn(stream)
+    online.score(7), online.score(8)
+    adaptations = online.adaptations
+    rate = dataset.items.values["rate"]
+    rate[2] = 1 + rate[2] % 4  # item 2's features change in place, as POST /items does
+    online.item_changed(2)
+    after = {u: online.score(u) for u in (7, 8)}
+    assert online.adaptations == adaptations + 1  # user 7 only: user 8 never rated it
+    restarted = OnlineRecommender(learner, dataset)  # what a restart rebuilds
+    restarted.learn(stream)
+    for user in (7, 8):
+        np.testing.assert_allclose(after[user], restarted.score(user), atol=1e-6)
 
 
 def test_adaptation_equals_the_learners_padded_adapt(setup) -> None:

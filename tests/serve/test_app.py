@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serve_helpers import TOKEN, auth
 
-from metarec.serve.app import MAX_BATCH, ServeSettings, create_app
+from metarec.serve.app import MAX_BATCH, MAX_MEMBERS, ServeSettings, create_app
 
 
 def client(run_dir: Path, **options: object) -> TestClient:
@@ -51,6 +51,9 @@ def test_without_a_configured_token_writes_are_refused(run_dir: Path) -> None:
     ({"item": "2", "rating": 3}, "user"),
     ({"user": "", "item": "2", "rating": 3}, "user"),
     ({"user": "1", "item": "2", "rating": 3, "timestamp": "soon"}, "timestamp"),
+    ({"user": True, "item": "2", "rating": 3}, "user"),
+    ({"user": "1", "item": "2", "rating": True}, "rating"),
+    ({"user": "1", "item": "2", "rating": "4"}, "rating"),
 ])
 def test_invalid_event_is_422_naming_the_field(run_dir: Path, body: dict, field: str) -> None:
     with client(run_dir) as c:
@@ -172,3 +175,80 @@ def test_reload_swaps_checkpoint_and_keeps_users(run_dir: Path, tmp_path: Path) 
                          headers=auth())
         assert missing.status_code == 400 and "no saved learner" in missing.json()["detail"]
         assert c.get("/metrics").text.count("metarec_reloads_total 1") == 1
+
+
+def test_non_finite_numbers_in_a_body_are_422_not_500(run_dir: Path) -> None:
+    headers = {**auth(), "Content-Type": "application/json"}
+    with client(run_dir) as c:
+        for body in (b'{"user": "a", "item": "1", "rating": NaN}',
+                     b'{"user": "a", "item": "1", "rating": 3, "timestamp": Infinity}'):
+            response = c.post("/events", content=body, headers=headers)
+            assert response.status_code == 422, response.text
+            assert response.json()["detail"][0]["loc"][-1] in ("rating", "timestamp")
+
+
+def test_a_chunked_body_over_the_limit_is_413(run_dir: Path) -> None:
+    def chunks():
+        yield b'{"id": "'
+        for _ in range(40):
+            yield b"x" * 10_000
+        yield b'"}'
+
+    with client(run_dir, max_body_bytes=200_000) as c:
+        response = c.post("/items", content=chunks(), headers={
+            **auth(), "Content-Type": "application/json"})
+        assert response.status_code == 413
+        small = c.post("/items", content=iter([b'{"id": "ok', b'"}']), headers={
+            **auth(), "Content-Type": "application/json"})
+        assert small.status_code == 200
+
+
+def test_feature_values_the_encoder_cannot_take_are_refused_or_missing(run_dir: Path) -> None:
+    headers = {**auth(), "Content-Type": "application/json"}
+    with client(run_dir) as c:
+        # An integer past a float's range: stored, and encoded as a missing number.
+        huge = c.post("/items", content=b'{"id": "big", "features": {"year": 1' +
+                      b"0" * 400 + b"}}", headers=headers)
+        assert huge.status_code == 200
+        assert c.post("/items", json={"id": "next", "features": {"year": 2000}},
+                      headers=auth()).status_code == 200
+        event = c.post("/events", json={"user": "z", "item": "next", "rating": 4},
+                       headers=auth())
+        assert event.status_code == 200
+        recs = c.get("/users/z/recommendations?k=1000").json()["items"]
+        assert len(recs) == 81 and "next" not in {r["item"] for r in recs}
+        # Repeated members count once; more than MAX_MEMBERS values are refused.
+        assert c.post("/items", json={"id": "dup", "features": {"genres": ["Drama"] * 200}},
+                      headers=auth()).status_code == 200
+        state = c.app.state.holder["state"]  # type: ignore[attr-defined]
+        assert state.items.table.table().values["genres"].shape[1] < 10
+        wide = c.post("/items", json={"id": "wide", "features": {
+            "genres": ["Drama"] * (MAX_MEMBERS + 1)}}, headers=auth())
+        assert wide.status_code == 422
+    with client(run_dir) as c:  # and the service starts again on that database
+        assert c.get("/health").json()["items"] == 83
+
+
+def test_exclude_seen_leaves_out_items_older_than_the_kept_support(run_dir: Path) -> None:
+    events = [{"user": "heavy", "item": str(i), "rating": 3.0} for i in range(1, 61)]
+    with client(run_dir) as c:
+        c.post("/events", json={"events": events}, headers=auth())
+        assert c.get("/users/heavy").json()["support_size"] == 50
+        recs = c.get("/users/heavy/recommendations?k=1000").json()["items"]
+    assert len(recs) == 20 and not {r["item"] for r in recs} & {str(i) for i in range(1, 61)}
+
+
+def test_a_changed_item_readapts_its_raters_as_a_restart_would(run_dir: Path) -> None:
+    with client(run_dir) as c:
+        c.post("/events", json={"events": [{"user": "s1", "item": "7", "rating": 5},
+                                           {"user": "s1", "item": "9", "rating": 1}]},
+               headers=auth())
+        before = c.get("/users/s1/recommendations?k=20").json()
+        c.post("/items", json={"id": "7", "features": {"genres": ["Comedy", "Romance"],
+                                                       "rate": "G", "year": 1960}},
+               headers=auth())
+        after = c.get("/users/s1/recommendations?k=20").json()
+    with client(run_dir) as c:
+        restarted = c.get("/users/s1/recommendations?k=20").json()
+    assert after != before
+    assert restarted == after

@@ -80,12 +80,15 @@ class OnlineConfig:
 @dataclass
 class UserState:
     """What the recommender keeps of one user: their recent ratings (oldest first, at
-    most ``support_cap``), how many events they have had, and the latest event time."""
+    most ``support_cap``), how many events they have had, the latest event time, and
+    every item they have rated (``seen``: what :meth:`OnlineRecommender.recommend`
+    leaves out, however old)."""
 
     items: deque = field(default_factory=deque)
     ratings: deque = field(default_factory=deque)
     num_events: int = 0
     last_time: float = float("nan")
+    seen: set[int] = field(default_factory=set)
 
     def support(self, user: int) -> Interactions:
         """The support set as :class:`Interactions` of ``user``."""
@@ -98,7 +101,8 @@ class UserState:
     def snapshot(self) -> dict[str, object]:
         """A plain, comparable copy (used to check replay from storage)."""
         return {"items": list(self.items), "ratings": [float(r) for r in self.ratings],
-                "num_events": self.num_events, "last_time": self.last_time}
+                "num_events": self.num_events, "last_time": self.last_time,
+                "seen": sorted(self.seen)}
 
 
 @dataclass
@@ -165,6 +169,7 @@ class OnlineRecommender:
                 state = self.users[user] = UserState(deque(maxlen=cap), deque(maxlen=cap))
             state.items.append(item)
             state.ratings.append(rating)
+            state.seen.add(item)
             state.num_events += 1
             state.last_time = when
             self._recent.pop(user, None)  # re-insert: insertion order is recency
@@ -503,20 +508,28 @@ class OnlineRecommender:
     def recommend(self, user: int, k: int = 10, exclude_seen: bool = True,
                   candidates: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-``k`` (item index, score) for ``user`` among ``candidates`` (default: all
-        items), leaving out items in the user's kept history when ``exclude_seen``."""
+        items), leaving out every item the user has rated when ``exclude_seen``."""
         check_request(user, k, self.features.users.num_rows)
         items = (np.arange(self.features.items.num_rows) if candidates is None
                  else np.asarray(candidates, dtype=np.int64))
         scores = self.score(user, None if candidates is None else items)
         state = self.users.get(user)
-        if exclude_seen and state is not None and len(state.items):
-            scores[np.isin(items, np.fromiter(state.items, np.int64))] = -np.inf
+        if exclude_seen and state is not None and state.seen:
+            scores[np.isin(items, np.fromiter(state.seen, np.int64))] = -np.inf
         top = top_k(scores, k)
         return [(int(items[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
     def forget_adaptation(self, user: int) -> None:
         """Drop ``user``'s cached adaptation (their features changed)."""
         self._cache.pop(user, None)
+
+    def item_changed(self, item: int) -> None:
+        """``item``'s features changed in place: rebuild the cached item vectors, and
+        re-adapt (at their next prediction) the users whose kept support holds it."""
+        self.items_version += 1
+        for user, state in self.users.items():
+            if item in state.items:
+                self._cache.pop(user, None)
 
     def state_of(self, user: int) -> UserState | None:
         """The kept state of ``user`` (None if they have no events)."""

@@ -1,9 +1,11 @@
 """The FastAPI application: events in, adapted recommendations out.
 
-Handlers run on the event loop one at a time, so the in-memory state needs no locks and
-events are committed (and acknowledged) in database-id order. ``POST /events`` answers
-only after the transaction committed: an acknowledged event is never lost, and the state
-is rebuilt from the stored events at the next start.
+The in-memory state changes only on the event loop. Every write (events, users, items)
+takes one lock, commits in a worker thread (so that reads go on meanwhile), then applies
+what it committed to the state: writes are committed and applied in one order, the
+database's. ``POST /events`` answers only after the transaction committed: an
+acknowledged event is never lost, and the state is rebuilt from the stored events at the
+next start.
 """
 
 
@@ -23,8 +25,19 @@ from typing import Annotated, Any
 import torch
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query
 from fastapi import Path as PathParam
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 
 from metarec.errors import MetarecError
 from metarec.evaluation.prequential import dataset_of_run
@@ -40,6 +53,10 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 """Most events in one ``POST /events`` (more: 422)."""
+MAX_MEMBERS = 256
+"""Most values of one multi-valued feature (genres, actors) of a user or item."""
+
+
 def _raw_id(value: str | int) -> str:
     """Raw ids travel as strings of 1 to 256 characters."""
     text = str(value)
@@ -48,8 +65,10 @@ def _raw_id(value: str | int) -> str:
     return text
 
 
-RawId = Annotated[str | int, Field(description="raw id (string or integer)"),
+RawId = Annotated[StrictStr | StrictInt, Field(description="raw id (string or integer)"),
                   AfterValidator(_raw_id)]
+FeatureValue = (StrictStr | StrictInt | StrictFloat
+                | Annotated[list[StrictStr], Field(max_length=MAX_MEMBERS)] | None)
 
 
 @dataclass
@@ -81,8 +100,8 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user: RawId
     item: RawId
-    rating: float = Field(ge=0.0, le=10.0, allow_inf_nan=False)
-    timestamp: float | None = Field(default=None, allow_inf_nan=False)
+    rating: Annotated[float, Strict()] = Field(ge=0.0, le=10.0, allow_inf_nan=False)
+    timestamp: Annotated[float, Strict()] | None = Field(default=None, allow_inf_nan=False)
 
 
 class EventBatch(BaseModel):
@@ -95,8 +114,7 @@ class EntityIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: RawId
-    features: dict[str, str | int | float | list[str] | None] = Field(default_factory=dict,
-                                                                       max_length=64)
+    features: dict[str, FeatureValue] = Field(default_factory=dict, max_length=64)
 
 
 class ReloadIn(BaseModel):
@@ -189,27 +207,32 @@ class LimitAndMeasure:
             await _too_large(send, self.max_body)
             self._record(scope, 413, start)
             return
-        received = 0
-
-        async def limited_receive() -> dict:
-            nonlocal received
+        # Read the whole body first (at most max_body bytes): a chunked body (no
+        # content-length) over the limit is refused here, before the app parses any of it.
+        messages, received = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise _BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                messages.append(message)  # the client went away
+                break
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                await _too_large(send, self.max_body)
+                self._record(scope, 413, start)
+                return
+            messages.append(message)
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> dict:
+            return messages.pop(0) if messages else await receive()
 
         async def watching_send(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, watching_send)
-        except _BodyTooLarge:
-            await _too_large(send, self.max_body)
-            status["code"] = 413
+        await self.app(scope, replay, watching_send)
         self._record(scope, status["code"], start)
 
     def _record(self, scope: dict, status: int, start: float) -> None:
@@ -218,10 +241,6 @@ class LimitAndMeasure:
         method = scope.get("method", "GET")
         self.metrics.requests[(method, template, status)] += 1
         self.metrics.latency[(method, template)].observe(time.perf_counter() - start)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _too_large(send: Callable[[dict], Awaitable[None]], limit: int) -> None:
@@ -306,6 +325,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def _project_error(_: Any, error: MetarecError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=400)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Any, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler fails on the NaN or Infinity a JSON body may carry.
+        return JSONResponse({"detail": _finite(jsonable_encoder(error.errors()))},
+                            status_code=422)
+
     @app.post("/events", dependencies=[Auth], summary="Record one event or a batch")
     async def post_events(body: Annotated[EventIn | EventBatch, Body()]) -> dict[str, Any]:
         events = body.events if isinstance(body, EventBatch) else [body]
@@ -334,13 +359,21 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.post("/users", dependencies=[Auth], summary="Register or update a user")
     async def post_user(body: EntityIn) -> dict[str, Any]:
-        created = state().register_users({body.id: dict(body.features)})  # type: ignore
-        return {"id": body.id, "created": created[body.id]}  # type: ignore[index]
+        features = {str(body.id): dict(body.features)}
+        async with write_lock:
+            current = state()
+            created = await asyncio.to_thread(current.commit_users, features)
+            current.apply_users(features)
+        return {"id": body.id, "created": created[str(body.id)]}
 
     @app.post("/items", dependencies=[Auth], summary="Register or update an item")
     async def post_item(body: EntityIn) -> dict[str, Any]:
-        created = state().register_items({body.id: dict(body.features)})  # type: ignore
-        return {"id": body.id, "created": created[body.id]}  # type: ignore[index]
+        features = {str(body.id): dict(body.features)}
+        async with write_lock:
+            current = state()
+            created = await asyncio.to_thread(current.commit_items, features)
+            current.apply_items(features)
+        return {"id": body.id, "created": created[str(body.id)]}
 
     @app.get("/users/{user_id}", summary="What the service knows of a user")
     async def get_user(user_id: Annotated[str, PathParam(max_length=256)]) -> dict[str, Any]:
@@ -366,6 +399,17 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return JSONResponse({"reloaded": checkpoint.name, "learner": learner.name})
 
     return app
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float written as a string (JSON has none)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def app_from_env() -> FastAPI:

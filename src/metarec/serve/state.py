@@ -76,7 +76,9 @@ class GrowingTable:
         self._capacity = capacity
 
     def append(self, rows: list[dict[str, Any]]) -> int:
-        """Append encoded ``rows``; returns the index of the first."""
+        """Append ``rows`` (raw field -> value); returns the index of the first. Every row
+        is encoded before the table changes."""
+        encoded = [self.encode(row) for row in rows]
         first = self.num_rows
         needed = first + len(rows)
         if needed > self._capacity:
@@ -89,31 +91,47 @@ class GrowingTable:
                 self._values[name] = grown
             self._capacity = capacity
         self.num_rows = needed
-        for offset, row in enumerate(rows):
-            self.set_row(first + offset, row)
+        for offset, row in enumerate(encoded):
+            self._write(first + offset, row)
         return first
 
     def set_row(self, index: int, row: dict[str, Any]) -> None:
         """Encode ``row`` (raw field -> value) into row ``index``."""
+        self._write(index, self.encode(row))
+
+    def encode(self, row: dict[str, Any]) -> dict[str, float | int | list[int]]:
+        """``row``'s codes per field: a number (NaN when missing or not a finite number),
+        a category's code or the distinct codes of a multi-valued field's known members
+        (0, missing, for what the vocabulary lacks)."""
+        codes: dict[str, float | int | list[int]] = {}
         for spec in self.specs:
             value = row.get(spec.name)
-            column = self._values[spec.name]
             if spec.kind == "numeric":
-                column[index] = _number(value)
+                codes[spec.name] = _number(value)
             elif spec.kind == "categorical":
-                column[index] = (MISSING if value is None
-                                 else self._lookup[spec.name].get(str(value), MISSING))
+                codes[spec.name] = (MISSING if value is None
+                                    else self._lookup[spec.name].get(str(value), MISSING))
             else:
                 members = value if isinstance(value, list) else (
                     [] if value is None else str(value).split("|"))
-                codes = [c for c in (self._lookup[spec.name].get(str(m).strip(), MISSING)
-                                     for m in members) if c != MISSING]
-                if len(codes) > column.shape[1]:
-                    wider = column.new_zeros((column.shape[0], len(codes)))
-                    wider[:, : column.shape[1]] = column
-                    self._values[spec.name] = column = wider
-                column[index] = 0
-                column[index, : len(codes)] = torch.tensor(codes, dtype=torch.long)
+                found = (self._lookup[spec.name].get(str(m).strip(), MISSING)
+                         for m in members)
+                codes[spec.name] = list(dict.fromkeys(c for c in found if c != MISSING))
+        return codes
+
+    def _write(self, index: int, codes: dict[str, float | int | list[int]]) -> None:
+        for spec in self.specs:
+            value, column = codes[spec.name], self._values[spec.name]
+            if spec.kind != "multi":
+                column[index] = value
+                continue
+            assert isinstance(value, list)
+            if len(value) > column.shape[1]:
+                wider = column.new_zeros((column.shape[0], len(value)))
+                wider[:, : column.shape[1]] = column
+                self._values[spec.name] = column = wider
+            column[index] = 0
+            column[index, : len(value)] = torch.tensor(value, dtype=torch.long)
 
     def table(self) -> FeatureTable:
         """The current rows as a :class:`FeatureTable` (views, no copy)."""
@@ -125,7 +143,7 @@ class GrowingTable:
 def _number(value: Any) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past 1e308
         return math.nan
     return number if math.isfinite(number) else math.nan
 
@@ -274,26 +292,54 @@ class ServiceState:
 
     def register_users(self, features: dict[str, dict[str, Any]]) -> dict[str, bool]:
         """Commit then index users (raw id -> features); returns raw id -> created."""
+        created = self.commit_users(features)
+        self.apply_users(features)
+        return created
+
+    def commit_users(self, features: dict[str, dict[str, Any]]) -> dict[str, bool]:
+        """Store users (raw id -> features), each encoded first so that nothing the
+        state cannot take is stored; returns raw id -> created. Thread-safe: touches
+        only the store."""
+        assert self.users.table is not None
+        for values in features.values():
+            self.users.table.encode(values)
         result = self.store.upsert_users(dict(features))
+        return {raw: created for raw, (_, created) in result.items()}
+
+    def apply_users(self, features: dict[str, dict[str, Any]]) -> None:
+        """Index committed users; a changed user is re-adapted at their next request."""
         for raw, values in features.items():
             if raw in self.users.index:
                 self.users.update(raw, values)
             else:
                 self.users.add(raw, values)
             self.recommender.forget_adaptation(self.users.index[raw])
-        return {raw: created for raw, (_, created) in result.items()}
 
     def register_items(self, features: dict[str, dict[str, Any]]) -> dict[str, bool]:
         """Commit then index items; a new item is recommendable at once."""
+        created = self.commit_items(features)
+        self.apply_items(features)
+        return created
+
+    def commit_items(self, features: dict[str, dict[str, Any]]) -> dict[str, bool]:
+        """:meth:`commit_users` for items."""
+        assert self.items.table is not None
+        for values in features.values():
+            self.items.table.encode(values)
         result = self.store.upsert_items(dict(features))
+        return {raw: created for raw, (_, created) in result.items()}
+
+    def apply_items(self, features: dict[str, dict[str, Any]]) -> None:
+        """Index committed items. A changed item's cached vectors are rebuilt, and the
+        users who rated it recently (their kept support) are re-adapted at their next
+        request, as a restart would."""
         for raw, values in features.items():
             if raw in self.items.index:
                 self.items.update(raw, values)
-                self.recommender.items_version += 1
+                self.recommender.item_changed(self.items.index[raw])
             else:
                 self.items.add(raw, values)
         self._grow_popularity()
-        return {raw: created for raw, (_, created) in result.items()}
 
     # ---- events ---------------------------------------------------------------------
     def add_events(self, events: list[tuple[str, str, float, float | None]]
