@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -36,25 +38,32 @@ def _root(
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+def _command(name: str, function: Callable[..., Any]) -> None:
+    """Register ``function`` as command ``name``; the command list shows the first
+    paragraph of its docstring on one line (typer would keep the docstring's breaks)."""
+    first = (function.__doc__ or "").strip().split("\n\n")[0]
+    app.command(name, short_help=" ".join(first.split()))(function)
+
+
 def _register() -> None:
     from metarec.cli import datasets
 
     app.add_typer(datasets.app, name="datasets", help="List, fetch and describe data sets.")
     from metarec.cli import run
 
-    app.command("run")(run.run)
-    app.command("evaluate")(run.evaluate)
+    _command("run", run.run)
+    _command("evaluate", run.evaluate)
     from metarec.cli import train
 
-    app.command("train")(train.train)
+    _command("train", train.train)
     from metarec.cli import online, serve
 
-    app.command("serve")(serve.serve_command)
-    app.command("prequential")(online.prequential_command)
+    _command("serve", serve.serve_command)
+    _command("prequential", online.prequential_command)
     from metarec.cli import transfer
 
-    app.command("transfer")(transfer.transfer)
-    app.command("distill")(transfer.distill)
+    _command("transfer", transfer.transfer)
+    _command("distill", transfer.distill)
 
 
 _register()
