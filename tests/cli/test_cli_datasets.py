@@ -22,6 +22,7 @@ from metarec.cli import app
 from metarec.data import registry
 from metarec.data.dataset import build_dataset
 from metarec.data.registry import DatasetInfo
+from metarec.errors import DownloadError
 
 runner = CliRunner()
 
@@ -139,3 +140,58 @@ def test_info_of_missing_data_set_is_one_line_and_exit_2(cache, monkeypatch, cap
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert "metarec datasets fetch movielens-100k" in lines[0]
+
+
+def test_info_passes_reader_options(cache, monkeypatch):
+    calls = []
+
+    def load_dataset(name, data_dir=None, **options):
+        calls.append((name, options))
+        ratings = pd.DataFrame({"user": [1], "item": [10], "rating": [4.0]})
+        return build_dataset("tiny-set", ratings)
+
+    monkeypatch.setattr(registry, "load_dataset", load_dataset)
+    monkeypatch.setattr("metarec.data.splits.split_dataset", lambda dataset, config:
+                        types.SimpleNamespace(summary=lambda: []))
+    result = runner.invoke(app, ["datasets", "info", "log.csv", "--option", "time_col=when",
+                                 "--option", "sep=;", "--option", "keep_implicit=true"])
+    assert result.exit_code == 0, result.output
+    assert calls == [("log.csv", {"time_col": "when", "sep": ";", "keep_implicit": True})]
+    bad = runner.invoke(app, ["datasets", "info", "log.csv", "--option", "time_col"])
+    assert "--option 'time_col' must look like KEY=VALUE" in str(bad.exception)
+
+
+def test_info_of_a_table_with_its_time_column_counts_scenarios(cache, tmp_path):
+    rows = [f"u{u},i{i},{1 + (u + i) % 5},{1000 * i + u}"
+            for u in range(6) for i in range(20)]
+    log = tmp_path / "log.csv"
+    log.write_text("who,what,stars,when\n" + "\n".join(rows) + "\n")
+    result = runner.invoke(app, ["datasets", "info", str(log), "--protocol", "time",
+                                 "--option", "user_col=who", "--option", "item_col=what",
+                                 "--option", "rating_col=stars", "--option", "time_col=when"])
+    assert result.exit_code == 0, result.output
+    assert "Cold-start scenarios (time protocol, seed 0)" in result.output
+    # 5 existing users (1 of 6 is new), each with 16 films first rated before the 80%
+    # quantile of times: 10 query and 6 support ratings each
+    warm = next(line for line in result.output.splitlines() if "│ warm " in line)
+    assert [cell.strip() for cell in warm.split("│")[2:5]] == ["5", "30", "50"]
+
+
+def test_another_data_sets_folder_is_not_on_disk(cache, tmp_path):
+    small = tmp_path / "ml-latest-small"
+    small.mkdir()
+    (small / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4,0\n")
+    (small / "movies.csv").write_text("movieId,title,genres\n1,A (1995),Drama\n")
+    (small / "README.txt").write_text("This dataset (ml-latest-small) describes ...\n")
+    listed = runner.invoke(app, ["datasets", "list", "--data-dir", str(small)])
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split("│")[1].strip(): line for line in listed.output.splitlines()
+            if line.count("│") > 2}
+    assert "yes" in rows["movielens-latest-small"] and "yes" not in rows["movielens-25m"]
+    info = runner.invoke(app, ["datasets", "info", "movielens-25m", "--data-dir", str(small)])
+    assert isinstance(info.exception, DownloadError)
+    assert "movielens-25m is not on disk" in str(info.exception)
+    fetched = runner.invoke(app, ["datasets", "fetch", "movielens-25m", "--data-dir",
+                                  str(small), "--url", "notaurl"])
+    assert "already on disk" not in fetched.output
+    assert isinstance(fetched.exception, DownloadError)

@@ -34,8 +34,9 @@ ARCHIVE_SHA256 = hashlib.sha256(ARCHIVE).hexdigest()
 
 
 class Server:
-    """Serves ``routes[path] = (body, mode)``; mode ``full`` or ``truncate`` (announces the
-    whole length, sends half, hangs up). Counts requests per path."""
+    """Serves ``routes[path] = (body, mode)``; mode ``full``, ``truncate`` (announces the
+    whole length, sends half, hangs up) or ``chunked`` (chunked transfer encoding: announces
+    one chunk of the whole body, sends half of it, hangs up). Counts requests per path."""
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[bytes, str]] = {}
@@ -51,6 +52,13 @@ class Server:
                 body, mode = server.routes[self.path]
                 self.send_response(200)
                 self.send_header("Content-Type", "application/zip")
+                if mode == "chunked":
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(f"{len(body):x}\r\n".encode() + body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body if mode == "full" else body[: len(body) // 2])
@@ -233,3 +241,34 @@ def test_registered_movielens_entries_are_complete():
         assert info.url == f"https://files.grouplens.org/datasets/movielens/{info.folder}.zip"
         assert info.sha256 is not None and len(info.sha256) == 64
         int(info.sha256, 16)
+
+
+def test_chunked_download_cut_off_says_truncated_not_offline(server, cache, tiny):
+    server.routes["/tiny.zip"] = (ARCHIVE, "chunked")
+    url = server.url("/tiny.zip")
+    with pytest.raises(DownloadError) as caught:
+        download.fetch("tiny", url=url)
+    assert str(caught.value) == (
+        f"downloading tiny from {url} stopped after 0 bytes (the connection dropped before "
+        "the end of the data): the download is truncated; nothing was kept, run the same "
+        "command again")
+    assert leftovers(cache) == []
+
+
+def test_url_that_is_no_url_is_a_download_error(cache, tiny):
+    with pytest.raises(DownloadError) as caught:
+        download.fetch("tiny", url="notaurl")
+    assert str(caught.value) == ("cannot download tiny from 'notaurl': unknown url type: "
+                                 "'notaurl'; give an http:// or https:// URL")
+    assert leftovers(cache) == []
+
+
+def test_target_that_is_a_file_is_a_download_error(server, cache, tiny):
+    cache.mkdir()
+    (cache / "ml-tiny").write_text("not a folder\n")
+    server.routes["/tiny.zip"] = (ARCHIVE, "full")
+    with pytest.raises(DownloadError) as caught:
+        download.fetch("tiny", url=server.url("/tiny.zip"))
+    assert str(caught.value) == (f"{cache / 'ml-tiny'} exists but does not hold the Tiny "
+                                 "files; move it away or delete it, then fetch tiny again")
+    assert server.hits == {}

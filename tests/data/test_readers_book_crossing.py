@@ -84,13 +84,11 @@ def test_features(bx, decode):
     ("BX-Users.csv", USERS + '"5";"x";"old"\n', 5, "Age", "'old'"),
     ("BX-Books.csv", BOOKS.replace('"1999"', '"ninety"'), 4, "Year-Of-Publication",
      "'ninety'"),
-    ("BX-Book-Ratings.csv", '"User-ID";"ISBN";"Book-Rating"\n', None, None, "Book-Rating"),
+    ("BX-Book-Ratings.csv", '"User-ID";"ISBN";"Book-Rating"\n', None, None,
+     "no ratings (only the header)"),
 ])
 def test_bad_input(bx, write, name, text, line, field, words):
     write(name, text, "latin-1")
-    if line is None:  # only a header: no rows, which is not an error
-        assert len(read_book_crossing(bx).interactions) == 0
-        return
     with pytest.raises(DataError) as info:
         read_book_crossing(bx)
     assert (info.value.line, info.value.field) == (line, field)
@@ -108,3 +106,19 @@ def test_empty_ratings_file(bx, write):
     write("BX-Book-Ratings.csv", "")
     with pytest.raises(DataError, match="BX-Book-Ratings.csv: file is empty"):
         read_book_crossing(bx)
+
+
+def test_only_implicit_ratings_is_no_ratings(bx, write):
+    write("BX-Book-Ratings.csv", '"User-ID";"ISBN";"Book-Rating"\n"1";"034545104X";"0"\n',
+          "latin-1")
+    with pytest.raises(DataError) as info:
+        read_book_crossing(bx)
+    assert str(info.value) == ("BX-Book-Ratings.csv: no ratings (every rating is implicit "
+                               "(Book-Rating 0); pass keep_implicit=True to keep them)")
+    assert len(read_book_crossing(bx, keep_implicit=True).interactions) == 1
+
+
+def test_utf8_byte_order_mark_is_dropped(bx, write):
+    write("BX-Book-Ratings.csv", b"\xef\xbb\xbf" + RATINGS.encode("latin-1"))
+    data = read_book_crossing(bx)
+    assert data.interactions.rating.tolist() == [5, 3, 10]

@@ -122,3 +122,25 @@ def test_real_ml100k(real_dataset, decode):
     toy_story = data.item_ids.index_of([1])[0]
     assert decode(data.items, "genres", toy_story) == ["Animation", "Children's", "Comedy"]
     assert decode(data.items, "year", toy_story) == 1995.0
+
+
+def test_release_date_out_of_range_is_a_data_error(ml100k, write):
+    write("u.item", ITEMS.replace("24-Jan-1997", "01-Jan-9999"), "latin-1")
+    with pytest.raises(DataError) as info:
+        read_ml100k(ml100k)
+    assert str(info.value) == ("u.item:1: field 'release date': expected a date in format "
+                               "%d-%b-%Y from 1677-09-22 to 2262-04-11, got '01-Jan-9999'")
+
+
+def test_utf8_byte_order_mark_is_dropped(ml100k, write):
+    write("u.data", b"\xef\xbb\xbf" + DATA.encode())
+    data = read_ml100k(ml100k)
+    assert data.user_ids.raw.tolist() == [196, 186, 7]
+    assert data.interactions.rating.tolist() == [3, 3, 5]
+
+
+def test_rating_out_of_range_shows_the_number(ml100k, write):
+    write("u.data", DATA + "1\t2\t0\t3\n")
+    with pytest.raises(DataError) as info:
+        read_ml100k(ml100k)
+    assert str(info.value) == "u.data:4: field 'rating': expected a number in [1, 5], got 0"

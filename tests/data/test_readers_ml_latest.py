@@ -89,3 +89,17 @@ def test_real_ml_latest_small(real_dataset):
     assert set(np.unique(data.interactions.rating).tolist()) == {
         0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0}
     assert "IMAX" in data.items.spec("genres").vocab
+
+
+def test_error_line_after_a_title_with_a_line_break(latest, write):
+    write("movies.csv", MOVIES.replace("The (1995)", "The\n(1995)") + "x,Bad,Drama\n")
+    with pytest.raises(DataError) as info:
+        read_ml_latest(latest)
+    assert str(info.value) == "movies.csv:7: field 'movieId': expected an integer, got 'x'"
+
+
+def test_header_only_ratings_is_no_ratings(latest, write):
+    write("ratings.csv", "userId,movieId,rating,timestamp\n")
+    with pytest.raises(DataError) as info:
+        read_ml_latest(latest)
+    assert str(info.value) == "ratings.csv: no ratings (only the header)"

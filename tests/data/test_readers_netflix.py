@@ -102,3 +102,44 @@ def test_real_netflix_sample(real_dataset):
     pd.testing.assert_frame_equal(
         ours.sort_values(key).reset_index(drop=True),
         flat[list(ours.columns)].sort_values(key).reset_index(drop=True), check_dtype=False)
+
+
+def test_out_of_range_date_is_a_data_error(tmp_path, write):
+    write("nf/combined_data_1.txt", "1:\n10,3,2005-01-01\n11,4,9999-12-31\n")
+    with pytest.raises(DataError) as info:
+        read_netflix(tmp_path / "nf")
+    assert str(info.value) == ("combined_data_1.txt:3: field 'Date': expected a date in "
+                               "format %Y-%m-%d from 1677-09-22 to 2262-04-11, got "
+                               "'9999-12-31'")
+
+
+def test_empty_date_is_a_missing_timestamp(tmp_path, write):
+    write("nf/combined_data_1.txt", "1:\n10,3,2005-01-01\n12,3,\n")
+    data = read_netflix(tmp_path / "nf")
+    assert data.user_ids.raw.tolist() == [10, 12]
+    assert data.interactions.rating.tolist() == [3, 3]
+    assert data.interactions.timestamp[0] == pd.Timestamp("2005-01-01", tz="UTC").timestamp()
+    assert np.isnan(data.interactions.timestamp[1])
+
+
+def test_utf8_byte_order_mark_is_dropped(tmp_path, write):
+    write("nf/combined_data_1.txt", b"\xef\xbb\xbf1:\n10,3,2005-01-01\n")
+    data = read_netflix(tmp_path / "nf")
+    assert data.item_ids.raw.tolist() == [1]
+    assert data.interactions.rating.tolist() == [3]
+
+
+@pytest.mark.parametrize("text", ["1:\n", "1:\n2:\n\n"])
+def test_only_movie_lines_is_no_ratings(tmp_path, write, text):
+    path = write("nf/combined_data_1.txt", text)
+    with pytest.raises(DataError) as info:
+        read_netflix(path)
+    assert str(info.value) == "combined_data_1.txt: no ratings (only 'MovieID:' lines)"
+
+
+def test_rating_out_of_range_shows_the_number(tmp_path, write):
+    path = write("nf/combined_data_1.txt", "1:\n10,6,2005-01-01\n")
+    with pytest.raises(DataError) as info:
+        read_netflix(path)
+    assert str(info.value) == ("combined_data_1.txt:2: field 'Rating': expected an integer "
+                               "in [1, 5], got 6.0")

@@ -11,7 +11,7 @@ import pytest
 
 from metarec.data import registry
 from metarec.data.dataset import Dataset, build_dataset
-from metarec.errors import DataError, DownloadError
+from metarec.errors import ConfigError, DataError, DownloadError
 
 
 def touch(folder: Path, *names: str) -> Path:
@@ -171,3 +171,44 @@ def test_unknown_name_is_a_data_error(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match="neither a known data set"):
         registry.load_dataset("movielens-2m")
+
+
+def test_data_dir_of_another_data_set_of_the_same_format_does_not_count(tmp_path: Path):
+    small = touch(tmp_path / "ml-latest-small", "ratings.csv", "movies.csv")
+    (small / "README.txt").write_text("Summary\n=======\n\nThis dataset (ml-latest-small) "
+                                      "describes 5-star rating ...\n")
+    assert registry.local_path("movielens-latest-small", small) == small
+    assert registry.local_path("movielens-25m", small) is None
+    assert not registry.is_cached("movielens-25m", small)
+    # a renamed folder is told apart by its README, and counts when it has none
+    renamed = touch(tmp_path / "mine", "ratings.csv", "movies.csv")
+    (renamed / "README.txt").write_text("This dataset (ml-25m) describes ...\n")
+    assert registry.local_path("movielens-25m", renamed) == renamed
+    assert registry.local_path("movielens-latest-small", renamed) is None
+    (renamed / "README.txt").unlink()
+    assert registry.local_path("movielens-25m", renamed) is None
+    assert registry.local_path("movielens-25m", touch(tmp_path / "ml-25m", "ratings.csv",
+                                                      "movies.csv")) == tmp_path / "ml-25m"
+
+
+def test_load_one_netflix_file_reads_that_file_only(tmp_path: Path):
+    folder = tmp_path / "nf2"
+    folder.mkdir()
+    (folder / "combined_data_1.txt").write_text("1:\n10,3,2005-01-01\n")
+    (folder / "combined_data_2.txt").write_text("2:\n11,4,2005-01-02\n")
+    data = registry.load_dataset(folder / "combined_data_1.txt")
+    assert data.item_ids.raw.tolist() == [1]
+    assert data.user_ids.raw.tolist() == [10]
+    assert len(registry.load_dataset(folder).interactions) == 2
+
+
+def test_unknown_reader_option_is_a_config_error(tmp_path: Path):
+    table = tmp_path / "log.csv"
+    table.write_text("user,item,rating\n1,2,3\n")
+    with pytest.raises(ConfigError) as info:
+        registry.load_dataset(table, time_column="t")
+    assert str(info.value) == (
+        "unknown option(s) ['time_column'] for the table reader; known: user_col, item_col, "
+        "rating_col, time_col, sep, name")
+    with pytest.raises(ConfigError, match=r"\['users'\] for the synthetic data set"):
+        registry.load_dataset("synthetic", users=5)

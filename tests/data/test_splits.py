@@ -509,3 +509,17 @@ def test_numeric_values_clamp_to_the_training_range_only_when_asked() -> None:
                                        unseen_codes_missing=True)).features(data)
     assert both.items.values["year"][12:20].tolist() == [high] * 8
     assert both.items.values["director"][16:20].tolist() == [0] * 4
+
+
+def test_config_rejects_an_unknown_query() -> None:
+    with pytest.raises(ConfigError) as info:
+        SplitConfig(query="rnd")  # type: ignore[arg-type]
+    assert str(info.value) == "split query must be 'random' or 'latest', got 'rnd'"
+
+
+def test_config_rejects_min_ratings_above_max_ratings() -> None:
+    with pytest.raises(ConfigError) as info:
+        SplitConfig(min_ratings=20, max_ratings=15)
+    assert str(info.value) == ("split min_ratings (20) must not exceed max_ratings (15): "
+                               "every scenario would be empty")
+    SplitConfig(min_ratings=15, max_ratings=15)

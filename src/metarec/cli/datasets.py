@@ -8,7 +8,7 @@ The data layer (and so torch) is imported inside the commands, to keep ``--help`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -90,12 +90,17 @@ def info(
     protocol: Annotated[str, typer.Option(
         "--protocol", help="Split protocol: 'melu' (new items by release year) or 'time' "
         "(for data sets without a year).")] = "melu",
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", metavar="KEY=VALUE", help="A reader option, repeatable; the same as "
+        "`--set data.options.KEY=VALUE` of `metarec run`, e.g. --option time_col=timestamp "
+        "for a table.")] = None,
 ) -> None:
     """Load a data set; print its summary and the size of each cold-start scenario."""
     from metarec.data import registry
     from metarec.data.splits import SplitConfig, split_dataset
 
-    dataset = registry.load_dataset(name_or_path, data_dir=data_dir)
+    options = _reader_options(option or [])
+    dataset = registry.load_dataset(name_or_path, data_dir=data_dir, **options)
     summary = Table(title=f"Data set {dataset.name}", show_header=False)
     summary.add_column("field", style="bold")
     summary.add_column("value", overflow="fold")
@@ -113,6 +118,18 @@ def info(
     for row in split.summary():
         scenarios.add_row(*(_format(row.get(column, "")) for column in columns))
     console.print(scenarios)
+
+
+def _reader_options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as reader options, values read as `--set` reads them."""
+    from metarec.config import read_config_values
+    from metarec.errors import ConfigError
+
+    for pair in pairs:
+        if "=" not in pair or not pair.partition("=")[0].strip():
+            raise ConfigError(f"--option {pair!r} must look like KEY=VALUE")
+    values = read_config_values(None, [f"options.{pair}" for pair in pairs])
+    return dict(values.get("options", {}))
 
 
 def _format(value: object) -> str:

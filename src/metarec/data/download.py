@@ -70,7 +70,7 @@ def fetch(
     if archive_url is None:
         raise DownloadError(f"{name} cannot be downloaded: {info.manual} in {target}, "
                             "or pass --data-dir PATH to a folder that holds them")
-    if target.exists() and any(target.iterdir()):
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise DownloadError(f"{target} exists but does not hold the {info.title} files; "
                             f"move it away or delete it, then fetch {name} again")
 
@@ -108,10 +108,16 @@ def _download(url: str, sink: BinaryIO, info: DatasetInfo, target: Path, progres
               timeout: float) -> str:
     """Stream ``url`` into ``sink``; return the SHA-256 of what was received."""
     digest = hashlib.sha256()
-    request = urllib.request.Request(url, headers={"User-Agent": f"metarec/{__version__}"})
     received = 0
+    connected = False
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": f"metarec/{__version__}"})
+    except ValueError as error:  # "unknown url type"
+        raise DownloadError(f"cannot download {info.name} from {url!r}: {error}; give an "
+                            "http:// or https:// URL") from None
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
+            connected = True
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             if progress is not None:
@@ -129,11 +135,11 @@ def _download(url: str, sink: BinaryIO, info: DatasetInfo, target: Path, progres
             "or pass --data-dir PATH to use files already on disk") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", error)
-        if received:
+        if connected:
             raise DownloadError(
                 f"downloading {info.name} from {url} stopped after {received:,} bytes "
-                f"({_describe(reason)}); nothing was kept, run the same command again"
-            ) from None
+                f"({_describe(reason)}): the download is truncated; nothing was kept, run "
+                "the same command again") from None
         raise DownloadError(
             f"downloading {info.name} from {url} failed ({_describe(reason)}): you appear "
             f"to be offline or the server is unreachable; download {url} by hand and unzip "
@@ -147,6 +153,8 @@ def _download(url: str, sink: BinaryIO, info: DatasetInfo, target: Path, progres
 
 
 def _describe(reason: object) -> str:
+    if isinstance(reason, http.client.IncompleteRead):
+        return "the connection dropped before the end of the data"
     if isinstance(reason, socket.gaierror):
         return "host name not found"
     if isinstance(reason, ConnectionRefusedError):

@@ -11,11 +11,13 @@ by hand. Readers are imported only when a data set of their format is read.
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metarec.errors import DataError, DownloadError
+from metarec.errors import ConfigError, DataError, DownloadError
 
 if TYPE_CHECKING:
     from metarec.data.dataset import Dataset
@@ -120,6 +122,9 @@ READERS: dict[str, str] = {
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
+FILE_FORMATS = ("table", "netflix")
+"""Formats whose reader reads a single file when given one."""
+
 
 def get_info(name: str) -> DatasetInfo:
     """The catalogue entry of ``name``; raises :class:`DownloadError` naming the choices."""
@@ -145,18 +150,38 @@ def local_path(name: str, data_dir: Path | None = None) -> Path | None:
 
     With ``data_dir`` both ``data_dir/<folder>`` and ``data_dir`` itself are tried (the
     latter so that ``--data-dir`` may point straight at the unzipped files); without it,
-    the cache. A folder counts only if its files are of the data set's format.
+    the cache. A folder counts only if its files are of the data set's format, and
+    ``data_dir`` itself only if it is this data set's folder (:func:`_is_folder_of`).
     """
     info = get_info(name)
     if info.built_in:
         return None
-    candidates = [default_folder(info, data_dir)]
+    folder = default_folder(info, data_dir)
+    if folder.is_dir() and _detect_in_folder(folder) == info.reader:
+        return folder
     if data_dir is not None:
-        candidates.append(Path(data_dir).expanduser())
-    for folder in candidates:
-        if folder.is_dir() and _detect_in_folder(folder) == info.reader:
+        folder = Path(data_dir).expanduser()
+        if (folder.is_dir() and _detect_in_folder(folder) == info.reader
+                and _is_folder_of(folder, info)):
             return folder
     return None
+
+
+def _is_folder_of(folder: Path, info: DatasetInfo) -> bool:
+    """Whether ``folder``, whose files are in ``info``'s format, holds ``info`` and not
+    another registered data set of that format (MovieLens latest-small and 25M share
+    one): true when no other entry shares the format, when the folder has the archive's
+    name, or when its ``README.txt`` names it as GroupLens's do ("This dataset
+    (ml-25m) describes ...")."""
+    shared = [i for i in REGISTRY.values() if i.reader == info.reader and i is not info]
+    if not shared or folder.name == info.folder:
+        return True
+    readme = folder / "README.txt"
+    try:
+        head = readme.read_bytes()[:4096].decode("utf-8", "replace")
+    except OSError:
+        return False
+    return f"({info.folder})" in head
 
 
 def is_cached(name: str, data_dir: Path | None = None) -> bool:
@@ -224,7 +249,8 @@ def _table_file(folder: Path) -> Path:
 def read_format(fmt: str, path: Path, **options: Any) -> Dataset:
     """Read ``path`` with the reader of format ``fmt``, passing ``options`` through.
 
-    Dataset formats get the folder; ``table`` gets the table file itself.
+    ``table`` and ``netflix`` get a file itself (only that file is read); the other
+    formats get the folder (of a file: its folder).
     """
     try:
         target = READERS[fmt]
@@ -232,10 +258,28 @@ def read_format(fmt: str, path: Path, **options: Any) -> Dataset:
         raise DataError(f"no reader for format {fmt!r}; known: {', '.join(READERS)}") from None
     module_name, function_name = target.split(":")
     reader = getattr(importlib.import_module(module_name), function_name)
+    check_options(reader, options, f"the {fmt} reader")
     path = Path(path)
     if fmt == "table":
         return reader(path if path.is_file() else _table_file(path), **options)
+    if fmt in FILE_FORMATS and path.is_file():
+        return reader(path, **options)
     return reader(path.parent if path.is_file() else path, **options)
+
+
+def check_options(function: Callable[..., Any], options: Mapping[str, Any], what: str
+                  ) -> None:
+    """A ConfigError naming the ``options`` that ``function`` (a reader, or a config
+    class) does not take, and those it does; ``what`` names it in the message."""
+    parameters = inspect.signature(function).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    known = [p.name for p in parameters if p.name != "path"
+             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {unknown} for {what}; known: "
+                          f"{', '.join(known) or 'none'}")
 
 
 def load_dataset(name_or_path: str | Path, *, data_dir: Path | None = None,
@@ -254,6 +298,7 @@ def load_dataset(name_or_path: str | Path, *, data_dir: Path | None = None,
         if info.built_in:
             from metarec.data.synthetic import SyntheticConfig, generate
 
+            check_options(SyntheticConfig, options, "the synthetic data set")
             return generate(SyntheticConfig(**options))
         folder = local_path(key, data_dir)
         if folder is None:

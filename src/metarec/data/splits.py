@@ -84,6 +84,12 @@ class SplitConfig:
     def __post_init__(self) -> None:
         if self.protocol not in ("melu", "time"):
             raise ConfigError(f"split protocol must be 'melu' or 'time', got {self.protocol!r}")
+        if self.query not in ("random", "latest"):
+            raise ConfigError(f"split query must be 'random' or 'latest', got {self.query!r}")
+        if self.min_ratings > self.max_ratings:
+            raise ConfigError(f"split min_ratings ({self.min_ratings}) must not exceed "
+                              f"max_ratings ({self.max_ratings}): every scenario would be "
+                              "empty")
         if not 0 <= self.new_user_fraction < 1 or not 0 <= self.validation_fraction < 1:
             raise ConfigError("new_user_fraction and validation_fraction must be in [0, 1)")
         if self.min_ratings <= self.query_size:

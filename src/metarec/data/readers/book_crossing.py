@@ -28,6 +28,7 @@ from metarec.data.readers._common import (
     parse_text_ids,
     ratings_frame,
     read_quoted_csv,
+    require_ratings,
 )
 
 _CSV = {"sep": ";", "encodings": "latin-1"}
@@ -55,12 +56,15 @@ def read_book_crossing(path: str | Path, keep_implicit: bool = False) -> Dataset
         parse_text_ids(frame["ISBN"], lines, ratings_path, "ISBN"),
         rating,
     )
+    require_ratings(ratings, ratings_path, "only the header")
     notes = []
     implicit = rating == 0
     if not keep_implicit:
         ratings = ratings[~implicit]
         notes.append(f"excluded {int(implicit.sum())} implicit rating(s) (Book-Rating 0); "
                      "pass keep_implicit=True to keep them")
+        require_ratings(ratings, ratings_path, "every rating is implicit (Book-Rating 0); "
+                        "pass keep_implicit=True to keep them")
     users = _read_users(find_file(folder, "BX-Users.csv", required=False))
     items = _read_books(find_file(folder, "BX-Books.csv", required=False))
     dataset = build_dataset(

@@ -20,6 +20,7 @@ from metarec.data.readers._common import (
     parse_numbers,
     ratings_frame,
     read_quoted_csv,
+    require_ratings,
     split_list,
     year_from_title,
 )
@@ -34,6 +35,7 @@ def read_ml_latest(path: str | Path) -> Dataset:
     assert ratings_path is not None
     frame, lines = read_quoted_csv(ratings_path,
                                    required=("userId", "movieId", "rating", "timestamp"))
+    require_ratings(frame, ratings_path, "only the header")
     ratings = ratings_frame(
         parse_ids(frame["userId"], lines, ratings_path, "userId"),
         parse_ids(frame["movieId"], lines, ratings_path, "movieId"),

@@ -25,6 +25,7 @@ from metarec.data.readers._common import (
     ratings_frame,
     read_delimited,
     read_text,
+    require_ratings,
 )
 from metarec.errors import DataError
 
@@ -34,8 +35,8 @@ TITLE_FILES = ("movie_titles.txt", "movie_titles.csv", "movie-titles.csv")
 def read_netflix(path: str | Path) -> Dataset:
     """Read Netflix Prize ratings from ``path``, a folder (all ``combined_data_*.txt``
     and ``training_set/mv_*.txt`` in it, plus its title file) or one rating file, into a
-    :class:`Dataset` with rating range (1, 5). Dates become unix seconds (UTC midnight).
-    Item field: ``year`` (numeric, NaN for ``NULL``)."""
+    :class:`Dataset` with rating range (1, 5). Dates become unix seconds (UTC midnight);
+    an empty date is a missing timestamp (NaN). Item field: ``year`` (numeric, NaN for ``NULL``)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("combined_data_*.txt")) + sorted(
@@ -49,6 +50,7 @@ def read_netflix(path: str | Path) -> Dataset:
     else:
         raise DataError("expected an existing file or folder", path=path)
     ratings = pd.concat([_read_ratings(f) for f in files], ignore_index=True)
+    require_ratings(ratings, path, "only 'MovieID:' lines")
     items = None if titles is None else _read_titles(titles)
     return build_dataset(
         "netflix", ratings, items=items,
@@ -67,9 +69,8 @@ def _read_ratings(path: Path) -> pd.DataFrame:
     fail_first(header["rating"].notna().to_numpy() | (header["date"] != "").to_numpy(),
                header["customer"], lines[is_movie], path, "MovieID",
                "a 'MovieID:' line with nothing after the colon")
-    fail_first(~is_movie & (frame["rating"].isna() | (frame["date"] == "")).to_numpy(),
-               frame["customer"], lines, path, "line",
-               "'CustomerID,Rating,YYYY-MM-DD'")
+    fail_first(~is_movie & frame["rating"].isna().to_numpy(), frame["customer"], lines, path,
+               "line", "'CustomerID,Rating,YYYY-MM-DD'")
     if len(frame) and not is_movie[0]:
         raise DataError("expected the file to start with a 'MovieID:' line", path=path,
                         line=int(lines[0]), field="MovieID")
@@ -82,8 +83,7 @@ def _read_ratings(path: Path) -> pd.DataFrame:
         movie_of_row[keep],
         parse_numbers(rows["rating"], rows_lines, path, "Rating", integer=True, low=1,
                       high=5),
-        parse_dates(rows["date"], rows_lines, path, "Date", "%Y-%m-%d",
-                    allow_missing=False),
+        parse_dates(rows["date"], rows_lines, path, "Date", "%Y-%m-%d"),
     )
 
 

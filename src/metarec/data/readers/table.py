@@ -9,6 +9,8 @@ import pandas as pd
 
 from metarec.data.dataset import Dataset, build_dataset
 from metarec.data.readers._common import (
+    check_date_range,
+    epoch_seconds,
     parse_dates,
     parse_ids,
     parse_numbers,
@@ -36,9 +38,10 @@ def read_table(
     features.
 
     ``sep`` is sniffed among ``, ; tab |`` when not given. Ids that are all integers
-    become ints, otherwise strings. ``time_col`` holds unix seconds or ISO 8601 dates
-    (empty = missing). The rating range is the observed (min, max). ``name`` defaults to
-    the file name without suffix.
+    written plainly (``7``, not ``007`` or ``+7``) become ints, otherwise strings.
+    ``time_col`` holds unix seconds or ISO 8601 dates (empty = missing; a column that is
+    mostly numbers is unix seconds). The rating range is the observed (min, max).
+    ``name`` defaults to the file name without suffix.
     """
     path = Path(path)
     if path.suffix.lower() in PARQUET_SUFFIXES:
@@ -84,20 +87,22 @@ def _ids(cells: pd.Series, lines: np.ndarray, path: Path, field: str) -> np.ndar
 
 
 def _all_integers(cells: pd.Series) -> bool:
+    # Only cells that read back the same (str(int(x)) == x): ``007`` and ``7`` stay apart.
     text = cells.astype("string").str.strip()
-    return bool(text.str.fullmatch(r"[+-]?\d{1,18}").fillna(False).all())
+    return bool(text.str.fullmatch(r"0|-?[1-9]\d{0,17}").fillna(False).all())
 
 
 def _times(cells: pd.Series, lines: np.ndarray, path: Path, field: str) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(cells.dtype):
-        stamps = pd.to_datetime(cells, utc=True)
-        return ((stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
-            dtype=np.float64, na_value=np.nan)
+        seconds = epoch_seconds(pd.to_datetime(cells, utc=True))
+        check_date_range(seconds, cells, lines, path, field)
+        return seconds
     if pd.api.types.is_numeric_dtype(cells.dtype):
         return parse_numbers(cells, lines, path, field, allow_missing=True)
     text = cells.astype("string").str.strip()
     given = text.notna() & (text != "")
     numeric = pd.to_numeric(text.where(given), errors="coerce").notna()
-    if bool((numeric | ~given).all()):
+    # Mostly numbers: unix seconds, and the odd cell out is the error (not the numbers).
+    if 2 * int(numeric.sum()) >= int(given.sum()):
         return parse_numbers(cells, lines, path, field, allow_missing=True)
     return parse_dates(cells, lines, path, field, "ISO8601")
