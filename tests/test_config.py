@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from metarec.config import RunConfig, load_config
+from metarec.config import RunConfig, config_from_dict, load_config, reader_options
 from metarec.errors import ConfigError
 
 
@@ -79,3 +79,67 @@ def test_the_benchmark_configs_are_found() -> None:
     assert {"ml1m_ridge_rank", "ml1m_ridge_average", "ml1m_ridge_clamp",
             "ml1m_ridge_memory", "ml1m_ridge_neighbours"} <= {
         p.stem for p in BENCHMARK_CONFIGS}
+
+
+def test_unset_values_round_trip_through_config_toml(tmp_path: Path) -> None:
+    """TOML has no null: an unset setting is written as "none" and read back as None,
+    in [learner], [data] and [per_learner.*] alike."""
+    config = load_config(None, ["learner.patience=none", "learner.grad_clip=none",
+                                "per_learner.maml.grad_clip=none",
+                                "per_learner.ridge.memory_precision=2.0",
+                                "data.data_dir=none"])
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml())
+    again = load_config(path)
+    assert again == config
+    assert again.learner.patience is None and again.learner.grad_clip is None
+    assert again.learner_config("maml").grad_clip is None
+    assert 'patience = "none"' in path.read_text()
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"learner": {"inner_lr": "abc"}}, "[learner] inner_lr: expected a number, got 'abc'"),
+    ({"learner": {"meta_lr": "abc"}}, "[learner] meta_lr: expected a number, got 'abc'"),
+    ({"learner": {"epochs": "abc"}}, "[learner] epochs: expected an integer, got 'abc'"),
+    ({"learner": {"grad_clip": "abc"}}, "[learner] grad_clip: expected a number or none"),
+    ({"model": {"embedding_dim": "abc"}}, "[model] embedding_dim: expected an integer"),
+    ({"seeds": 0}, "seeds: expected a list of integers, got 0; write a list: seeds = [0] in "
+                   "TOML, --set seeds=[0] on the command line"),
+    ({"evaluation": {"ks": 3}}, "[evaluation] ks: expected a list of integers, got 3"),
+    ({"learners": "maml-r,reptile"}, 'write a list: learners = ["maml-r", "reptile"] in '
+                                     "TOML, --set learners=[maml-r,reptile] on the command"),
+    ({"learners": "maml-r"}, "learners: expected a list of strings, got 'maml-r'"),
+    ({"per_learner": {"reptile": 3}}, "[per_learner] reptile: expected a table"),
+    ({"per_learner": {"maml": {"inner_lr": "x"}}}, "[per_learner.maml] inner_lr: expected a "
+                                                   "number"),
+    ({"data": {"options": 3}}, "[data] options: expected a table, got 3"),
+    ({"learner": 3}, "[learner] must be a table"),
+])
+def test_values_of_the_wrong_type_are_one_line_errors(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(values, "run.toml")
+    assert message in str(error.value)
+    assert str(error.value).startswith("run.toml: ") and "\n" not in str(error.value)
+
+
+def test_lists_of_bare_words_parse_on_the_command_line() -> None:
+    config = load_config(None, ["learners=[maml-r,reptile]", "evaluation.shots=[]",
+                                "evaluation.ks=[1, 3]"])
+    assert config.learners == ["maml-r", "reptile"]
+    assert config.evaluation.shots == [] and config.evaluation.ks == [1, 3]
+
+
+def test_a_seed_given_twice_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"seeds: \[0\] given more than once"):
+        load_config(None, ["seeds=[0, 1, 0]"])
+
+
+def test_reader_options_name_the_unknown_option_and_convert_types() -> None:
+    with pytest.raises(ConfigError) as error:
+        reader_options("synthetic", {"num_users": 10, "bogus": 3})
+    assert "unknown option(s) ['bogus'] in [data.options] for synthetic" in str(error.value)
+    assert "num_users" in str(error.value)
+    assert reader_options("synthetic", {"year_range": [1990, 1999], "noise_sd": 1}) == {
+        "year_range": (1990, 1999), "noise_sd": 1.0}
+    with pytest.raises(ConfigError, match=r"\[data.options\] num_users: expected an integer"):
+        reader_options("synthetic", {"num_users": "many"})

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from metarec.cli import app
 from metarec.config import load_config
 from metarec.data.splits import SCENARIOS
+from metarec.errors import ConfigError
 from metarec.experiment import evaluate_run, run_experiment
 
 SMALL = ["data.options={'num_users': 300, 'num_items': 200, 'num_ratings': 18000}",
@@ -203,3 +204,94 @@ def test_item_knn_runs_as_a_baseline_and_falls_back_to_biases_on_new_items() -> 
     for scenario in ("new_items", "new_users_new_items"):
         assert mae[("item-knn", scenario)] == pytest.approx(mae[("biases", scenario)])
     assert mae[("item-knn", "warm")] < mae[("biases", "warm")]
+
+
+TINY = [*SMALL, "evaluation.shots=[]", "evaluation.all_items=false", "learner.epochs=1"]
+
+
+def test_a_rerun_replaces_the_run_folder_as_a_whole(tmp_path: Path) -> None:
+    """Nothing of an old run stays beside a new one in the same folder, and a run that
+    fails leaves the old folder as it was (and nothing of its own)."""
+    out = tmp_path / "run"
+    run_experiment(load_config(None, [*SMALL, "learners=['anil']", "baselines=['biases']",
+                                      "learner.epochs=1"]), out)
+    assert (out / "cold_start_curve.png").is_file()
+    run_experiment(load_config(None, [*TINY, "learners=['reptile']", "baselines=[]"]), out)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["reptile-seed0"]
+    assert not (out / "cold_start_curve.png").exists()
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    import metarec.experiment
+
+    config = load_config(None, [*TINY, "learners=['maml-r']", "baselines=[]"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(metarec.experiment, "write_results", fail)
+        with pytest.raises(RuntimeError, match="disk full"):
+            run_experiment(config, out)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_a_folder_that_is_not_a_run_is_never_replaced(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    events: list[tuple[str, dict]] = []
+    with pytest.raises(ConfigError, match="is not empty and is not a run folder"):
+        run_experiment(load_config(None, [*TINY, "learners=['anil']"]), tmp_path,
+                       lambda kind, payload: events.append((kind, payload)))
+    assert events == [] and [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("overrides", [
+    ["learners=['maml-r', 'bogus']"],
+    ["learners=['ridge']", "baselines=['foldin']", "learner.memory_precision=1.0"],
+    ["learners=['anil']", "baselines=['global-mean', 'bogus']"],
+    ["learners=['reptile']", "per_learner.reptile.loss='mae'"],
+])
+def test_every_learner_is_checked_before_data_are_loaded(overrides: list[str]) -> None:
+    events: list[tuple[str, dict]] = []
+    with pytest.raises(ConfigError):
+        run_experiment(load_config(None, [*TINY, *overrides]),
+                       events=lambda kind, payload: events.append((kind, payload)))
+    assert events == []  # not even "loading"
+
+
+def test_an_unknown_data_option_names_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as error:
+        run_experiment(load_config(None, [*TINY, "data.options.bogus=3", "learners=[]",
+                                          "baselines=['biases']"]))
+    assert "unknown option(s) ['bogus'] in [data.options] for synthetic" in str(error.value)
+    assert "num_items" in str(error.value)
+
+
+def test_evaluate_names_missing_checkpoints(run_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from metarec.errors import CheckpointError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    shutil.rmtree(copy / "checkpoints" / "reptile-seed0")
+    with pytest.raises(CheckpointError, match=r"missing checkpoint\(s\) "
+                                              r"checkpoints/reptile-seed0 \("):
+        evaluate_run(copy)
+
+
+def test_evaluate_prequential_of_a_run_without_learners(tmp_path: Path) -> None:
+    """No learner: the `pretrain` checkpoint when there is one, else a one-line error."""
+    from metarec.errors import CheckpointError
+
+    plain = tmp_path / "plain"
+    run_experiment(load_config(None, [*TINY, "learners=[]", "baselines=['biases']"]), plain)
+    result = CliRunner().invoke(app, ["evaluate", str(plain), "--protocol", "prequential"])
+    assert isinstance(result.exception, CheckpointError), result.output
+    assert "the run trained no learner" in str(result.exception)
+    pretrained = tmp_path / "pretrained"
+    run_experiment(load_config(None, [*TINY, "learners=[]", "baselines=['pretrain']"]),
+                   pretrained)
+    result = CliRunner().invoke(app, ["evaluate", str(pretrained), "--protocol",
+                                      "prequential", "--max-events", "200"])
+    assert result.exit_code == 0, result.output
+    assert "static" in result.output

@@ -6,14 +6,16 @@ from __future__ import annotations
 import ast
 import dataclasses
 import sys
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import tomli_w
 
 from metarec.data.splits import SplitConfig
-from metarec.errors import ConfigError
+from metarec.errors import ConfigError, MetarecError
 from metarec.learners.config import LearnerConfig
 
 if sys.version_info >= (3, 11):
@@ -123,11 +125,19 @@ class RunConfig:
         except TypeError as error:
             raise ConfigError(f"[per_learner.{name}]: {error}") from None
 
+    def __post_init__(self) -> None:
+        repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        if repeated:
+            raise ConfigError(f"seeds: {repeated} given more than once (each seed is one "
+                              f"run; got {self.seeds})")
+
     def to_dict(self) -> dict[str, Any]:
-        return drop_none(dataclasses.asdict(self))
+        """The settings as plain values (``None`` where a setting is unset)."""
+        return dataclasses.asdict(self)
 
     def to_toml(self) -> str:
-        return tomli_w.dumps(self.to_dict())
+        """TOML text that :func:`load_config` reads back into this config."""
+        return tomli_w.dumps(toml_values(self.to_dict()))
 
 
 SECTIONS = {"data": DataConfig, "split": SplitConfig, "model": ModelConfig,
@@ -135,33 +145,61 @@ SECTIONS = {"data": DataConfig, "split": SplitConfig, "model": ModelConfig,
 
 
 def config_from_dict(values: dict[str, Any], source: str = "config") -> RunConfig:
-    """Build a :class:`RunConfig`, naming any unknown section or field."""
+    """Build a :class:`RunConfig`, naming any unknown section or field and any value of
+    the wrong type (:func:`field_value`)."""
     values = dict(values)
     kwargs: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
-        section = values.pop(name, {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"{source}: [{name}] must be a table")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown field(s) {unknown} in [{name}]; "
-                              f"known: {sorted(known)}")
-        try:
-            kwargs[name] = cls(**{k: _coerce(cls, k, v) for k, v in section.items()})
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"{source}: [{name}]: {error}") from None
+        kwargs[name] = section_from_dict(cls, values.pop(name, {}), name, source)
     top = {f.name for f in fields(RunConfig)} - set(SECTIONS)
     unknown = sorted(set(values) - top)
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s) {unknown}")
+    hints = get_type_hints(RunConfig)
     if "per_learner" in values:  # merged over the defaults, learner by learner
-        merged = RunConfig().per_learner
-        for name, changes in values.pop("per_learner").items():
-            merged[name] = {**merged.get(name, {}), **changes}
-        kwargs["per_learner"] = merged
-    kwargs.update(values)
+        kwargs["per_learner"] = _per_learner(values.pop("per_learner"), source)
+    for key, value in values.items():
+        kwargs[key] = field_value(key, hints[key], value, source)
     return RunConfig(**kwargs)
+
+
+def section_from_dict(cls: type[Any], section: Any, name: str, source: str = "config") -> Any:
+    """The dataclass ``cls`` (the ``[name]`` section) from its TOML table ``section``; a
+    :class:`ConfigError` names an unknown field or a value of the wrong type."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table, got {section!r}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {unknown} in [{name}]; "
+                          f"known: {sorted(known)}")
+    hints = get_type_hints(cls)
+    converted = {k: field_value(f"{name}.{k}", hints[k], v, source) for k, v in section.items()}
+    try:
+        return cls(**converted)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{source}: [{name}]: {error}") from None
+
+
+def _per_learner(values: Any, source: str) -> dict[str, dict[str, Any]]:
+    example = "e.g. [per_learner.reptile] inner_lr = 0.02"
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: [per_learner] must be a table of learner tables "
+                          f"({example}), got {values!r}")
+    hints = get_type_hints(LearnerConfig)
+    merged = RunConfig().per_learner
+    for name, changes in values.items():
+        if not isinstance(changes, dict):
+            raise ConfigError(f"{source}: [per_learner] {name}: expected a table of "
+                              f"[learner] settings ({example}), got {changes!r}")
+        unknown = sorted(set(changes) - set(hints))
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {unknown} in [per_learner.{name}];"
+                              f" known: {sorted(hints)}")
+        converted = {k: field_value(f"per_learner.{name}.{k}", hints[k], v, source)
+                     for k, v in changes.items()}
+        merged[name] = {**merged.get(name, {}), **converted}
+    return merged
 
 
 def read_config_values(path: str | Path | None, overrides: list[str] | None = None
@@ -183,8 +221,11 @@ def read_config_values(path: str | Path | None, overrides: list[str] | None = No
             raise ConfigError(f"override {override!r} must look like section.field=value")
         target = values
         *parents, leaf = key.strip().split(".")
-        for parent in parents:
+        for depth, parent in enumerate(parents):
             target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"override {override!r}: "
+                                  f"{'.'.join(parents[:depth + 1])} is not a table")
         target[leaf] = _parse_value(raw.strip())
     return values
 
@@ -197,6 +238,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def _parse_value(raw: str) -> Any:
+    """An override's value: ``true``/``false``, ``none``/``null`` (None), a Python
+    literal, a list of bare words (``[maml-r,reptile]``), else the string itself."""
     lowered = raw.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -205,22 +248,141 @@ def _parse_value(raw: str) -> Any:
     try:
         return ast.literal_eval(raw)
     except (ValueError, SyntaxError):
-        return raw
+        pass
+    if raw.startswith("[") and raw.endswith("]"):
+        inner = raw[1:-1].strip()
+        return [_parse_value(item.strip()) for item in inner.split(",")] if inner else []
+    return raw
 
 
-def _coerce(cls: type, name: str, value: Any) -> Any:
-    hint = str(get_type_hints(cls).get(name, ""))
-    if isinstance(value, list) and "tuple" in hint:
-        return tuple(value)
-    if isinstance(value, int) and not isinstance(value, bool) and hint.startswith("float"):
-        return float(value)
+# ---- values and their types ----------------------------------------------------------
+class _Mismatch(Exception):
+    """A value is not of the type its field declares."""
+
+
+def convert(hint: Any, value: Any) -> Any:
+    """``value`` as a field of type ``hint`` holds it: an int where a float is expected
+    becomes a float, a list where a tuple is expected a tuple, ``"none"`` (TOML has no
+    null) None where None is allowed. Raises ``_Mismatch`` when it does not fit."""
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any or isinstance(hint, typing.TypeVar):
+        return value
+    if origin is typing.Union or origin is types.UnionType:
+        if type(None) in args and (value is None or value == "none"):
+            return None
+        for option in args:
+            if option is not type(None):
+                try:
+                    return convert(option, value)
+                except _Mismatch:
+                    pass
+        raise _Mismatch
+    if origin is Literal:  # the values themselves are the dataclass's to check
+        if not isinstance(value, tuple({type(a) for a in args})):
+            raise _Mismatch
+        return value
+    if hint is bool or hint is str:
+        if not isinstance(value, hint):
+            raise _Mismatch
+        return value
+    if hint is int or hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float) if hint is float
+                                                     else int):
+            raise _Mismatch
+        return hint(value)
+    if origin in (list, tuple) or hint in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise _Mismatch
+            return tuple(convert(a, v) for a, v in zip(args, value, strict=True))
+        items = [convert(args[0] if args else Any, v) for v in value]
+        return tuple(items) if origin is tuple or hint is tuple else items
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise _Mismatch
+        return {k: convert(args[1] if args else Any, v) for k, v in value.items()}
     return value
 
 
-def drop_none(value: Any) -> Any:
-    """``value`` without ``None`` entries (TOML has no null), recursively."""
+def describe(hint: Any) -> str:
+    """``hint`` in words, as a config error says what it expected."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        words = [describe(a) for a in args if a is not type(None)]
+        return " or ".join(words + (["none"] if type(None) in args else []))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple) or hint in (list, tuple):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return f"a list of {len(args)} {_plural(args[0])}"
+        return f"a list of {_plural(args[0]) if args else 'values'}"
+    if origin is dict or hint is dict:
+        return "a table"
+    return {bool: "true or false", int: "an integer", float: "a number",
+            str: "a string"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _plural(hint: Any) -> str:
+    return {bool: "booleans", int: "integers", float: "numbers", str: "strings"}.get(
+        hint, describe(hint))
+
+
+def field_value(key: str, hint: Any, value: Any, source: str = "config") -> Any:
+    """``value`` of setting ``key`` (``section.field``, ``field`` at the top) converted
+    to ``hint`` (:func:`convert`); else a one-line :class:`ConfigError` naming the field,
+    the type expected and the value, with the list syntax where a list is expected."""
+    try:
+        return convert(hint, value)
+    except _Mismatch:
+        pass
+    *parents, leaf = key.split(".")
+    where = f"[{'.'.join(parents)}] {leaf}" if parents else leaf
+    message = f"{source}: {where}: expected {describe(hint)}, got {value!r}"
+    wants_list = any(get_origin(h) in (list, tuple) for h in (hint, *get_args(hint)))
+    if wants_list and not isinstance(value, (list, tuple)):
+        items = ([_parse_value(v.strip()) for v in value.split(",")]
+                 if isinstance(value, str) else [value])
+        toml = ", ".join(tomli_w.dumps({"v": toml_values(v)}).partition("=")[2].strip()
+                         for v in items)
+        message += (f"; write a list: {leaf} = [{toml}] in TOML, --set {key}="
+                    f"[{','.join(str(v) for v in items)}] on the command line")
+    raise ConfigError(message)
+
+
+def reader_options(dataset: str, options: dict[str, Any], label: str = "data.options"
+                   ) -> dict[str, Any]:
+    """``options`` for the reader of ``dataset`` (for ``synthetic``: the
+    :class:`~metarec.data.synthetic.SyntheticConfig` fields), checked against what it
+    takes and converted to its types; a :class:`ConfigError` names an unknown option and
+    lists the known ones. Options of a data set whose format cannot be told (no such
+    path) pass unchecked: loading it says why."""
+    from metarec.data import registry
+
+    if not isinstance(options, dict):
+        raise ConfigError(f"[{label}] must be a table, got {options!r}")
+    try:
+        fmt = (registry.REGISTRY[dataset].reader if dataset in registry.REGISTRY
+               else registry.detect_format(Path(dataset).expanduser()))
+    except MetarecError:
+        return dict(options)
+    hints = registry.option_types(fmt) if fmt in (*registry.READERS, "synthetic") else None
+    if hints is None:
+        return dict(options)
+    unknown = [k for k in options if k not in hints]
+    if unknown:
+        raise ConfigError(f"unknown option(s) {unknown} in [{label}] for {dataset}; known: "
+                          f"{list(hints)}")
+    return {k: field_value(f"{label}.{k}", hints[k], v, "config")
+            for k, v in options.items()}
+
+
+def toml_values(value: Any) -> Any:
+    """``value`` ready for TOML, which has no null: ``None`` becomes ``"none"`` (read
+    back as None by every setting that may be unset), tuples become lists."""
     if isinstance(value, dict):
-        return {k: drop_none(v) for k, v in value.items() if v is not None}
+        return {k: toml_values(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [drop_none(v) for v in value]
-    return value
+        return [toml_values(v) for v in value]
+    return "none" if value is None else value

@@ -6,7 +6,7 @@ are thin wrappers around :func:`run_experiment` and :func:`evaluate_run`."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from metarec.config import RunConfig, load_config
+from metarec.config import ModelConfig, RunConfig, load_config, reader_options
 from metarec.data.dataset import Dataset, Interactions
 from metarec.data.splits import SCENARIOS, ColdStartSplit, split_dataset
 from metarec.errors import CheckpointError, ConfigError
@@ -22,8 +22,15 @@ from metarec.evaluation.baselines import Biases, GlobalMean, Popularity, tuned_m
 from metarec.evaluation.item_knn import ItemKNN
 from metarec.evaluation.metrics import compute_metrics, rating_levels
 from metarec.evaluation.protocol import aggregate_seeds, predictions_frame
-from metarec.evaluation.report import bar_chart, line_chart, results_document, write_run_folder
+from metarec.evaluation.report import (
+    bar_chart,
+    line_chart,
+    replaced_folder,
+    results_document,
+    write_run_folder,
+)
 from metarec.learners.base import Learner
+from metarec.learners.config import LearnerConfig
 from metarec.learners.registry import learner_class
 from metarec.learners.ridge import fold_in
 from metarec.models.base import build_model
@@ -58,11 +65,57 @@ class RunResult:
 
 
 def load_data(config: RunConfig) -> Dataset:
-    """The data set named by ``config.data``."""
+    """The data set named by ``config.data``, its options checked first
+    (:func:`~metarec.config.reader_options`: an unknown one is a :class:`ConfigError`)."""
     from metarec.data.registry import load_dataset
 
+    options = reader_options(config.data.dataset, config.data.options)
     data_dir = Path(config.data.data_dir) if config.data.data_dir else None
-    return load_dataset(config.data.dataset, data_dir=data_dir, **config.data.options)
+    return load_dataset(config.data.dataset, data_dir=data_dir, **options)
+
+
+def to_train(config: RunConfig) -> list[str]:
+    """The learners a run trains: ``config.learners``, plus ``pretrain`` when a baseline
+    evaluates its model."""
+    extra = ["pretrain"] if ON_PRETRAIN & set(config.baselines) else []
+    return list(dict.fromkeys([*config.learners, *extra]))
+
+
+def check_run(config: RunConfig) -> None:
+    """Refuse now, before data are loaded or anything trains, what would fail later: an
+    unknown learner or baseline, a learner's settings (``[learner]`` with its
+    ``[per_learner]`` table) that it refuses, and ``ridge``'s settings when the
+    ``foldin`` control takes them."""
+    unknown = [b for b in config.baselines if b not in BASELINES]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
+    for name in config.learners:
+        learner_class(name)
+    if "foldin" in config.baselines:
+        config.learner_config("ridge")
+    check_learners([(name, config.learner_config(name)) for name in to_train(config)],
+                   config.model)
+
+
+def tiny_dataset() -> Dataset:
+    """A generated data set of 20 users and 20 items to build models on for checks."""
+    from metarec.data.synthetic import SyntheticConfig, generate
+
+    return generate(SyntheticConfig(num_users=20, num_items=20, num_ratings=300))
+
+
+def check_learners(learners: Iterable[tuple[str, LearnerConfig]], model: ModelConfig) -> None:
+    """Build each ``(name, settings)`` learner over a ``model`` for a tiny generated data
+    set, so that the checks of its class (a setting another learner owns, a device this
+    machine lacks) fail before any training. Leaves torch's random state as it was."""
+    learners = list(learners)
+    if not learners:
+        return
+    tiny = tiny_dataset()
+    options = {k: v for k, v in model.options().items() if k != "exclude_fields"}
+    with torch.random.fork_rng(devices=[]):
+        for name, settings in learners:
+            learner_class(name)(build_model(model.kind, tiny, **options), settings)
 
 
 def make_split(dataset: Dataset, config: RunConfig, seed: int) -> ColdStartSplit:
@@ -186,10 +239,22 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
 def run_experiment(config: RunConfig, out: str | Path | None = None,
                    events: Events | None = None, dataset: Dataset | None = None) -> RunResult:
     """Train and evaluate everything in ``config``; write a run folder to ``out``.
-    ``dataset`` replaces loading ``config.data`` (e.g. a data set assembled in code)."""
-    unknown = [b for b in config.baselines if b not in BASELINES]
-    if unknown:
-        raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
+    ``dataset`` replaces loading ``config.data`` (e.g. a data set assembled in code).
+
+    The config is checked first (:func:`check_run`). The run is written into a new folder
+    beside ``out`` that replaces ``out`` as a whole once everything succeeded (an old run
+    there is deleted; see :func:`~metarec.evaluation.report.replaced_folder`); a run that
+    fails leaves ``out`` as it was and deletes what it wrote. ``out`` must be absent, an
+    empty folder or a run folder (one with ``config.toml``)."""
+    check_run(config)
+    if out is None:
+        return _run(config, None, events, dataset)
+    with replaced_folder(out) as staging:
+        return _run(config, staging, events, dataset)
+
+
+def _run(config: RunConfig, out: Path | None, events: Events | None,
+         dataset: Dataset | None) -> RunResult:
     result = RunResult(config)
     started = time.perf_counter()
     emit = events or (lambda kind, payload: None)
@@ -199,18 +264,15 @@ def run_experiment(config: RunConfig, out: str | Path | None = None,
     for seed in config.seeds:
         split = make_split(dataset, config, seed)
         result.split_summary = split.summary()
-        to_train = list(dict.fromkeys(
-            [*config.learners, *(["pretrain"] if ON_PRETRAIN & set(config.baselines)
-                                 else [])]))
         trained: dict[str, Learner] = {}
-        for name in to_train:
+        for name in to_train(config):
             emit("stage", {"message": f"seed {seed}: training {name}"})
             tic = time.perf_counter()
             trained[name] = train_learner(name, dataset, split, config, seed, events)
             result.timings[f"train/{name}/seed{seed}"] = time.perf_counter() - tic
             result.histories.setdefault(name, trained[name].history_)
             if out is not None:
-                trained[name].save(Path(out) / "checkpoints" / f"{name}-seed{seed}")
+                trained[name].save(out / "checkpoints" / f"{name}-seed{seed}")
         emit("stage", {"message": f"seed {seed}: evaluating"})
         names = list(dict.fromkeys([*config.baselines, *config.learners]))
         predictors = predictors_for(trained, split, config, names, dataset)
@@ -219,7 +281,7 @@ def run_experiment(config: RunConfig, out: str | Path | None = None,
     result.aggregated = aggregate_seeds(result.records)
     result.timings["total"] = time.perf_counter() - started
     if out is not None:
-        write_results(result, dataset.name, Path(out))
+        write_results(result, dataset.name, out)
     emit("done", {"seconds": result.timings["total"]})
     return result
 
@@ -232,23 +294,24 @@ def evaluate_run(run_dir: str | Path, events: Events | None = None,
     if not (folder / "config.toml").is_file():
         raise CheckpointError(f"{folder}: not a run folder (no config.toml)")
     config = load_config(folder / "config.toml")
+    missing = [f"checkpoints/{name}-seed{seed}" for seed in config.seeds
+               for name in to_train(config)
+               if not (folder / "checkpoints" / f"{name}-seed{seed}" / "learner.json").is_file()]
+    if missing:
+        raise CheckpointError(f"{folder}: missing checkpoint(s) {', '.join(missing)} (a "
+                              "run folder from `metarec run` has one per learner and seed)")
     result = RunResult(config)
     dataset = load_data(config)
+    names = list(dict.fromkeys([*config.baselines, *config.learners]))
     for seed in config.seeds:
         split = make_split(dataset, config, seed)
         features = split.features(dataset)
         trained: dict[str, Learner] = {}
-        needed = {*config.learners, *(["pretrain"] if ON_PRETRAIN & set(config.baselines)
-                                      else [])}
-        for name in needed:
+        for name in to_train(config):
             path = folder / "checkpoints" / f"{name}-seed{seed}"
-            if path.is_dir():
-                trained[name] = Learner.load(path, features=features, device=device)
-                if trained[name].known_ is None:  # what fit saw: the split's training
-                    trained[name].known_ = split.train_ratings  # ratings (for memories)
-        names = [n for n in dict.fromkeys([*config.baselines, *config.learners])
-                 if n in REFITTED or n in trained
-                 or (n in ON_PRETRAIN and "pretrain" in trained)]
+            trained[name] = Learner.load(path, features=features, device=device)
+            if trained[name].known_ is None:  # what fit saw: the split's training
+                trained[name].known_ = split.train_ratings  # ratings (for memories)
         result.records += evaluate_predictors(predictors_for(trained, split, config, names,
                                                              dataset),
                                               split, config, seed, dataset.num_items)

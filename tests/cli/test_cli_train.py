@@ -62,7 +62,7 @@ def test_train_writes_checkpoint_and_history_then_resumes(config: Path, tmp_path
     assert summary["finished"] is False and summary["history"] == []
     folder = out / "checkpoints" / "reptile"
     assert {p.name for p in folder.iterdir()} == {"learner.json", "weights.safetensors",
-                                                  "trainer_state.pt"}
+                                                  "memory.safetensors", "trainer_state.pt"}
 
     # Resume to the end of the 2 epochs (6 steps each) ...
     _train("--config", str(config), "--out", str(out), "--resume")
@@ -94,6 +94,15 @@ def test_train_refuses_a_learner_that_is_not_meta(config: Path, tmp_path: Path) 
                                  "--out", str(tmp_path / "x")])
     assert isinstance(result.exception, ConfigError)
     assert "not a meta-learner" in str(result.exception)
+    assert "anil, ridge, melu (= maml-r)" in str(result.exception)  # every one that trains
+
+
+def test_train_refuses_an_unknown_backend(config: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--config", str(config), "--backend", "bogus",
+                                 "--out", str(tmp_path / "x")])
+    assert isinstance(result.exception, ConfigError)
+    assert "--backend must be one of gloo, nccl, mpi" in str(result.exception)
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.slow

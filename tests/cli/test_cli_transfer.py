@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from metarec.cli import app
@@ -53,11 +54,18 @@ def test_transfer_writes_a_run_folder(tmp_path: Path) -> None:
                  "source/learner.json"):
         assert (out / name).is_file(), name
     assert 'freeze = "embeddings"' in (out / "config.toml").read_text()
-    # Reuse the saved source as a checkpoint.
+    # Reuse the saved source as a checkpoint ...
     again = runner.invoke(app, ["transfer", "--config", str(config), "--out",
                                 str(tmp_path / "run2"), "--source-checkpoint",
                                 str(out / "source"), "--set", "transfer.fractions=[1.0]"])
     assert again.exit_code == 0, again.output
+    # ... but not on a data set it was not trained on.
+    other = runner.invoke(app, ["transfer", "--config", str(config), "--out",
+                                str(tmp_path / "run3"), "--source-checkpoint",
+                                str(out / "source"), "--set", "data.options.num_items=100"])
+    assert isinstance(other.exception, CheckpointError), other.output
+    assert "has 80 item ids but the data set synthetic-source has 100 items" in str(
+        other.exception)
 
 
 def test_distill_writes_a_run_folder(tmp_path: Path) -> None:
@@ -74,6 +82,11 @@ def test_distill_writes_a_run_folder(tmp_path: Path) -> None:
     assert rows[1]["parameters"] < rows[0]["parameters"]
     assert all(r["predictions_per_s"] > 0 and r["file_bytes"] > 0 for r in rows)
     assert (out / "student" / "distill.json").is_file()
+    other = runner.invoke(app, ["distill", "--config", str(config), "--out",
+                                str(tmp_path / "run2"), "--teacher-checkpoint",
+                                str(out / "student"), "--set", "data.options.num_items=100"])
+    assert isinstance(other.exception, CheckpointError), other.output
+    assert "has 80 item ids but the data set synthetic has 100 items" in str(other.exception)
 
 
 @pytest.mark.parametrize("args, error, message", [
@@ -81,7 +94,13 @@ def test_distill_writes_a_run_folder(tmp_path: Path) -> None:
      "source checkpoint nowhere does not exist"),
     (["transfer", "--freeze", "all"], ConfigError, "transfer.freeze must be one of"),
     (["transfer", "--set", "transfer.colour=1"], ConfigError,
-     "unknown field(s) ['colour'] in section 'transfer'"),
+     "unknown field(s) ['colour'] in [transfer]"),
+    (["transfer", "--set", "transfer.shared_share=abc"], ConfigError,
+     "[transfer] shared_share: expected a number, got 'abc'"),
+    (["transfer", "--set", "data.options.bogus=1"], ConfigError,
+     "unknown option(s) ['bogus'] in [data.options] for synthetic"),
+    (["distill", "--set", "distill.student_hidden=8"], ConfigError,
+     "[distill] student_hidden: expected a list of integers, got 8"),
     (["distill", "--set", "distill.student_embedding_dim=64",
       "--set", "distill.student_hidden=[128,128]"], ConfigError, "not fewer than the teacher"),
     (["distill", "--teacher-checkpoint", "nowhere"], CheckpointError, "teacher checkpoint"),
@@ -100,6 +119,24 @@ def test_bad_configurations_raise_project_errors(tmp_path: Path, args: list[str]
     assert "\n" not in str(result.exception)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["transfer", "--set", "transfer.meta_learner=bogus"], "unknown learner 'bogus'"),
+    (["transfer", "--set", "learner.memory_precision=1.0"],
+     "pretrain keeps no memory of trained users"),
+    (["distill", "--set", "distill.teacher_learner=bogus"], "unknown learner 'bogus'"),
+    (["distill", "--set", "learner.average_decay=0.5"],
+     "distill does not average the student's weights"),
+])
+def test_learners_are_checked_before_anything_trains(tmp_path: Path, args: list[str],
+                                                     message: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(COMMON)
+    result = runner.invoke(app, [*args, "--config", str(config), "--out", str(tmp_path / "o")])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert message in str(result.exception)
+    assert "training" not in result.output
+
+
 def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -108,3 +145,48 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "transfer.freeze must be one of" in done.stderr
+
+
+def _metric_values(out: Path) -> list[dict]:
+    keep = ("setting", "seed", "fraction", "method", "model", "scenario", "metric", "value",
+            "mae", "ndcg@3", "parameters")
+    return [{k: v for k, v in r.items() if k in keep}
+            for r in json.loads((out / "results.json").read_text())["results"]]
+
+
+@pytest.mark.parametrize("command, section", [
+    ("transfer", '[transfer]\nmethods = ["target-only", "transfer"]\n'),
+    ("distill", "[distill]\nstudent_embedding_dim = 4\nstudent_hidden = [8]\n"
+                "distill_pairs = 500\ntiming_pairs = 200\ntiming_users = 1\n"),
+])
+def test_one_config_gives_one_result(tmp_path: Path, command: str, section: str) -> None:
+    """Every model's initial weights are seeded from the config: two runs agree."""
+    config = tmp_path / "c.toml"
+    config.write_text(COMMON.replace("embedding_dim = 4\nhidden = [8]", "embedding_dim = 8\n"
+                                     "hidden = [16]") + section)
+    for name, state in (("a", 1), ("b", 2)):
+        torch.manual_seed(state)  # as each new process draws its own
+        result = runner.invoke(app, [command, "--config", str(config), "--out",
+                                     str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    assert _metric_values(tmp_path / "a") == _metric_values(tmp_path / "b")
+
+
+@pytest.mark.parametrize("command, section", [("transfer", "[transfer]"),
+                                              ("distill", "[distill]")])
+def test_help_shows_the_section_name(command: str, section: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert f"{section} section" in " ".join(result.output.split())
+
+
+def test_tables_are_not_cut_to_80_columns_when_output_is_not_a_terminal() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    done = subprocess.run([sys.executable, "-c", "from metarec.cli import transfer, online; "
+                           "print(transfer.console.width, online.console.width)"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split() == ["160", "160"], done.stderr

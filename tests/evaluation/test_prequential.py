@@ -3,10 +3,13 @@ and metrics over the stream are exact on hand-made streams."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from metarec.data.dataset import Interactions
+from metarec.errors import CheckpointError
 from metarec.evaluation.prequential import (
     LeakageError,
     PrequentialConfig,
@@ -180,3 +183,45 @@ def test_run_prequential_modes_reads_the_runs_dataset(tmp_path) -> None:
     assert all(r["events"] == 100 and r["start"] == 100 for r in records)
     assert records[0]["update_every"] == 0 and records[2]["update_every"] == 50
     assert records[0]["mae"] != records[2]["mae"]
+
+
+def test_the_runs_data_dir_is_where_its_data_set_is_read(tmp_path, monkeypatch) -> None:
+    """A run made with ``--data-dir DIR`` is streamed from DIR (unless another is given)."""
+    import metarec.data.registry
+    from metarec.evaluation.prequential import data_of_run, run_prequential_modes
+
+    (tmp_path / "checkpoints" / "x").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "x" / "learner.json").write_text("{}")
+    (tmp_path / "config.toml").write_text('[data]\ndataset = "movielens-100k"\n'
+                                          'data_dir = "/data/ml"\n[data.options]\n'
+                                          'occupations = "codes"\n')
+    assert data_of_run(tmp_path) == ("movielens-100k", {"occupations": "codes"}, "/data/ml")
+    asked = []
+
+    def load_dataset(name, *, data_dir=None, **options):  # noqa: ANN001, ANN202
+        asked.append((name, data_dir, options))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(metarec.data.registry, "load_dataset", load_dataset)
+    for given, expected in ((None, Path("/data/ml")), ("/elsewhere", Path("/elsewhere"))):
+        with pytest.raises(RuntimeError, match="stop here"):
+            run_prequential_modes(tmp_path, data_dir=given)
+        assert asked.pop() == ("movielens-100k", expected, {"occupations": "codes"})
+    (tmp_path / "config.toml").write_text('[data]\ndataset = "synthetic"\n'
+                                          'data_dir = "none"\n')
+    assert data_of_run(tmp_path) == ("synthetic", {}, None)
+
+
+def test_saved_learner_takes_a_learner_name_or_a_checkpoint_name(tmp_path) -> None:
+    from metarec.evaluation.prequential import saved_learner
+
+    for name in ("maml-r-seed10", "maml-r-seed3", "reptile-seed3"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+        (tmp_path / "checkpoints" / name / "learner.json").write_text("{}")
+    checkpoints = tmp_path / "checkpoints"
+    assert saved_learner(tmp_path, "maml-r") == checkpoints / "maml-r-seed3"
+    assert saved_learner(tmp_path, "maml-r-seed10") == checkpoints / "maml-r-seed10"
+    assert saved_learner(checkpoints / "reptile-seed3") == checkpoints / "reptile-seed3"
+    with pytest.raises(CheckpointError, match="no saved learner 'anil' .*saved there: "
+                                              "maml-r-seed10, maml-r-seed3, reptile-seed3"):
+        saved_learner(tmp_path, "anil")

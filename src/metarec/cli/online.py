@@ -5,6 +5,7 @@ meta-adaptation. Also what ``metarec evaluate --protocol prequential`` calls."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def prequential_command(
@@ -21,7 +22,9 @@ def prequential_command(
         help="Data set streamed in time order (name or path; default: the run's, else "
         "synthetic).")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
-    learner: Annotated[str | None, typer.Option(help="Checkpoint name if several.")] = None,
+    learner: Annotated[str | None, typer.Option(
+        help="Which of a run's checkpoints: a learner (maml-r: its first seed) or a "
+        "checkpoint folder (maml-r-seed3); default: the first.")] = None,
     modes: Annotated[str, typer.Option(help="Comma-separated: static,sgd,meta.")
                      ] = "static,sgd,meta",
     start: Annotated[float, typer.Option(help="Warm-up: fraction of the stream learned "

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from metarec.config import load_config
 from metarec.data.splits import SCENARIOS
-from metarec.errors import ConfigError
+from metarec.errors import CheckpointError, ConfigError
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -104,9 +104,15 @@ def evaluate(
     if protocol == "prequential":
         from metarec.cli.online import prequential_command
 
-        config = load_config(run_dir / "config.toml") if (run_dir / "config.toml").is_file(
-        ) else None
-        learner = f"{config.learners[0]}-seed{config.seeds[0]}" if config else None
+        learner = None
+        if (run_dir / "config.toml").is_file():
+            config = load_config(run_dir / "config.toml")
+            name = config.learners[0] if config.learners else "pretrain"
+            learner = f"{name}-seed{config.seeds[0]}"
+            if not config.learners and not (run_dir / "checkpoints" / learner).is_dir():
+                raise CheckpointError(f"{run_dir}: the run trained no learner (no learners "
+                                      "and no pretrain checkpoint): nothing to evaluate "
+                                      "prequentially")
         prequential_command(run_dir, learner=learner, max_events=max_events)
         return
     if protocol != "cold-start":

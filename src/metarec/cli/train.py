@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from metarec.config import load_config
+from metarec.config import load_config, reader_options
 from metarec.data.registry import load_dataset
 from metarec.data.splits import split_dataset
 from metarec.errors import ConfigError
@@ -32,10 +32,12 @@ from metarec.learners.distributed import (
     init_distributed,
 )
 from metarec.learners.meta_learner import MetaLearner
-from metarec.learners.registry import learner_class
+from metarec.learners.registry import ALIASES, LEARNERS, learner_class
 from metarec.models import build_model
 
 logger = logging.getLogger(__name__)
+BACKENDS = ("gloo", "nccl", "mpi")
+"""What ``--backend`` may name (see :func:`~metarec.learners.distributed.init_distributed`)."""
 
 
 @dataclass
@@ -62,6 +64,9 @@ def run_job(job: TrainJob, *, show_progress: bool = True) -> dict[str, Any]:
     """The worker every process runs: join the group, load data, split, build the model and
     learner, train, and (rank 0) write the checkpoint and ``train.json``. Returns the
     summary written to ``train.json``."""
+    if job.backend not in (None, *BACKENDS):
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)} (default: nccl "
+                          f"with a GPU, else gloo), got {job.backend!r}")
     context = init_distributed(job.backend, job.timeout_s)
     finished = False
     try:
@@ -81,10 +86,13 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
     name = job.learner or (config.learners[0] if config.learners else "maml-r")
     cls = learner_class(name)
     if not issubclass(cls, MetaLearner):
+        supported = [n for n, c in LEARNERS.items() if issubclass(c, MetaLearner)]
+        aliases = [f"{a} (= {n})" for a, n in ALIASES.items() if n in supported]
         raise ConfigError(f"learner {name!r} is not a meta-learner; metarec train supports "
-                          "maml, fomaml, reptile, metasgd, maml-r (melu) and anil")
+                          f"{', '.join(supported + aliases)}")
+    options = reader_options(config.data.dataset, config.data.options)
     data_dir = Path(config.data.data_dir) if config.data.data_dir else None
-    dataset = load_dataset(config.data.dataset, data_dir=data_dir, **config.data.options)
+    dataset = load_dataset(config.data.dataset, data_dir=data_dir, **options)
     split = split_dataset(dataset, config.split)
     dataset = split.features(dataset)  # as training may see them (split options)
     # Every rank builds the same initial weights (the trainer also broadcasts rank 0's).
@@ -152,7 +160,7 @@ def train(
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a config field: section.field=value (repeatable).")] = None,
     backend: Annotated[str | None, typer.Option(
-        "--backend", help="gloo or nccl (default: nccl with a GPU, else gloo).")] = None,
+        "--backend", help="gloo, nccl or mpi (default: nccl with a GPU, else gloo).")] = None,
     timeout: Annotated[float, typer.Option(
         "--timeout", help="Seconds to wait for the other ranks before failing.")] = 300.0,
     checkpoint_every: Annotated[int, typer.Option(

@@ -25,14 +25,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from metarec.errors import CheckpointError, ConfigError
+from metarec.learners.registry import learner_class
 from metarec.learners.transfer import TransferConfig
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 Events = Callable[[str], None]
 """Receives one line per stage (e.g. ``"seed 0: training the source"``)."""
 
@@ -70,6 +66,7 @@ class TransferRun(TransferConfig):
                               "transfer, transfer+meta")
         if not self.fractions or not all(0 < f <= 1 for f in self.fractions):
             raise ConfigError(f"transfer.fractions must be in (0, 1], got {self.fractions}")
+        learner_class(self.meta_learner)
 
     def transfer_config(self) -> TransferConfig:
         """The transfer settings alone."""
@@ -109,6 +106,7 @@ class DistillRun:
         if not 0 < self.label_fraction <= 1:
             raise ConfigError(f"distill.label_fraction must be in (0, 1], got "
                               f"{self.label_fraction}")
+        learner_class(self.teacher_learner)
         self.distill_config()
 
     def distill_config(self, seed: int = 0) -> Any:
@@ -122,25 +120,17 @@ class DistillRun:
 def load_run_config(path: Path | None, overrides: list[str], section: str,
                     cls: type) -> tuple[Any, Any, str]:
     """(RunConfig, section dataclass, TOML text) from ``path`` plus ``section.field=value``
-    overrides; the extra ``[section]`` is parsed here, the rest by ``metarec.config``."""
-    from metarec.config import config_from_dict, drop_none, read_config_values
-
-    values = read_config_values(path, overrides)
-    extra = values.pop(section, {})
-    source = str(path) if path else "config"
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(extra) - known)
-    if unknown:
-        raise ConfigError(f"{source}: unknown field(s) {unknown} in section '{section}'; "
-                          f"known: {sorted(known)}")
-    try:
-        settings = cls(**extra)
-    except TypeError as error:
-        raise ConfigError(f"{source}: section '{section}': {error}") from None
-    run = config_from_dict(values, source)
+    overrides; the extra ``[section]`` is checked like the others
+    (:func:`~metarec.config.section_from_dict`), the rest read by ``metarec.config``."""
     import tomli_w
 
-    text = run.to_toml() + "\n" + tomli_w.dumps({section: drop_none(asdict(settings))})
+    from metarec.config import config_from_dict, read_config_values, section_from_dict, toml_values
+
+    values = read_config_values(path, overrides)
+    source = str(path) if path else "config"
+    settings = section_from_dict(cls, values.pop(section, {}), section, source)
+    run = config_from_dict(values, source)
+    text = run.to_toml() + "\n" + tomli_w.dumps({section: toml_values(asdict(settings))})
     return run, settings, text
 
 
@@ -154,12 +144,17 @@ def _metrics(tasks: Any, pred: Any) -> dict[str, float]:
 
 
 def _load_learner(path: str, features: Any, what: str) -> Any:
+    """The learner saved at ``path``, checked against the data set ``features`` it is to
+    run on (:func:`~metarec.evaluation.prequential.check_checkpoint`)."""
+    from metarec.evaluation.prequential import check_checkpoint
     from metarec.learners.base import Learner
 
     if not Path(path).is_dir():
         raise CheckpointError(f"{what} checkpoint {path} does not exist (expected a folder "
                               "written by save(), e.g. a run folder's model/)")
-    return Learner.load(path, features=features)
+    learner = Learner.load(path, features=features)
+    check_checkpoint(learner, features, f"{what} checkpoint {path}")
+    return learner
 
 
 def _check_scenarios(split: Any, names: list[str]) -> None:
@@ -171,7 +166,9 @@ def _check_scenarios(split: Any, names: list[str]) -> None:
 # ---- transfer -----------------------------------------------------------------------
 def transfer_datasets(run: Any, settings: TransferRun, seed: int) -> tuple[Any, Any]:
     """(source, target) data sets of a transfer run."""
+    from metarec.config import reader_options
     from metarec.data.registry import load_dataset
+    from metarec.experiment import load_data
 
     data = run.data
     if settings.source == "domains":
@@ -181,13 +178,15 @@ def transfer_datasets(run: Any, settings: TransferRun, seed: int) -> tuple[Any, 
         if data.dataset != "synthetic":
             raise ConfigError("transfer.source = 'domains' generates both domains: set "
                               "data.dataset = 'synthetic'")
-        return generate_domains(SyntheticConfig(**data.options), settings.shared_share, seed)
-    target = load_dataset(data.dataset, data_dir=data.data_dir, **data.options)
+        options = reader_options("synthetic", data.options)
+        return generate_domains(SyntheticConfig(**options), settings.shared_share, seed)
+    target = load_data(run)
     if settings.source == "same":
         return target, target
-    source = load_dataset(settings.source, data_dir=settings.source_data_dir,
-                          **settings.source_options)
-    return source, target
+    options = reader_options(settings.source, settings.source_options,
+                             "transfer.source_options")
+    source_dir = Path(settings.source_data_dir) if settings.source_data_dir else None
+    return load_dataset(settings.source, data_dir=source_dir, **options), target
 
 
 def transfer_experiment(run: Any, settings: TransferRun, events: Events | None = None,
@@ -195,13 +194,21 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
     """Pretrain on the source, then for every seed, fraction and method fit on the target
     and score the target's evaluation scenarios. Returns ``{"records", "report"}``:
     records ``{setting, seed, fraction, method, scenario, metric, value, fit_s}``."""
+    import torch
+
     from metarec.data.splits import split_dataset
+    from metarec.experiment import check_learners
     from metarec.learners.registry import learner_class
     from metarec.learners.transfer import Transfer, split_users, subsample_users
     from metarec.models.base import build_model
 
     say = events or (lambda message: None)
     _refuse_training_feature_views(run)
+    methods = {"target-only": "pretrain", "transfer": settings.target_learner,
+               "transfer+meta": settings.meta_learner}
+    names = [] if settings.source_checkpoint else [settings.source_learner]
+    names += [methods[m] for m in settings.methods]
+    check_learners([(name, run.learner) for name in dict.fromkeys(names)], run.model)
     records: list[dict[str, Any]] = []
     report = None
     tcfg = settings.transfer_config()
@@ -224,6 +231,7 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
                 source_train, source_val = source_split.train, source_split.validation
             say(f"seed {seed}: training the source ({settings.source_learner}, "
                 f"{len(source_train)} users of {source_ds.name})")
+            torch.manual_seed(seed)  # the initial weights: one config, one result
             model = build_model(run.model.kind, source_ds, **run.model.options())
             started = time.perf_counter()
             source = learner_class(settings.source_learner)(model, cfg).fit(
@@ -237,6 +245,7 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
                 say(f"seed {seed}: {method} on {fraction:.0%} of the target's training "
                     f"users ({len(train)})")
                 started = time.perf_counter()
+                torch.manual_seed(seed)  # the target model's fresh weights
                 if method == "target-only":
                     model = build_model(run.model.kind, target_ds, **run.model.options())
                     learner = learner_class("pretrain")(model, cfg).fit(
@@ -274,7 +283,7 @@ def summarise(records: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict
 
 def transfer(
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML config with a "
-                                       "[transfer] section."),
+                                       "\\[transfer] section."),
     out: Path = typer.Option(Path("runs/transfer"), help="Run folder to write."),
     source_checkpoint: Path | None = typer.Option(
         None, "--source-checkpoint", help="A saved source learner (skips source training)."),
@@ -396,17 +405,23 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
     """Teacher vs distilled student vs the same student trained without the teacher, per
     seed: MAE, nDCG@3 per scenario, parameter count, file size, predictions/s and per-user
     adaptation latency. Returns flat records (one per seed, model, scenario)."""
-    from metarec.data.registry import load_dataset
+    import torch
+
     from metarec.data.splits import split_dataset
+    from metarec.experiment import check_learners, load_data, tiny_dataset
     from metarec.learners.distill import Distill, parameter_count
-    from metarec.learners.registry import learner_class
     from metarec.learners.transfer import subsample_users
     from metarec.models.base import build_model
 
     say = events or (lambda message: None)
     _refuse_training_feature_views(run)
-    data = run.data
-    dataset = load_dataset(data.dataset, data_dir=data.data_dir, **data.options)
+    if not settings.teacher_checkpoint:
+        check_learners([(settings.teacher_learner, run.learner)], run.model)
+    with torch.random.fork_rng(devices=[]):  # the student's settings, on a tiny data set
+        tiny = tiny_dataset()
+        Distill(student_model(settings, tiny, run.model), None, run.learner,
+                settings.distill_config())
+    dataset = load_data(run)
     records: list[dict[str, Any]] = []
     for seed in run.seeds:
         cfg = replace(run.learner, seed=seed)
@@ -418,14 +433,16 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
             teachers = []
             for teacher_seed in settings.teacher_seeds:
                 say(f"seed {seed}: training teacher {teacher_seed} ({settings.teacher_learner})")
+                teacher_cfg = replace(cfg, seed=seed * 1000 + teacher_seed)
+                torch.manual_seed(teacher_cfg.seed)  # the initial weights
                 model = build_model(run.model.kind, dataset, **run.model.options())
-                teachers.append(learner_class(settings.teacher_learner)(
-                    model, replace(cfg, seed=seed * 1000 + teacher_seed)).fit(
-                        split.train, dataset, split.validation))
+                teachers.append(learner_class(settings.teacher_learner)(model, teacher_cfg).fit(
+                    split.train, dataset, split.validation))
         labelled = subsample_users(split.train, settings.label_fraction, seed)
         models: dict[str, Any] = {"teacher": teachers if len(teachers) > 1 else teachers[0]}
         for name, teacher in (("student+teacher", teachers), ("student alone", None)):
             say(f"seed {seed}: training {name} on {len(labelled)} labelled users")
+            torch.manual_seed(seed)  # both students start from the same weights
             student = Distill(student_model(settings, dataset, run.model), teacher, cfg,
                               settings.distill_config(seed))
             models[name] = student.fit(labelled, dataset, split.validation,
@@ -449,7 +466,7 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
 
 def distill(
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML config with a "
-                                       "[distill] section."),
+                                       "\\[distill] section."),
     out: Path = typer.Option(Path("runs/distill"), help="Run folder to write."),
     teacher_checkpoint: Path | None = typer.Option(
         None, "--teacher-checkpoint", help="A saved teacher learner (skips teacher training)."),

@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from metarec.errors import ConfigError, DataError, DownloadError
 
@@ -258,7 +258,7 @@ def read_format(fmt: str, path: Path, **options: Any) -> Dataset:
         raise DataError(f"no reader for format {fmt!r}; known: {', '.join(READERS)}") from None
     module_name, function_name = target.split(":")
     reader = getattr(importlib.import_module(module_name), function_name)
-    check_options(reader, options, f"the {fmt} reader")
+    check_options(fmt, options, f"the {fmt} reader")
     path = Path(path)
     if fmt == "table":
         return reader(path if path.is_file() else _table_file(path), **options)
@@ -267,19 +267,36 @@ def read_format(fmt: str, path: Path, **options: Any) -> Dataset:
     return reader(path.parent if path.is_file() else path, **options)
 
 
-def check_options(function: Callable[..., Any], options: Mapping[str, Any], what: str
-                  ) -> None:
-    """A ConfigError naming the ``options`` that ``function`` (a reader, or a config
-    class) does not take, and those it does; ``what`` names it in the message."""
+def option_types(fmt: str) -> dict[str, Any] | None:
+    """The options the reader of format ``fmt`` takes (for ``synthetic``: the fields of
+    :class:`~metarec.data.synthetic.SyntheticConfig`), name -> type hint (``Any`` where
+    it has none); None when it takes any keyword."""
+    if fmt == "synthetic":
+        from metarec.data.synthetic import SyntheticConfig
+
+        function: Callable[..., Any] = SyntheticConfig
+    else:
+        module_name, function_name = READERS[fmt].split(":")
+        function = getattr(importlib.import_module(module_name), function_name)
     parameters = inspect.signature(function).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return
-    known = [p.name for p in parameters if p.name != "path"
-             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unknown = sorted(set(options) - set(known))
+        return None
+    try:
+        hints = get_type_hints(function)
+    except (NameError, TypeError):
+        hints = {}
+    return {p.name: hints.get(p.name, Any) for p in parameters if p.name != "path"
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def check_options(fmt: str, options: Mapping[str, Any], what: str) -> None:
+    """A ConfigError naming the ``options`` that the reader of ``fmt`` does not take, and
+    those it does; ``what`` names the data set in the message."""
+    known = option_types(fmt)
+    unknown = [] if known is None else sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(f"unknown option(s) {unknown} for {what}; known: "
-                          f"{', '.join(known) or 'none'}")
+                          f"{', '.join(known or ()) or 'none'}")
 
 
 def load_dataset(name_or_path: str | Path, *, data_dir: Path | None = None,
@@ -298,7 +315,7 @@ def load_dataset(name_or_path: str | Path, *, data_dir: Path | None = None,
         if info.built_in:
             from metarec.data.synthetic import SyntheticConfig, generate
 
-            check_options(SyntheticConfig, options, "the synthetic data set")
+            check_options("synthetic", options, "the synthetic data set")
             return generate(SyntheticConfig(**options))
         folder = local_path(key, data_dir)
         if folder is None:

@@ -19,6 +19,7 @@ must not change any prediction made up to and including that event.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -194,9 +195,10 @@ def check_no_leak(make_model: Callable[[Interactions], StreamModel], events: Int
                                "predicting it")
 
 
-def dataset_of_run(run_dir: str | Path) -> tuple[str, dict[str, Any]] | None:
-    """(data set name, reader options) named in the ``config.toml`` of ``run_dir`` (or of
-    one of its two parent folders, for a checkpoint folder inside a run), if any."""
+def data_of_run(run_dir: str | Path) -> tuple[str, dict[str, Any], str | None] | None:
+    """(data set name, reader options, ``data_dir`` or None) named in the ``config.toml``
+    of ``run_dir`` (or of one of its two parent folders, for a checkpoint folder inside a
+    run), if any."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
@@ -207,8 +209,39 @@ def dataset_of_run(run_dir: str | Path) -> tuple[str, dict[str, Any]] | None:
         if path.is_file():
             data = tomllib.loads(path.read_text()).get("data", {})
             if "dataset" in data:
-                return str(data["dataset"]), dict(data.get("options", {}))
+                def unset(value: Any) -> Any:  # TOML has no null: runs write "none"
+                    return None if value == "none" else value
+
+                options = {k: unset(v) for k, v in data.get("options", {}).items()}
+                data_dir = unset(data.get("data_dir"))
+                return (str(data["dataset"]), options,
+                        None if data_dir is None else str(data_dir))
     return None
+
+
+def saved_learner(folder: str | Path, learner: str | None = None) -> Path:
+    """The saved learner folder to load: ``folder`` itself when it holds
+    ``learner.json``, else the one in ``folder/checkpoints/`` that ``learner`` names --
+    a checkpoint folder (``maml-r-seed3``) or a learner (``maml-r``: its lowest seed) --
+    or the first there when ``learner`` is None. A :class:`CheckpointError` lists the
+    saved ones when none fits."""
+    folder = Path(folder)
+    if (folder / "learner.json").is_file():
+        return folder
+    saved = sorted(p.parent for p in (folder / "checkpoints").glob("*/learner.json"))
+    chosen = saved
+    if learner is not None:
+        chosen = [p for p in saved if p.name == learner]
+        if not chosen:
+            seeded = [p for p in saved
+                      if re.fullmatch(rf"{re.escape(learner)}-seed\d+", p.name)]
+            chosen = sorted(seeded, key=lambda p: int(p.name.rsplit("-seed", 1)[1]))
+    if not chosen:
+        what = "no saved learner" + (f" {learner!r}" if learner else "")
+        have = ", ".join(p.name for p in saved) or "none"
+        raise CheckpointError(f"{folder}: {what} (learner.json) here or in "
+                              f"checkpoints/<name>/; saved there: {have}")
+    return chosen[0]
 
 
 def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,
@@ -219,24 +252,20 @@ def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,
                           online: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Prequential runs of a saved learner over ``dataset`` in time order, one per mode
     of :class:`~metarec.learners.online.OnlineRecommender`, each from a fresh copy of the
-    checkpoint. The first ``start`` fraction of the stream is warm-up; the checkpoint
-    should have been trained on that part only, or the scores are optimistic.
-    ``dataset`` None: the one named in the run's config.toml, else ``synthetic``.
+    checkpoint (chosen by :func:`saved_learner`). The first ``start`` fraction of the
+    stream is warm-up; the checkpoint should have been trained on that part only, or the
+    scores are optimistic. ``dataset`` None: the one named in the run's config.toml (with
+    its options, and its ``data_dir`` unless ``data_dir`` is given), else ``synthetic``.
     Returns one record per mode: the summary, the settings and the error ``curve``."""
     from metarec.data.registry import load_dataset
     from metarec.learners.base import Learner
     from metarec.learners.online import OnlineConfig, OnlineRecommender
 
-    folder = Path(checkpoint)
-    if not (folder / "learner.json").is_file():
-        saved = sorted(p.parent for p in (folder / "checkpoints").glob("*/learner.json"))
-        saved = [p for p in saved if learner is None or p.name == learner]
-        if not saved:
-            raise CheckpointError(f"{folder}: no saved learner (learner.json) here or in "
-                                  "checkpoints/<learner>/")
-        folder = saved[0]
-    named = dataset_of_run(checkpoint) if dataset is None else (dataset, {})
-    name, options = named if named is not None else ("synthetic", {})
+    folder = saved_learner(checkpoint, learner)
+    name, options = dataset or "synthetic", {}
+    if dataset is None and (named := data_of_run(checkpoint)) is not None:
+        name, options, run_data_dir = named
+        data_dir = run_data_dir if data_dir is None else data_dir
     data = load_dataset(name, data_dir=None if data_dir is None else Path(data_dir), **options)
     events = time_order(data.interactions)
     if max_events is not None:
@@ -246,7 +275,7 @@ def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,
     records = []
     for mode in modes:
         model = Learner.load(folder, features=data)
-        _check_specs(model, data)
+        check_checkpoint(model, data)
         every = update_every if mode == "meta" else 0
         settings = OnlineConfig(mode=mode, update_every=every, **(online or {}))  # type: ignore[arg-type]
         result = run_prequential(OnlineRecommender(model, data, settings), events, config)
@@ -257,13 +286,22 @@ def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,
     return records
 
 
-def _check_specs(learner: Any, data: Any) -> None:
+def check_checkpoint(learner: Any, data: Any, what: str = "checkpoint") -> None:
+    """Raise :class:`CheckpointError` unless ``learner``'s model was built for ``data``'s
+    fields (names, kinds, category values) and, where it has id embeddings, for as many
+    users and items; ``what`` names the checkpoint in the message."""
     model_config = learner.model.config()
     for side, table in (("user", data.users), ("item", data.items)):
-        saved = [(s["name"], s["kind"], tuple(s.get("vocab", ())))
-                 for s in model_config.get(f"{side}_specs", [])]
-        have = [(s.name, s.kind, tuple(s.vocab)) for s in table.specs]
-        if saved and saved != have:
-            raise CheckpointError(f"the checkpoint's {side} fields differ from the data "
-                                  f"set's ({[s[0] for s in saved]} vs {[s[0] for s in have]}"
-                                  "): evaluate on the data set it was trained on")
+        saved = {s["name"]: (s["kind"], tuple(s.get("vocab", ())))
+                 for s in model_config.get(f"{side}_specs", [])}
+        have = {s.name: (s.kind, tuple(s.vocab)) for s in table.specs}
+        differ = [name for name, spec in saved.items() if have.get(name) != spec]
+        if differ:  # a field the model left out (exclude_fields) may be in the data
+            raise CheckpointError(f"the {what}'s {side} fields {differ} differ from the "
+                                  f"data set's ({list(saved)} vs {list(have)}): use the "
+                                  "data set it was trained on")
+        ids = int(model_config.get(f"num_{side}s", 0) or 0)
+        if ids and ids != table.num_rows:
+            raise CheckpointError(f"the {what}'s model has {ids} {side} ids but the data set "
+                                  f"{data.name} has {table.num_rows} {side}s: use the data "
+                                  "set it was trained on")

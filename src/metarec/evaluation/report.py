@@ -7,8 +7,11 @@ import html
 import json
 import os
 import platform
+import shutil
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from metarec.errors import ConfigError  # noqa: E402
 
 
 def machine() -> dict[str, Any]:
@@ -67,6 +72,49 @@ def write_run_folder(out_dir: str | Path, *, config_toml: str, document: dict[st
     rows = table if table is not None else document.get("results", [])
     _atomic_write(folder / "report.html", _html(title, document, rows, images))
     return folder
+
+
+def check_replaceable(out_dir: str | Path) -> None:
+    """Refuse (:class:`ConfigError`) an output folder that a new run may not replace: a
+    file, or a non-empty folder that is not a run folder (no ``config.toml``), so that
+    replacing a run never deletes other files."""
+    folder = Path(out_dir)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise ConfigError(f"{folder} exists and is not a folder (a file or a link): "
+                          "choose another output folder")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / "config.toml").is_file():
+        raise ConfigError(f"{folder} is not empty and is not a run folder (no config.toml): "
+                          "choose another output folder, or empty it; a new run replaces "
+                          "the whole folder")
+
+
+@contextmanager
+def replaced_folder(out_dir: str | Path) -> Iterator[Path]:
+    """A new empty folder beside ``out_dir`` to write a run into. When the block ends
+    without an error it takes ``out_dir``'s place as a whole (an old run there is deleted,
+    so nothing of it mixes with the new one); on an error it is deleted and ``out_dir``
+    stays as it was. ``out_dir`` is checked first (:func:`check_replaceable`)."""
+    folder = Path(os.path.abspath(out_dir))
+    check_replaceable(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        yield staging
+        check_replaceable(folder)  # again: the run may have taken hours
+        old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+        if folder.exists():
+            os.rename(folder, old)
+        try:
+            os.rename(staging, folder)
+        except OSError:
+            if old.exists():
+                os.rename(old, folder)
+            raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _atomic_write(path: Path, text: str) -> None:

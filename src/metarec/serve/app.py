@@ -40,7 +40,7 @@ from pydantic import (
 )
 
 from metarec.errors import MetarecError
-from metarec.evaluation.prequential import dataset_of_run
+from metarec.evaluation.prequential import data_of_run
 from metarec.serve.state import (
     ServiceState,
     decode_table,
@@ -269,13 +269,14 @@ def build_state(settings: ServeSettings) -> ServiceState:
 def _seed(state: ServiceState, settings: ServeSettings) -> None:
     from metarec.data.registry import load_dataset
 
-    named = dataset_of_run(settings.run_dir)
-    name, options = ("synthetic", {}) if named is None else named
+    named = data_of_run(settings.run_dir)
+    name, options, run_data_dir = ("synthetic", {}, None) if named is None else named
     if settings.dataset is not None:
-        name, options = settings.dataset, {}
+        name, options, run_data_dir = settings.dataset, {}, None
     if settings.dataset_options is not None:
         options = settings.dataset_options
-    dataset = load_dataset(name, data_dir=settings.data_dir, **options)
+    data_dir = settings.data_dir or (Path(run_data_dir) if run_data_dir else None)
+    dataset = load_dataset(name, data_dir=data_dir, **options)
     users = [(str(raw), features) for raw, features in
              zip(dataset.user_ids.raw.tolist(), decode_table(dataset.users), strict=True)]
     items = [(str(raw), features) for raw, features in
