@@ -403,8 +403,8 @@ def test_memory_is_saved_and_loaded(data, trained_ridge, tmp_path) -> None:
                                       getattr(learner.known_, field))
     np.testing.assert_array_equal(loaded.predict_tasks(new_items),
                                   learner.predict_tasks(new_items))
-    # Without a memory nothing more is written.
-    assert not (trained_ridge.save(tmp_path / "plain") / "memory.safetensors").exists()
+    # Every fitted learner writes the ratings it saw (recommend's default support).
+    assert (trained_ridge.save(tmp_path / "plain") / "memory.safetensors").exists()
 
 
 def test_memory_precision_is_ridge_only_and_positive(data) -> None:
