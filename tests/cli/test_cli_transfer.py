@@ -54,11 +54,19 @@ def test_transfer_writes_a_run_folder(tmp_path: Path) -> None:
                  "source/learner.json"):
         assert (out / name).is_file(), name
     assert 'freeze = "embeddings"' in (out / "config.toml").read_text()
-    # Reuse the saved source as a checkpoint ...
-    again = runner.invoke(app, ["transfer", "--config", str(config), "--out",
-                                str(tmp_path / "run2"), "--source-checkpoint",
-                                str(out / "source"), "--set", "transfer.fractions=[1.0]"])
+    # Reuse the saved source as a checkpoint, even into the same folder: the new run
+    # replaces it as a whole, with a copy of the source it used.
+    source_weights = (out / "source" / "weights.safetensors").read_bytes()
+    (out / "stale.png").write_text("from the run before")
+    again = runner.invoke(app, ["transfer", "--config", str(config), "--out", str(out),
+                                "--source-checkpoint", str(out / "source"),
+                                "--set", "transfer.fractions=[1.0]"])
     assert again.exit_code == 0, again.output
+    assert (out / "source" / "weights.safetensors").read_bytes() == source_weights
+    rows = json.loads((out / "results.json").read_text())["results"]
+    assert {r["fraction"] for r in rows} == {1.0}
+    assert not (out / "stale.png").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     # ... but not on a data set it was not trained on.
     other = runner.invoke(app, ["transfer", "--config", str(config), "--out",
                                 str(tmp_path / "run3"), "--source-checkpoint",

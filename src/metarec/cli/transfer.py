@@ -11,6 +11,7 @@ folder (config.toml, results.json, plots, report.html, saved learners).
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -225,6 +226,8 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
             source_val = target_split.validation
         if settings.source_checkpoint:
             source = _load_learner(settings.source_checkpoint, source_ds, "source")
+            if save_dir is not None and seed == run.seeds[0]:  # the run folder is whole
+                shutil.copytree(settings.source_checkpoint, save_dir / "source")
         else:
             if source_train is None:
                 source_split = split_dataset(source_ds, replace(run.split, seed=seed))
@@ -298,9 +301,15 @@ def transfer(
     if freeze is not None:
         overrides.append(f"transfer.freeze={freeze!r}")
     run, settings, text = load_run_config(config, overrides, "transfer", TransferRun)
-    result = _with_progress("transfer", lambda events: transfer_experiment(
-        run, settings, events, save_dir=out))
-    rows = summarise(result["records"], ("setting", "fraction", "method", "scenario"))
+    from metarec.evaluation.report import replaced_folder
+
+    with replaced_folder(out) as folder:
+        result = _with_progress("transfer", lambda events: transfer_experiment(
+            run, settings, events, save_dir=folder))
+        rows = summarise(result["records"], ("setting", "fraction", "method", "scenario"))
+        figure = curve_figure(result["records"])
+        _write(folder, text, run, result["records"], {"data_efficiency": figure},
+               "metarec transfer", rows, transfer_report=result["report"])
     _print(rows, "Transfer (mean over seeds)")
     if result["report"]:
         table = Table(title="Transferred fields")
@@ -310,9 +319,6 @@ def transfer(
             table.add_row(*(str(row[c]) for c in ("side", "name", "kind", "status", "copied",
                                                   "fresh")))
         console.print(table)
-    figure = curve_figure(result["records"])
-    _write(out, text, run, result["records"], {"data_efficiency": figure},
-           "metarec transfer", rows, transfer_report=result["report"])
     console.print(f"run folder: {out}")
 
 
@@ -481,16 +487,17 @@ def distill(
     if alpha is not None:
         overrides.append(f"distill.alpha={alpha}")
     run, settings, text = load_run_config(config, overrides, "distill", DistillRun)
-    records = _with_progress("distill", lambda events: distill_experiment(
-        run, settings, events, save_dir=out))
-    rows = summarise_distill(records)
-    _print(rows, "Distillation (mean over seeds)")
-    from metarec.evaluation.report import bar_chart
+    from metarec.evaluation.report import bar_chart, replaced_folder
 
-    bars = [{"learner": r["model"], "scenario": r["scenario"], "metric": "mae",
-             "mean": r["mae"], "sd": 0.0} for r in rows]
-    figure = bar_chart(bars, "mae", list(dict.fromkeys(r["scenario"] for r in rows)))
-    _write(out, text, run, records, {"mae": figure}, "metarec distill", rows)
+    with replaced_folder(out) as folder:
+        records = _with_progress("distill", lambda events: distill_experiment(
+            run, settings, events, save_dir=folder))
+        rows = summarise_distill(records)
+        bars = [{"learner": r["model"], "scenario": r["scenario"], "metric": "mae",
+                 "mean": r["mae"], "sd": 0.0} for r in rows]
+        figure = bar_chart(bars, "mae", list(dict.fromkeys(r["scenario"] for r in rows)))
+        _write(folder, text, run, records, {"mae": figure}, "metarec distill", rows)
+    _print(rows, "Distillation (mean over seeds)")
     console.print(f"run folder: {out}")
 
 
