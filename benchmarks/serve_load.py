@@ -75,13 +75,12 @@ def in_process_adaptation(run: Path, repeats: int = 200) -> dict[str, float]:
 
     from metarec.data.dataset import Interactions
     from metarec.data.registry import load_dataset
-    from metarec.learners.base import Learner
+    from metarec.learners.base import Learner, find_saved_learner
     from metarec.learners.online import OnlineRecommender
-    from metarec.serve.state import find_checkpoint
 
     torch.set_num_threads(1)
     dataset = load_dataset("synthetic", num_users=600, num_items=1500, num_ratings=30_000)
-    learner = Learner.load(find_checkpoint(run), features=dataset)
+    learner = Learner.load(find_saved_learner(run), features=dataset)
     online = OnlineRecommender(learner, dataset)
     rng = np.random.default_rng(0)
     adapt, full = [], []

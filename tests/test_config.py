@@ -45,6 +45,9 @@ def test_int_for_float_field_is_accepted() -> None:
     ("learner.meta_lr=0", "meta_lr > 0"),
     ("learner.inner_lr=-0.1", "inner_lr must be >= 0"),
     ("learner.grad_clip=0", "grad_clip must be > 0"),
+    ("seeds={0,1}", "seeds: expected a list of integers, got {0, 1}"),
+    ("seeds=1j", "seeds: expected a list of integers, got 1j"),
+    ("learner.inner_lr=1" + "0" * 400, "[learner] inner_lr: expected a number"),
 ])
 def test_bad_settings_name_the_field(override: str, message: str) -> None:
     with pytest.raises(ConfigError) as error:

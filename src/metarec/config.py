@@ -289,7 +289,10 @@ def convert(hint: Any, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float) if hint is float
                                                      else int):
             raise _Mismatch
-        return hint(value)
+        try:
+            return hint(value)
+        except OverflowError:  # an int past a float's range
+            raise _Mismatch from None
     if origin in (list, tuple) or hint in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise _Mismatch
@@ -341,9 +344,10 @@ def field_value(key: str, hint: Any, value: Any, source: str = "config") -> Any:
     where = f"[{'.'.join(parents)}] {leaf}" if parents else leaf
     message = f"{source}: {where}: expected {describe(hint)}, got {value!r}"
     wants_list = any(get_origin(h) in (list, tuple) for h in (hint, *get_args(hint)))
-    if wants_list and not isinstance(value, (list, tuple)):
-        items = ([_parse_value(v.strip()) for v in value.split(",")]
-                 if isinstance(value, str) else [value])
+    items = ([_parse_value(v.strip()) for v in value.split(",")]
+             if isinstance(value, str) else [value])
+    if (wants_list and not isinstance(value, (list, tuple))
+            and all(isinstance(v, (str, int, float, bool)) for v in items)):
         toml = ", ".join(tomli_w.dumps({"v": toml_values(v)}).partition("=")[2].strip()
                          for v in items)
         message += (f"; write a list: {leaf} = [{toml}] in TOML, --set {key}="

@@ -212,16 +212,20 @@ def test_the_runs_data_dir_is_where_its_data_set_is_read(tmp_path, monkeypatch) 
     assert data_of_run(tmp_path) == ("synthetic", {}, None)
 
 
-def test_saved_learner_takes_a_learner_name_or_a_checkpoint_name(tmp_path) -> None:
-    from metarec.evaluation.prequential import saved_learner
+def test_find_saved_learner_takes_a_learner_name_or_a_checkpoint_name(tmp_path) -> None:
+    from metarec.learners.base import find_saved_learner
 
     for name in ("maml-r-seed10", "maml-r-seed3", "reptile-seed3"):
         (tmp_path / "checkpoints" / name).mkdir(parents=True)
         (tmp_path / "checkpoints" / name / "learner.json").write_text("{}")
     checkpoints = tmp_path / "checkpoints"
-    assert saved_learner(tmp_path, "maml-r") == checkpoints / "maml-r-seed3"
-    assert saved_learner(tmp_path, "maml-r-seed10") == checkpoints / "maml-r-seed10"
-    assert saved_learner(checkpoints / "reptile-seed3") == checkpoints / "reptile-seed3"
+    assert find_saved_learner(tmp_path, "maml-r") == checkpoints / "maml-r-seed3"
+    assert find_saved_learner(tmp_path, "maml-r-seed10") == checkpoints / "maml-r-seed10"
+    assert find_saved_learner(checkpoints / "reptile-seed3") == checkpoints / "reptile-seed3"
     with pytest.raises(CheckpointError, match="no saved learner 'anil' .*saved there: "
                                               "maml-r-seed10, maml-r-seed3, reptile-seed3"):
-        saved_learner(tmp_path, "anil")
+        find_saved_learner(tmp_path, "anil")
+    with pytest.raises(CheckpointError, match="several learners saved .*--learner NAME"):
+        find_saved_learner(tmp_path)
+    (checkpoints / "reptile-seed3" / "learner.json").unlink()
+    assert find_saved_learner(tmp_path) == checkpoints / "maml-r-seed3"  # the only learner

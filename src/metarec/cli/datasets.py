@@ -99,7 +99,7 @@ def info(
     from metarec.data import registry
     from metarec.data.splits import SplitConfig, split_dataset
 
-    options = _reader_options(option or [])
+    options = _reader_options(name_or_path, option or [])
     dataset = registry.load_dataset(name_or_path, data_dir=data_dir, **options)
     summary = Table(title=f"Data set {dataset.name}", show_header=False)
     summary.add_column("field", style="bold")
@@ -120,16 +120,17 @@ def info(
     console.print(scenarios)
 
 
-def _reader_options(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings as reader options, values read as `--set` reads them."""
-    from metarec.config import read_config_values
+def _reader_options(dataset: str, pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as the reader options of ``dataset``, read and checked as
+    ``--set data.options.KEY=VALUE`` of ``metarec run`` is."""
+    from metarec.config import read_config_values, reader_options
     from metarec.errors import ConfigError
 
     for pair in pairs:
         if "=" not in pair or not pair.partition("=")[0].strip():
             raise ConfigError(f"--option {pair!r} must look like KEY=VALUE")
     values = read_config_values(None, [f"options.{pair}" for pair in pairs])
-    return dict(values.get("options", {}))
+    return reader_options(dataset, dict(values.get("options", {})), "--option")
 
 
 def _format(value: object) -> str:

@@ -23,8 +23,9 @@ def prequential_command(
         "synthetic).")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
     learner: Annotated[str | None, typer.Option(
-        help="Which of a run's checkpoints: a learner (maml-r: its first seed) or a "
-        "checkpoint folder (maml-r-seed3); default: the first.")] = None,
+        help="Which of a run's checkpoints: a learner (maml-r: its lowest seed) or a "
+        "checkpoint folder (maml-r-seed3); needed when several learners are saved.")
+    ] = None,
     modes: Annotated[str, typer.Option(help="Comma-separated: static,sgd,meta.")
                      ] = "static,sgd,meta",
     start: Annotated[float, typer.Option(help="Warm-up: fraction of the stream learned "

@@ -28,7 +28,9 @@ def serve_command(
     data_dir: Annotated[Path | None, typer.Option("--data-dir",
                                                   help="Folder holding data sets.")] = None,
     learner: Annotated[str | None, typer.Option(
-        help="Which checkpoint of RUN_DIR/checkpoints/ to serve, if several.")] = None,
+        help="Which of RUN_DIR's checkpoints: a learner (maml-r: its lowest seed) or a "
+        "checkpoint folder (maml-r-seed3); needed when several learners are saved.")
+    ] = None,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1 << 20,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:

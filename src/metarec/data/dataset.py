@@ -210,7 +210,7 @@ class FeatureTable:
                 specs.append(FieldSpec(name, kind, vocab))
                 values[name] = torch.from_numpy(codes)
             elif kind == "multi":
-                lists = [_split_multi(v, multi_sep) for v in column]
+                lists = [split_multi(v, multi_sep) for v in column]
                 vocab = (tuple(given) if given is not None
                          else _sorted_vocab(v for cell in lists for v in cell))
                 lookup = {v: i + 1 for i, v in enumerate(vocab)}
@@ -230,7 +230,9 @@ def _sorted_vocab(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({str(v) for v in values if str(v) != ""}))
 
 
-def _split_multi(cell: object, sep: str) -> list[str]:
+def split_multi(cell: object, sep: str = "|") -> list[str]:
+    """The distinct, stripped, non-empty members of a multi-valued cell: a list, or a
+    string of members joined by ``sep``; none for a missing cell."""
     if cell is None or cell is pd.NA or (isinstance(cell, float) and np.isnan(cell)):
         return []
     if isinstance(cell, (list, tuple, np.ndarray)):

@@ -19,7 +19,6 @@ must not change any prediction made up to and including that event.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -219,31 +218,6 @@ def data_of_run(run_dir: str | Path) -> tuple[str, dict[str, Any], str | None] |
     return None
 
 
-def saved_learner(folder: str | Path, learner: str | None = None) -> Path:
-    """The saved learner folder to load: ``folder`` itself when it holds
-    ``learner.json``, else the one in ``folder/checkpoints/`` that ``learner`` names --
-    a checkpoint folder (``maml-r-seed3``) or a learner (``maml-r``: its lowest seed) --
-    or the first there when ``learner`` is None. A :class:`CheckpointError` lists the
-    saved ones when none fits."""
-    folder = Path(folder)
-    if (folder / "learner.json").is_file():
-        return folder
-    saved = sorted(p.parent for p in (folder / "checkpoints").glob("*/learner.json"))
-    chosen = saved
-    if learner is not None:
-        chosen = [p for p in saved if p.name == learner]
-        if not chosen:
-            seeded = [p for p in saved
-                      if re.fullmatch(rf"{re.escape(learner)}-seed\d+", p.name)]
-            chosen = sorted(seeded, key=lambda p: int(p.name.rsplit("-seed", 1)[1]))
-    if not chosen:
-        what = "no saved learner" + (f" {learner!r}" if learner else "")
-        have = ", ".join(p.name for p in saved) or "none"
-        raise CheckpointError(f"{folder}: {what} (learner.json) here or in "
-                              f"checkpoints/<name>/; saved there: {have}")
-    return chosen[0]
-
-
 def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,
                           data_dir: str | Path | None = None, learner: str | None = None,
                           modes: Sequence[str] = ("static", "sgd", "meta"),
@@ -252,16 +226,17 @@ def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,
                           online: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Prequential runs of a saved learner over ``dataset`` in time order, one per mode
     of :class:`~metarec.learners.online.OnlineRecommender`, each from a fresh copy of the
-    checkpoint (chosen by :func:`saved_learner`). The first ``start`` fraction of the
-    stream is warm-up; the checkpoint should have been trained on that part only, or the
-    scores are optimistic. ``dataset`` None: the one named in the run's config.toml (with
-    its options, and its ``data_dir`` unless ``data_dir`` is given), else ``synthetic``.
+    checkpoint (chosen by :func:`~metarec.learners.base.find_saved_learner`). The first
+    ``start`` fraction of the stream is warm-up; the checkpoint should have been trained
+    on that part only, or the scores are optimistic. ``dataset`` None: the one named in
+    the run's config.toml (with its options, and its ``data_dir`` unless ``data_dir`` is
+    given), else ``synthetic``.
     Returns one record per mode: the summary, the settings and the error ``curve``."""
     from metarec.data.registry import load_dataset
-    from metarec.learners.base import Learner
+    from metarec.learners.base import Learner, find_saved_learner
     from metarec.learners.online import OnlineConfig, OnlineRecommender
 
-    folder = saved_learner(checkpoint, learner)
+    folder = find_saved_learner(checkpoint, learner)
     name, options = dataset or "synthetic", {}
     if dataset is None and (named := data_of_run(checkpoint)) is not None:
         name, options, run_data_dir = named

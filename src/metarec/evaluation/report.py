@@ -92,27 +92,43 @@ def check_replaceable(out_dir: str | Path) -> None:
 def replaced_folder(out_dir: str | Path) -> Iterator[Path]:
     """A new empty folder beside ``out_dir`` to write a run into. When the block ends
     without an error it takes ``out_dir``'s place as a whole (an old run there is deleted,
-    so nothing of it mixes with the new one); on an error it is deleted and ``out_dir``
-    stays as it was. ``out_dir`` is checked first (:func:`check_replaceable`)."""
+    so nothing of it mixes with the new one); on an error in the block it is deleted and
+    ``out_dir`` stays as it was. ``out_dir`` is checked first (:func:`check_replaceable`).
+    A finished run is never deleted: when it cannot take ``out_dir``'s place (``out_dir``
+    became a user's folder meanwhile, or is a mount point that cannot be renamed), a
+    :class:`ConfigError` says where it is."""
     folder = Path(os.path.abspath(out_dir))
     check_replaceable(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    try:
+        staging.mkdir(parents=True)
+    except OSError as error:
+        raise ConfigError(f"cannot write a run beside {folder} ({error.strerror or error}): "
+                          "choose an output folder in a folder you can write to") from None
     try:
         yield staging
-        check_replaceable(folder)  # again: the run may have taken hours
-        old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-        if folder.exists():
-            os.rename(folder, old)
-        try:
-            os.rename(staging, folder)
-        except OSError:
-            if old.exists():
-                os.rename(old, folder)
-            raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        check_replaceable(folder)  # again: the run may have taken hours
+        _swap(staging, folder)
+    except (ConfigError, OSError) as error:
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        raise ConfigError(f"the run is complete in {staging} but could not replace "
+                          f"{folder} ({reason}); move it there by hand") from None
+
+
+def _swap(staging: Path, folder: Path) -> None:
+    """Put ``staging`` in ``folder``'s place; the old ``folder`` is deleted after."""
+    old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+    if folder.exists():
+        os.rename(folder, old)
+    try:
+        os.rename(staging, folder)
+    except OSError:
+        if old.exists():
+            os.rename(old, folder)
         raise
     shutil.rmtree(old, ignore_errors=True)
 

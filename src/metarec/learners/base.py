@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -527,6 +528,34 @@ class Learner(ABC):
             learner.known_ = Interactions(*(memory[f] for f in MEMORY_FIELDS))
         learner.model.eval()
         return learner
+
+
+def find_saved_learner(folder: str | Path, learner: str | None = None) -> Path:
+    """The saved learner folder to load: ``folder`` itself when it holds
+    ``learner.json``, else the one in ``folder/checkpoints/`` that ``learner`` names -- a
+    checkpoint folder (``maml-r-seed3``) or a learner (``maml-r``: its lowest seed). With
+    no ``learner``, the only learner there (its lowest seed). A :class:`CheckpointError`
+    lists the saved ones when none fits or several learners do."""
+    folder = Path(folder)
+    if (folder / "learner.json").is_file():
+        return folder
+    saved = sorted(p.parent for p in (folder / "checkpoints").glob("*/learner.json"))
+    have = ", ".join(p.name for p in saved) or "none"
+    names = {re.sub(r"-seed\d+$", "", p.name) for p in saved}
+    if learner is None and len(names) > 1:
+        raise CheckpointError(f"{folder}: several learners saved ({have}); choose one with "
+                              "--learner NAME")
+    chosen = [p for p in saved if p.name == learner]
+    if not chosen:
+        name = learner if learner is not None else next(iter(names), "")
+        seeded = [p for p in saved if re.fullmatch(rf"{re.escape(name)}-seed\d+", p.name)]
+        chosen = sorted(seeded, key=lambda p: int(p.name.rsplit("-seed", 1)[1])) or (
+            saved if learner is None else [])
+    if not chosen:
+        what = "no saved learner" + (f" {learner!r}" if learner else "")
+        raise CheckpointError(f"{folder}: {what} (learner.json) here or in "
+                              f"checkpoints/<name>/; saved there: {have}")
+    return chosen[0]
 
 
 def _empty() -> Interactions:

@@ -20,6 +20,7 @@ Three modes share the class, so they are compared on equal terms:
 from __future__ import annotations
 
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,14 +82,19 @@ class OnlineConfig:
 class UserState:
     """What the recommender keeps of one user: their recent ratings (oldest first, at
     most ``support_cap``), how many events they have had, the latest event time, and
-    every item they have rated (``seen``: what :meth:`OnlineRecommender.recommend`
-    leaves out, however old)."""
+    every item they have rated (``seen``, one entry per event, 8 bytes each: what
+    :meth:`OnlineRecommender.recommend` leaves out, however old)."""
 
     items: deque = field(default_factory=deque)
     ratings: deque = field(default_factory=deque)
     num_events: int = 0
     last_time: float = float("nan")
-    seen: set[int] = field(default_factory=set)
+    seen: array = field(default_factory=lambda: array("q"))
+
+    def seen_items(self) -> np.ndarray:
+        """Every item the user has rated (with repeats), as int64 indices."""
+        return np.frombuffer(self.seen, dtype=np.int64) if len(self.seen) else np.zeros(
+            0, dtype=np.int64)
 
     def support(self, user: int) -> Interactions:
         """The support set as :class:`Interactions` of ``user``."""
@@ -102,7 +108,7 @@ class UserState:
         """A plain, comparable copy (used to check replay from storage)."""
         return {"items": list(self.items), "ratings": [float(r) for r in self.ratings],
                 "num_events": self.num_events, "last_time": self.last_time,
-                "seen": sorted(self.seen)}
+                "seen": sorted(set(self.seen))}
 
 
 @dataclass
@@ -133,7 +139,7 @@ class OnlineRecommender:
         self.meta_updates = 0
         self.model_version = 0
         self.last_adapted: dict[int, float] = {}
-        self._cache: dict[int, tuple[tuple[int, int], Params]] = {}
+        self._cache: dict[int, tuple[tuple[int, int, int], Params]] = {}
         self._recent: dict[int, None] = {}
         self._reservoir: list[_Task] = []
         self._offered = 0
@@ -141,6 +147,7 @@ class OnlineRecommender:
         self._sgd: torch.optim.Optimizer | None = None
         self._split: tuple[Params, Params] | None = None
         self._item_cache: dict[str, tuple[tuple[int, int, int], torch.Tensor]] = {}
+        self._item_versions: dict[int, int] = {}
         self.items_version = 0
         """Bump when item features change in place (the cached item embeddings)."""
         learner.model.eval()
@@ -169,7 +176,7 @@ class OnlineRecommender:
                 state = self.users[user] = UserState(deque(maxlen=cap), deque(maxlen=cap))
             state.items.append(item)
             state.ratings.append(rating)
-            state.seen.add(item)
+            state.seen.append(item)
             state.num_events += 1
             state.last_time = when
             self._recent.pop(user, None)  # re-insert: insertion order is recency
@@ -295,9 +302,16 @@ class OnlineRecommender:
         steps = self.config.adapt_steps
         return self.learner.config.inner_steps if steps is None else steps
 
-    def _key(self, user: int) -> tuple[int, int]:
+    def _key(self, user: int) -> tuple[int, int, int]:
+        """What a cached adaptation of ``user`` depends on: their events, the model and
+        the versions of their support items' features (which only grow, so the sum
+        changes whenever one of them does)."""
         state = self.users.get(user)
-        return (0 if state is None else state.num_events, self.model_version)
+        if state is None:
+            return (0, self.model_version, 0)
+        versions = self._item_versions
+        changed = sum(versions.get(i, 0) for i in state.items) if versions else 0
+        return (state.num_events, self.model_version, changed)
 
     def user_params(self, users: np.ndarray) -> Params:
         """Adapted parameters of ``users`` stacked on a leading dimension (re-adapting
@@ -514,8 +528,12 @@ class OnlineRecommender:
                  else np.asarray(candidates, dtype=np.int64))
         scores = self.score(user, None if candidates is None else items)
         state = self.users.get(user)
-        if exclude_seen and state is not None and state.seen:
-            scores[np.isin(items, np.fromiter(state.seen, np.int64))] = -np.inf
+        if exclude_seen and state is not None and len(state.seen):
+            seen = state.seen_items()
+            if candidates is None:  # items[i] == i: index the scores directly
+                scores[seen[seen < len(scores)]] = -np.inf
+            else:
+                scores[np.isin(items, seen)] = -np.inf
         top = top_k(scores, k)
         return [(int(items[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
@@ -525,11 +543,10 @@ class OnlineRecommender:
 
     def item_changed(self, item: int) -> None:
         """``item``'s features changed in place: rebuild the cached item vectors, and
-        re-adapt (at their next prediction) the users whose kept support holds it."""
+        re-adapt (at their next prediction) the users whose kept support holds it (their
+        adaptation key sums their support items' versions, :meth:`_key`)."""
         self.items_version += 1
-        for user, state in self.users.items():
-            if item in state.items:
-                self._cache.pop(user, None)
+        self._item_versions[item] = self._item_versions.get(item, 0) + 1
 
     def state_of(self, user: int) -> UserState | None:
         """The kept state of ``user`` (None if they have no events)."""

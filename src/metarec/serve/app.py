@@ -41,10 +41,11 @@ from pydantic import (
 
 from metarec.errors import MetarecError
 from metarec.evaluation.prequential import data_of_run
+from metarec.learners.base import find_saved_learner
 from metarec.serve.state import (
     ServiceState,
+    Side,
     decode_table,
-    find_checkpoint,
     load_learner,
 )
 from metarec.serve.store import EventStore
@@ -257,7 +258,7 @@ def build_state(settings: ServeSettings) -> ServiceState:
     """Open the store, load the checkpoint, seed an empty catalogue, replay the events."""
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    checkpoint = find_checkpoint(settings.run_dir, settings.learner)
+    checkpoint = find_saved_learner(settings.run_dir, settings.learner)
     store = EventStore(settings.database_url())
     state = ServiceState(load_learner(checkpoint), store, checkpoint)
     if store.count_items() == 0:
@@ -358,23 +359,21 @@ def create_app(settings: ServeSettings) -> FastAPI:
             metrics.adaptation.observe(time.perf_counter() - start)
         return {"user": user_id, "source": source, "items": items}
 
-    @app.post("/users", dependencies=[Auth], summary="Register or update a user")
-    async def post_user(body: EntityIn) -> dict[str, Any]:
+    async def register(side: Side, body: EntityIn) -> dict[str, Any]:
         features = {str(body.id): dict(body.features)}
         async with write_lock:
             current = state()
-            created = await asyncio.to_thread(current.commit_users, features)
-            current.apply_users(features)
+            created = await asyncio.to_thread(current.commit_entities, side, features)
+            current.apply_entities(side, features)
         return {"id": body.id, "created": created[str(body.id)]}
+
+    @app.post("/users", dependencies=[Auth], summary="Register or update a user")
+    async def post_user(body: EntityIn) -> dict[str, Any]:
+        return await register("users", body)
 
     @app.post("/items", dependencies=[Auth], summary="Register or update an item")
     async def post_item(body: EntityIn) -> dict[str, Any]:
-        features = {str(body.id): dict(body.features)}
-        async with write_lock:
-            current = state()
-            created = await asyncio.to_thread(current.commit_items, features)
-            current.apply_items(features)
-        return {"id": body.id, "created": created[str(body.id)]}
+        return await register("items", body)
 
     @app.get("/users/{user_id}", summary="What the service knows of a user")
     async def get_user(user_id: Annotated[str, PathParam(max_length=256)]) -> dict[str, Any]:
@@ -394,7 +393,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         path = Path(body.path) if body and body.path else settings.run_dir
         name = body.learner if body and body.learner else settings.learner
         # Loading happens off the event loop; requests go on meanwhile.
-        checkpoint = find_checkpoint(path, name)
+        checkpoint = find_saved_learner(path, name)
         learner = await asyncio.to_thread(load_learner, checkpoint)
         state().reload(learner, checkpoint)
         return JSONResponse({"reloaded": checkpoint.name, "learner": learner.name})

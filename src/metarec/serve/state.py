@@ -16,12 +16,12 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from metarec.data.dataset import MISSING, FeatureTable, FieldSpec, Interactions
+from metarec.data.dataset import MISSING, FeatureTable, FieldSpec, Interactions, split_multi
 from metarec.errors import CheckpointError, ConfigError
 from metarec.learners.base import Learner
 from metarec.learners.online import OnlineConfig, OnlineRecommender, UserState
@@ -29,32 +29,11 @@ from metarec.serve.store import EventStore, StoredEvent
 
 log = logging.getLogger(__name__)
 
+Side = Literal["users", "items"]
+
 SERVABLE_MODELS = ("FeatureMLP", "FeatureMF")
 """The model kinds the service takes: both read side features, so a user or item
 registered after training is scored from them."""
-
-
-def find_checkpoint(run_dir: str | Path, learner: str | None = None) -> Path:
-    """The saved learner folder of ``run_dir``: the folder itself if it holds
-    ``learner.json``, else ``run_dir/checkpoints/<learner>`` (the only one, or the one
-    named ``learner``)."""
-    folder = Path(run_dir)
-    if (folder / "learner.json").is_file():
-        return folder
-    saved = sorted(p.parent for p in (folder / "checkpoints").glob("*/learner.json"))
-    if learner is not None:
-        chosen = [p for p in saved if p.name == learner]
-        if chosen:
-            return chosen[0]
-        raise CheckpointError(f"{folder}: no checkpoint for learner {learner!r}; found "
-                              f"{[p.name for p in saved]}")
-    if len(saved) == 1:
-        return saved[0]
-    if not saved:
-        raise CheckpointError(f"{folder}: no saved learner (expected learner.json here or "
-                              "in checkpoints/<learner>/)")
-    raise CheckpointError(f"{folder}: several checkpoints {[p.name for p in saved]}; choose "
-                          "one with --learner NAME")
 
 
 class GrowingTable:
@@ -112,10 +91,7 @@ class GrowingTable:
                 codes[spec.name] = (MISSING if value is None
                                     else self._lookup[spec.name].get(str(value), MISSING))
             else:
-                members = value if isinstance(value, list) else (
-                    [] if value is None else str(value).split("|"))
-                found = (self._lookup[spec.name].get(str(m).strip(), MISSING)
-                         for m in members)
+                found = (self._lookup[spec.name].get(m, MISSING) for m in split_multi(value))
                 codes[spec.name] = list(dict.fromkeys(c for c in found if c != MISSING))
         return codes
 
@@ -275,9 +251,9 @@ class ServiceState:
         for stored in self.store.iter_events():
             chunk.append(stored)
             if len(chunk) == 10_000:
-                self._learn(chunk)
+                self.learn(chunk)
                 chunk = []
-        self._learn(chunk)
+        self.learn(chunk)
         self.recommender.warm_up()
 
     def seed(self, users: list[tuple[str, dict[str, Any]]],
@@ -290,70 +266,35 @@ class ServiceState:
         grown[: len(self.popularity)] = self.popularity
         self.popularity = grown
 
-    def register_users(self, features: dict[str, dict[str, Any]]) -> dict[str, bool]:
-        """Commit then index users (raw id -> features); returns raw id -> created."""
-        created = self.commit_users(features)
-        self.apply_users(features)
-        return created
+    def commit_entities(self, side: Side, features: dict[str, dict[str, Any]]
+                        ) -> dict[str, bool]:
+        """Store users or items (``side``; raw id -> features); returns raw id ->
+        created. Encoding cannot fail (a value the checkpoint cannot encode is missing),
+        so whatever is stored, :meth:`apply_entities` takes. Thread-safe: touches only
+        the store."""
+        upsert = self.store.upsert_users if side == "users" else self.store.upsert_items
+        return {raw: created for raw, (_, created) in upsert(dict(features)).items()}
 
-    def commit_users(self, features: dict[str, dict[str, Any]]) -> dict[str, bool]:
-        """Store users (raw id -> features), each encoded first so that nothing the
-        state cannot take is stored; returns raw id -> created. Thread-safe: touches
-        only the store."""
-        assert self.users.table is not None
-        for values in features.values():
-            self.users.table.encode(values)
-        result = self.store.upsert_users(dict(features))
-        return {raw: created for raw, (_, created) in result.items()}
-
-    def apply_users(self, features: dict[str, dict[str, Any]]) -> None:
-        """Index committed users; a changed user is re-adapted at their next request."""
+    def apply_entities(self, side: Side, features: dict[str, dict[str, Any]]) -> None:
+        """Index committed users or items. A changed user is re-adapted at their next
+        request; a changed item's cached vectors are rebuilt and the users whose kept
+        support holds it are re-adapted, as a restart would; a new item is recommendable
+        at once."""
+        catalogue = self.users if side == "users" else self.items
         for raw, values in features.items():
-            if raw in self.users.index:
-                self.users.update(raw, values)
+            if raw not in catalogue.index:
+                catalogue.add(raw, values)
+                continue
+            catalogue.update(raw, values)
+            if side == "users":
+                self.recommender.forget_adaptation(catalogue.index[raw])
             else:
-                self.users.add(raw, values)
-            self.recommender.forget_adaptation(self.users.index[raw])
-
-    def register_items(self, features: dict[str, dict[str, Any]]) -> dict[str, bool]:
-        """Commit then index items; a new item is recommendable at once."""
-        created = self.commit_items(features)
-        self.apply_items(features)
-        return created
-
-    def commit_items(self, features: dict[str, dict[str, Any]]) -> dict[str, bool]:
-        """:meth:`commit_users` for items."""
-        assert self.items.table is not None
-        for values in features.values():
-            self.items.table.encode(values)
-        result = self.store.upsert_items(dict(features))
-        return {raw: created for raw, (_, created) in result.items()}
-
-    def apply_items(self, features: dict[str, dict[str, Any]]) -> None:
-        """Index committed items. A changed item's cached vectors are rebuilt, and the
-        users who rated it recently (their kept support) are re-adapted at their next
-        request, as a restart would."""
-        for raw, values in features.items():
-            if raw in self.items.index:
-                self.items.update(raw, values)
-                self.recommender.item_changed(self.items.index[raw])
-            else:
-                self.items.add(raw, values)
+                self.recommender.item_changed(catalogue.index[raw])
         self._grow_popularity()
 
     # ---- events ---------------------------------------------------------------------
-    def add_events(self, events: list[tuple[str, str, float, float | None]]
-                   ) -> list[StoredEvent]:
-        """Commit ``events`` (the acknowledgement point), then learn from them."""
-        stored, _, _ = self.store.add_events(events)
-        self.learn(stored)
-        return stored
-
     def learn(self, stored: list[StoredEvent]) -> None:
         """Apply committed events to the in-memory state (in commit order)."""
-        self._learn(stored)
-
-    def _learn(self, stored: list[StoredEvent]) -> None:
         if not stored:
             return
         for event in stored:
