@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from metarec.cli import app
+from metarec.config import load_config
 from metarec.errors import ConfigError
 from metarec.learners import Learner
 
@@ -78,6 +79,21 @@ def test_train_writes_checkpoint_and_history_then_resumes(config: Path, tmp_path
     assert json.loads((straight / "train.json").read_text())["history"] == summary["history"]
     loaded = Learner.load(folder)
     assert loaded.name == "reptile" and len(loaded.history_) == 2
+    # The resolved config travels with the checkpoint: a prequential run on the folder
+    # streams the data set it was trained on (not the default synthetic one).
+    assert load_config(out / "config.toml").data.options["num_items"] == 200
+    preq = runner.invoke(app, ["evaluate", str(out), "--protocol", "prequential",
+                               "--max-events", "600"])
+    assert preq.exit_code == 0, preq.output
+
+
+def test_train_refuses_a_step_budget_below_one(config: Path, tmp_path: Path) -> None:
+    for steps in ("0", "-3"):
+        result = runner.invoke(app, ["train", "--config", str(config), "--max-steps", steps,
+                                     "--out", str(tmp_path / "x")])
+        assert isinstance(result.exception, ConfigError)
+        assert "--max-steps must be >= 1" in str(result.exception)
+    assert not (tmp_path / "x").exists()
 
 
 def test_train_on_absolute_error_reports_both_errors(config: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from metarec.data.dataset import Interactions
-from metarec.errors import CheckpointError
+from metarec.errors import CheckpointError, ConfigError
 from metarec.evaluation.prequential import (
     LeakageError,
     PrequentialConfig,
@@ -101,6 +101,11 @@ def test_blocks_predict_the_whole_block_first() -> None:
     result = run_prequential(UserMean(), events, PrequentialConfig(block_size=2,
                                                                    ndcg_every=100))
     np.testing.assert_allclose(result.pred, [3, 3, 3, 3])
+
+
+def test_block_size_below_one_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="block_size, next_items and ndcg_every must be >= 1"):
+        run_prequential(UserMean(), stream([1], [10], [5]), PrequentialConfig(block_size=0))
 
 
 def test_next_items_ranking() -> None:

@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 
 from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
+from metarec.errors import CheckpointError
 from metarec.learners import LearnerConfig, learner_class
 from metarec.learners.distributed import (
     STATE_FILE,
@@ -242,6 +243,59 @@ def test_trainer_fits_ridges_neighbourhood_term_as_learner_fit(data) -> None:
     assert fitted.neighbour_scale > 0  # chosen, and the same: the state holds it
     tasks = split.scenarios["warm"]
     np.testing.assert_array_equal(trained.predict_tasks(tasks), fitted.predict_tasks(tasks))
+
+
+def test_a_step_budget_that_ends_an_epoch_still_ends_it(data) -> None:
+    """--max-steps on an epoch boundary records that epoch; on the run's last step it
+    finishes the run exactly as learner.fit does."""
+    dataset, split = data
+
+    def reptile(epochs: int):
+        learner = _learner("reptile", dataset)
+        learner.config.epochs = epochs
+        return learner
+
+    one = DistributedMetaTrainer(reptile(2), split.train, dataset, split.validation,
+                                 max_steps=6)  # one epoch is 6 meta-steps
+    one.fit()
+    assert (one.step_, one.epoch_, one.finished_) == (6, 1, False)
+    assert [h["epoch"] for h in one.learner.history_] == [1]
+    fitted = reptile(2).fit(split.train, dataset, split.validation)
+    whole = DistributedMetaTrainer(reptile(2), split.train, dataset, split.validation,
+                                   max_steps=12)
+    whole.fit()
+    assert whole.finished_ and whole.learner.history_ == fitted.history_
+    assert _max_diff(_params(whole.learner), _params(fitted)) == 0.0
+
+
+def test_resuming_a_run_that_stopped_early_changes_nothing(data, tmp_path) -> None:
+    dataset, split = data
+
+    def early():
+        learner = _learner("reptile", dataset)
+        learner.config.patience, learner.config.meta_lr = 1, 0.3
+        return learner
+
+    first = DistributedMetaTrainer(early(), split.train, dataset, split.validation,
+                                   checkpoint_dir=tmp_path)
+    first.fit()
+    assert first.finished_ and first.epoch_ < 30  # stopped by its patience
+    again = DistributedMetaTrainer(early(), split.train, dataset, split.validation,
+                                   checkpoint_dir=tmp_path)
+    assert again.resume()
+    again.fit()
+    assert (again.step_, again.epoch_) == (first.step_, first.epoch_)
+    assert _max_diff(_params(again.learner), _params(first.learner)) == 0.0
+
+
+def test_an_unreadable_trainer_state_is_a_checkpoint_error(data, tmp_path) -> None:
+    dataset, split = data
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / STATE_FILE).write_text("garbage")
+    trainer = DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                                     checkpoint_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="unreadable trainer state"):
+        trainer.resume()
 
 
 def test_resume_refuses_a_different_meta_batch_size(data, tmp_path) -> None:

@@ -109,6 +109,8 @@ def evaluate(
             config = load_config(run_dir / "config.toml")
             name = config.learners[0] if config.learners else "pretrain"
             learner = f"{name}-seed{config.seeds[0]}"
+            if not (run_dir / "checkpoints" / learner).is_dir():
+                learner = name  # a `metarec train` folder: checkpoints/<learner>/
             if not config.learners and not (run_dir / "checkpoints" / learner).is_dir():
                 raise CheckpointError(f"{run_dir}: the run trained no learner (no learners "
                                       "and no pretrain checkpoint): nothing to evaluate "

@@ -4,7 +4,7 @@ The same command runs directly (``metarec train --config run.toml``) or under
 ``torchrun --nproc-per-node N -m metarec train --config run.toml``: the process group
 comes from torchrun's environment (see :mod:`metarec.learners.distributed`). Rank 0 shows
 progress and writes ``OUT/checkpoints/LEARNER/`` (the learner, plus ``trainer_state.pt``
-for ``--resume``) and ``OUT/train.json``.
+for ``--resume``), ``OUT/train.json`` and ``OUT/config.toml`` (the resolved config).
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def run_job(job: TrainJob, *, show_progress: bool = True) -> dict[str, Any]:
     """The worker every process runs: join the group, load data, split, build the model and
     learner, train, and (rank 0) write the checkpoint and ``train.json``. Returns the
     summary written to ``train.json``."""
+    if job.max_steps is not None and job.max_steps < 1:
+        raise ConfigError(f"--max-steps must be >= 1 (or left out: train to the end), got "
+                          f"{job.max_steps}")
     if job.backend not in (None, *BACKENDS):
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)} (default: nccl "
                           f"with a GPU, else gloo), got {job.backend!r}")
@@ -146,6 +149,8 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train.json").write_text(json.dumps(summary, indent=2, default=str))
+        # What the checkpoint was trained on, for `metarec prequential OUT` and serve.
+        (out / "config.toml").write_text(config.to_toml())
     return summary
 
 

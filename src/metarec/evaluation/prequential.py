@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from metarec.data.dataset import Interactions
-from metarec.errors import CheckpointError, MetarecError
+from metarec.errors import CheckpointError, ConfigError, MetarecError
 from metarec.evaluation.metrics import mae, ndcg_at_k, rmse
 
 
@@ -115,7 +115,8 @@ def run_prequential(model: StreamModel, events: Interactions,
     called after every block."""
     cfg = config or PrequentialConfig()
     if cfg.block_size < 1 or cfg.next_items < 1 or cfg.ndcg_every < 1:
-        raise ValueError("block_size, next_items and ndcg_every must be >= 1")
+        raise ConfigError(f"block_size, next_items and ndcg_every must be >= 1, got "
+                          f"{cfg.block_size}, {cfg.next_items} and {cfg.ndcg_every}")
     total = len(events) if cfg.max_events is None else min(len(events), cfg.max_events)
     events = events.subset(np.arange(total))
     pred = np.full(total, np.nan)

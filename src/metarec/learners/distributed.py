@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -268,11 +269,11 @@ class DistributedMetaTrainer:
         batcher = learner.batcher_
         assert batcher is not None
         while not self.finished_:
+            if self.epoch_ >= config.epochs:
+                break
             if self._budget_spent():
                 self._checkpoint()
                 return False
-            if self.epoch_ >= config.epochs:
-                break
             learner.model.train()
             tasks = learner.epoch_tasks(self.train, self.epoch_)
             for index in batcher.batch_indices():
@@ -285,8 +286,8 @@ class DistributedMetaTrainer:
                                   "tasks": len(index)})
                 if self.step_ % self.checkpoint_every == 0:
                     self._checkpoint()
-                if self._budget_spent():
-                    break
+                if self._budget_spent() and batcher.position < len(batcher):
+                    break  # mid-epoch; an epoch whose last step spent it still ends
             else:
                 self._end_epoch()
         return True
@@ -391,8 +392,12 @@ class DistributedMetaTrainer:
         self.epoch_losses_ = list(state["epoch_losses"])
         self.best_val_, self.best_state_ = float(state["best_val"]), state["best_state"]
         self.waited_ = int(state["waited"])
-        # A finished run resumed with more epochs (or steps) goes on training.
-        self.finished_ = bool(state["finished"]) and self.epoch_ >= learner.config.epochs
+        # A finished run resumed with more epochs goes on training, unless it stopped
+        # early (its patience ran out): then resuming it changes nothing.
+        patience = learner.config.patience
+        stopped_early = patience is not None and self.waited_ >= patience
+        self.finished_ = bool(state["finished"]) and (
+            self.epoch_ >= learner.config.epochs or stopped_early)
 
     def resume(self) -> bool:
         """Load :data:`STATE_FILE` from ``checkpoint_dir`` if there is one (every rank)."""
@@ -403,7 +408,7 @@ class DistributedMetaTrainer:
             return False
         try:
             state = torch.load(path, weights_only=True)
-        except (RuntimeError, OSError, EOFError) as error:
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
             raise CheckpointError(f"{path}: unreadable trainer state ({_first_line(error)}); "
                                   "delete it to start over") from error
         self.load_state_dict(state)
