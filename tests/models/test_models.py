@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from metarec.data.dataset import FieldSpec
+from metarec.data.dataset import FieldSpec, build_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
+from metarec.errors import ConfigError, DataError
 from metarec.models import BiasedMF, FeatureMF, FeatureMLP, build_model, model_from_config
 from metarec.models.feature_mf import FactorHead
 from metarec.models.feature_mlp import FieldEmbedding
@@ -194,3 +197,42 @@ def test_feature_mf_is_its_head_over_the_body_and_adapts_the_user_tower(dataset)
     names = {n for n, _ in model.named_parameters()}
     assert memory == {n for n in names if n.startswith(("body.item_fields.", "head.item."))}
     assert "head.user.weight" not in memory and "head.mean" not in memory
+
+
+def test_build_model_starts_biased_mf_at_the_data_sets_mean() -> None:
+    ratings = pd.DataFrame({"user": ["u1", "u1", "u2"], "item": ["i1", "i2", "i1"],
+                            "rating": [8.0, 9.0, 10.0]})
+    ds = build_dataset("ten", ratings, rating_range=(1, 10))
+    model = build_model("BiasedMF", ds)
+    assert model.global_mean.item() == pytest.approx(9.0)
+    assert build_model("BiasedMF", ds, rating_mean=2.0).global_mean.item() == 2.0
+
+
+def test_an_infinite_number_is_a_missing_one() -> None:
+    ratings = pd.DataFrame({"user": ["u1", "u1"], "item": ["i1", "i2"], "rating": [3.0, 4.0]})
+    items = pd.DataFrame({"year": [1990.0, np.inf]}, index=["i1", "i2"])
+    ds = build_dataset("t", ratings, items=items, item_fields={"year": "numeric"})
+    assert torch.isnan(ds.items.values["year"][1])
+    embedding = FieldEmbedding(FieldSpec("year", "numeric"), 2, mean=0.0, std=1.0)
+    out = embedding(torch.tensor([float("inf"), float("nan"), 0.0]))
+    torch.testing.assert_close(out[0], out[2])
+    torch.testing.assert_close(out[1], out[2])
+
+
+def test_a_field_named_id_is_refused() -> None:
+    ratings = pd.DataFrame({"user": ["u1"], "item": ["i1"], "rating": [3.0]})
+    items = pd.DataFrame({"id": ["z"]}, index=["i1"])
+    with pytest.raises(DataError, match="may not be named 'id'"):
+        build_dataset("t", ratings, items=items, item_fields={"id": "categorical"})
+
+
+def test_a_model_without_inputs_and_unknown_excluded_fields_are_config_errors(
+        dataset) -> None:
+    ratings = pd.DataFrame({"user": ["u1"], "item": ["i1"], "rating": [3.0]})
+    with pytest.raises(ConfigError, match="the model has no inputs"):
+        FeatureMLP.for_dataset(build_dataset("bare", ratings))
+    assert FeatureMLP.for_dataset(build_dataset("bare", ratings), item_id_embedding=True)
+    with pytest.raises(ConfigError, match=r"names no field of the data set: \['years'\]"):
+        FeatureMLP.for_dataset(dataset, exclude_fields=["years"])
+    with pytest.raises(ConfigError, match="must be a list of field names"):
+        FeatureMLP.for_dataset(dataset, exclude_fields="year")

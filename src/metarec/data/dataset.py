@@ -190,6 +190,9 @@ class FeatureTable:
         keep = positions >= 0
         frame, positions = frame[keep], positions[keep]
         for name, kind in kinds.items():
+            if name == "id":
+                raise DataError("a feature field may not be named 'id' (the key of the "
+                                "user or item index): rename it")
             if name not in frame.columns:
                 raise DataError(f"feature field {name!r} not in columns {list(frame.columns)}")
             column = frame[name]
@@ -197,7 +200,9 @@ class FeatureTable:
             if kind == "numeric":
                 numeric = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
                 full = np.full(n, np.nan, dtype=np.float32)
-                full[positions] = numeric
+                with np.errstate(over="ignore"):  # past float32's range: inf, then missing
+                    full[positions] = numeric
+                full[~np.isfinite(full)] = np.nan
                 specs.append(FieldSpec(name, kind))
                 values[name] = torch.from_numpy(full)
             elif kind == "categorical":

@@ -90,5 +90,8 @@ def build_model(kind: str, dataset: Any, **options: Any) -> RatingModel:
     if kind not in classes:
         raise ValueError(f"unknown model kind {kind!r}; expected {', '.join(classes)}")
     if kind == "BiasedMF":
+        ratings = dataset.interactions.rating
+        if len(ratings) and "rating_mean" not in options:  # start at the data's mean, as
+            options = {**options, "rating_mean": float(ratings.mean())}  # for_dataset does
         return classes[kind](dataset.num_users, dataset.num_items, **options)
     return classes[kind].for_dataset(dataset, **options)  # type: ignore[attr-defined]

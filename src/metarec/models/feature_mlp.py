@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from metarec.data.dataset import Dataset, Fields, FieldSpec
+from metarec.errors import ConfigError
 from metarec.models.base import RatingModel
 
 
@@ -48,7 +49,8 @@ class FieldEmbedding(nn.Module):
             known = (values >= 0) & (values < self.num_ids)
             return self.embedding(torch.where(known, values + 1, torch.zeros_like(values)))
         if self.kind == "numeric":
-            x = torch.nan_to_num((values - self.mean) / self.std, nan=0.0)
+            x = (values - self.mean) / self.std
+            x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))  # missing, +-inf: 0
             return self.linear(x.unsqueeze(-1).to(self.linear.weight.dtype))
         vectors = self.embedding(values)
         if self.kind == "multi":
@@ -109,6 +111,10 @@ class FeatureMLP(RatingModel):
                                  self._embeddings(self.item_specs, "item", num_items),
                                  embedding_dim)
         width = self.body.width
+        if width == 0:
+            raise ConfigError("the model has no inputs: the data set has no user or item "
+                              "fields left (see exclude_fields) and no id embedding is on; "
+                              "set model.user_id_embedding / model.item_id_embedding = true")
         layers: list[nn.Module] = []
         for size in self.hidden:
             layers += [nn.Linear(width, size), nn.ReLU()]
@@ -171,7 +177,14 @@ class FeatureMLP(RatingModel):
                     **options: Any) -> FeatureMLP:
         """A model over the side fields of ``dataset`` but ``exclude_fields`` (numeric
         fields standardised)."""
+        if isinstance(exclude_fields, str):
+            raise ConfigError(f"exclude_fields must be a list of field names, got the string "
+                              f"{exclude_fields!r}: write [{exclude_fields!r}]")
         excluded = set(exclude_fields)
+        known = {s.name for s in (*dataset.users.specs, *dataset.items.specs)}
+        if excluded - known:
+            raise ConfigError(f"exclude_fields names no field of the data set: "
+                              f"{sorted(excluded - known)}; its fields: {sorted(known)}")
         user_specs = [s for s in dataset.users.specs if s.name not in excluded]
         item_specs = [s for s in dataset.items.specs if s.name not in excluded]
         stats = {}
