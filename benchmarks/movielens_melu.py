@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument("--merge", nargs="+", type=Path, default=None,
                         help="only merge the per-seed records of earlier result files "
                              "(e.g. runs of different seeds) into --name; a predictor's "
-                             "records of a seed come from the last file that has them")
+                             "records of a seed come from the last file that has them; "
+                             "results/X.json is read from benchmarks/results/ as written")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -129,11 +130,19 @@ def table_of(aggregated: list[dict], seeds: list[int], metric: str = "mae") -> T
     return table
 
 
+def _result_file(path: Path) -> Path:
+    """``path`` as given, else (a ``results/X.json`` of the docs, run from the repository
+    root) the file of that name in :data:`RESULTS`, where ``--name`` writes."""
+    if path.exists() or path.is_absolute():
+        return path
+    return RESULTS / path.name if (RESULTS / path.name).exists() else path
+
+
 def merge(paths: list[Path], name: str) -> None:
     """Pool the per-seed records of several result files and aggregate them again. A
     predictor's records for a seed come from the last file that has them, so a predictor
     run again replaces its earlier rows (``--merge old.json rerun.json``)."""
-    documents = [json.loads(Path(p).read_text()) for p in paths]
+    documents = [json.loads(_result_file(Path(p)).read_text()) for p in paths]
     latest: dict[tuple[str, int], int] = {}
     for index, document in enumerate(documents):
         for r in document["per_seed"]:

@@ -36,3 +36,19 @@ def test_a_later_file_replaces_a_predictors_records(tmp_path, monkeypatch) -> No
     means = {r["learner"]: r["mean"] for r in merged["results"] if r["metric"] == "mae"}
     assert means["biased-mf"] == pytest.approx(0.72)
     assert means["ridge"] == pytest.approx(0.71)
+
+
+def test_results_paths_of_the_docs_are_read_from_the_results_folder(tmp_path,
+                                                                    monkeypatch) -> None:
+    """The docs' commands run from the repository root and name ``results/X.json``."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    melu = pytest.importorskip("movielens_melu")
+    monkeypatch.setattr(melu, "RESULTS", tmp_path / "results")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "part.json").write_text(json.dumps(_document([("ridge", 0, 0.7)])))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    melu.merge([Path("results/part.json")], "merged")
+    merged = json.loads((tmp_path / "results" / "merged.json").read_text())
+    assert [r["value"] for r in merged["per_seed"] if r["metric"] == "mae"] == [0.7]
