@@ -140,6 +140,13 @@ def test_all_candidates_ranks_every_item_outside_the_support() -> None:
     assert full.query.item.tolist() == [1, 3, 4]
     assert np.isnan(full.query.rating[[0, 2]]).all() and full.query.rating[1] == 4
     assert full.query_offsets.tolist() == [0, 3] and full.support is tasks.support
+    # An item the user rated in another held-out part is no candidate: not unrated.
+    rated = rows(7, [0, 2, 3, 4], [5, 1, 4, 5])
+    other_user = rows(8, [1], [5])
+    ratings = Interactions(*(np.concatenate([getattr(rated, f), getattr(other_user, f)])
+                             for f in ("user", "item", "rating", "timestamp")))
+    seen = all_candidates(tasks, num_items=5, rated=ratings)
+    assert seen.query.item.tolist() == [1, 3] and seen.query.rating[1] == 4
 
 
 @pytest.mark.parametrize("option", ["unseen_codes_missing", "numeric_within_training"])
@@ -295,3 +302,37 @@ def test_evaluate_prequential_of_a_run_without_learners(tmp_path: Path) -> None:
                                       "prequential", "--max-events", "200"])
     assert result.exit_code == 0, result.output
     assert "static" in result.output
+
+
+@pytest.mark.parametrize("name", ["pretrain", "maml-r"])
+def test_no_evaluation_rating_reaches_a_trained_model(name: str) -> None:
+    """Setting every scenario's query ratings to 5 changes neither the split's training
+    tasks nor anything trained on them (the model's starting mean included)."""
+    import dataclasses
+
+    import numpy as np
+
+    from metarec.experiment import load_data, make_split, train_learner
+
+    config = load_config(None, [*SMALL, "learner.epochs=1"])
+    dataset = load_data(config)
+    split = make_split(dataset, config, 0)
+    held_out = set()
+    for scenario in SCENARIOS:
+        query = split.scenarios[scenario].query
+        held_out |= set(zip(query.user.tolist(), query.item.tolist(), strict=True))
+    inter = dataset.interactions
+    rows = np.array([(u, i) in held_out for u, i in zip(inter.user.tolist(),
+                                                       inter.item.tolist(), strict=True)])
+    assert rows.sum() == sum(len(split.scenarios[s].query) for s in SCENARIOS)
+    rating = inter.rating.copy()
+    rating[rows] = 5.0
+    changed = dataclasses.replace(dataset, interactions=dataclasses.replace(inter,
+                                                                            rating=rating))
+    changed_split = make_split(changed, config, 0)
+    np.testing.assert_array_equal(changed_split.train_ratings.rating,
+                                  split.train_ratings.rating)
+    tasks = split.validation
+    original = train_learner(name, dataset, split, config, 0).predict_tasks(tasks)
+    again = train_learner(name, changed, changed_split, config, 0).predict_tasks(tasks)
+    np.testing.assert_array_equal(again, original)

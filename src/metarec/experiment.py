@@ -160,11 +160,11 @@ def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: R
         elif name == "finetune":
             out[name] = _with_steps(trained["pretrain"], config.learner.inner_steps)
         elif name == "foldin":
-            # The control solves what `ridge` solves (its [per_learner.ridge] adapt_loss,
-            # memory and neighbours settings).
+            # The control solves what `ridge` solves (its [per_learner.ridge] inner_steps,
+            # adapt_loss, memory and neighbours settings).
             ridge = config.learner_config("ridge")
             out[name] = fold_in(trained["pretrain"], split.validation,
-                                adapt_loss=ridge.adapt_loss,
+                                inner_steps=ridge.inner_steps, adapt_loss=ridge.adapt_loss,
                                 memory_precision=ridge.memory_precision,
                                 memory_level=ridge.memory_level,
                                 neighbours=ridge.neighbours).predict_tasks
@@ -177,17 +177,32 @@ def _with_steps(learner: Learner, steps: int) -> Predictor:
     return lambda tasks: learner.predict_tasks(tasks, steps=steps)
 
 
-def all_candidates(tasks: TaskSet, num_items: int) -> TaskSet:
+def all_candidates(tasks: TaskSet, num_items: int, rated: Interactions | None = None
+                   ) -> TaskSet:
     """``tasks`` with each query replaced by every item outside the task's support: the
     query ratings keep their values, every other item has rating NaN (not relevant), so
-    ranking metrics rank the whole catalogue."""
+    ranking metrics rank the whole catalogue. Items the user rated elsewhere (in
+    ``rated``, e.g. the data set's ratings, but not in this query: ratings held out in
+    another scenario) are no candidates: they are not unrated, and their ratings are
+    not this task's to judge."""
     users, items, ratings = [], [], []
+    elsewhere: dict[int, np.ndarray] = {}
+    if rated is not None:
+        mine = np.isin(rated.user, tasks.users)
+        order = np.argsort(rated.user[mine], kind="stable")
+        by_user, rows = rated.user[mine][order], rated.item[mine][order]
+        starts = np.searchsorted(by_user, tasks.users)
+        ends = np.searchsorted(by_user, tasks.users, side="right")
+        elsewhere = {int(u): rows[a:b] for u, a, b in zip(tasks.users, starts, ends,
+                                                          strict=True)}
     for t in range(len(tasks)):
         support = tasks.support.item[tasks.support_offsets[t]:tasks.support_offsets[t + 1]]
-        rows = slice(tasks.query_offsets[t], tasks.query_offsets[t + 1])
+        rows_t = slice(tasks.query_offsets[t], tasks.query_offsets[t + 1])
+        query_items = tasks.query.item[rows_t]
         rating = np.full(num_items, np.nan, dtype=np.float32)
-        rating[tasks.query.item[rows]] = tasks.query.rating[rows]
-        candidates = np.setdiff1d(np.arange(num_items), support)
+        rating[query_items] = tasks.query.rating[rows_t]
+        other = np.setdiff1d(elsewhere.get(int(tasks.users[t]), []), query_items)
+        candidates = np.setdiff1d(np.arange(num_items), np.union1d(support, other))
         users.append(np.full(len(candidates), tasks.users[t]))
         items.append(candidates)
         ratings.append(rating[candidates])
@@ -199,7 +214,7 @@ def all_candidates(tasks: TaskSet, num_items: int) -> TaskSet:
 
 
 def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
-                        config: RunConfig, seed: int, num_items: int = 0
+                        config: RunConfig, seed: int, dataset: Dataset | None = None
                         ) -> list[dict[str, Any]]:
     """Records ``{learner, scenario, metric, value, seed}`` for every scenario, the
     cold-start curve (``new_users_k{k}``: support capped at k ratings), with
@@ -217,8 +232,10 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
     for shots in config.evaluation.shots:
         if len(split.scenarios["new_users"]):
             sets[f"new_users_k{shots}"] = split.scenarios["new_users"].cap_support(shots, seed)
-    if config.evaluation.all_items and num_items and len(split.scenarios["new_users"]):
-        sets["new_users_all"] = all_candidates(split.scenarios["new_users"], num_items)
+    if config.evaluation.all_items and dataset is not None and len(
+            split.scenarios["new_users"]):
+        sets["new_users_all"] = all_candidates(split.scenarios["new_users"],
+                                               dataset.num_items, dataset.interactions)
     if config.evaluation.validation:
         for name, tasks in [("validation", split.validation),
                             ("validation_new_items", split.validation_new_items),
@@ -276,8 +293,7 @@ def _run(config: RunConfig, out: Path | None, events: Events | None,
         emit("stage", {"message": f"seed {seed}: evaluating"})
         names = list(dict.fromkeys([*config.baselines, *config.learners]))
         predictors = predictors_for(trained, split, config, names, dataset)
-        result.records += evaluate_predictors(predictors, split, config, seed,
-                                              dataset.num_items)
+        result.records += evaluate_predictors(predictors, split, config, seed, dataset)
     result.aggregated = aggregate_seeds(result.records)
     result.timings["total"] = time.perf_counter() - started
     if out is not None:
@@ -314,7 +330,7 @@ def evaluate_run(run_dir: str | Path, events: Events | None = None,
                 trained[name].known_ = split.train_ratings  # ratings (for memories)
         result.records += evaluate_predictors(predictors_for(trained, split, config, names,
                                                              dataset),
-                                              split, config, seed, dataset.num_items)
+                                              split, config, seed, dataset)
     result.aggregated = aggregate_seeds(result.records)
     return result
 

@@ -462,9 +462,13 @@ def _toy_with_features() -> Dataset:
 def test_unseen_codes_read_as_missing_only_when_asked() -> None:
     data = _toy_with_features()
     split = split_dataset(data, CONFIG)
-    assert split.features(data) is data  # off by default
+    plain = split.features(data)  # off by default: the features as they are
+    assert plain.users is data.users and plain.items is data.items
+    train = split.train_ratings  # and the training ratings only
+    for field in ("user", "item", "rating"):
+        np.testing.assert_array_equal(getattr(plain.interactions, field), getattr(train, field))
     seen = split_dataset(data, replace(CONFIG, unseen_codes_missing=True)).features(data)
-    assert seen.users is not data.users and seen.interactions is data.interactions
+    assert seen.users is not data.users and len(seen.interactions) < len(data.interactions)
     director = data.items.spec("director").vocab.index("z") + 1
     writer = data.items.spec("writers").vocab.index("w9") + 1
     old = split.train_ratings.item

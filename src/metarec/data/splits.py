@@ -152,14 +152,17 @@ class ColdStartSplit:
         return self.train.all_ratings()
 
     def features(self, dataset: Dataset) -> Dataset:
-        """The data set whose side features training and evaluation use: ``dataset``
-        itself, or with ``unseen_codes_missing`` a view in which every categorical code
-        that no training user or item has reads as missing (e.g. the director of a new
-        film who directed nothing before), so that it adds nothing instead of the
-        untrained random row it would look up; with ``numeric_within_training`` every
-        numeric value clamped to the range of the training users or items."""
+        """The data set that models are built on and read features from: a view of
+        ``dataset`` whose ratings are the training ratings only (a model's starting
+        mean, its numeric statistics or anything else read from the ratings never sees an
+        evaluation rating). Its side features are ``dataset``'s, or with
+        ``unseen_codes_missing`` a view in which every categorical code that no training
+        user or item has reads as missing (e.g. the director of a new film who directed
+        nothing before), so that it adds nothing instead of the untrained random row it
+        would look up; with ``numeric_within_training`` every numeric value clamped to
+        the range of the training users or items."""
         if not (self.config.unseen_codes_missing or self.config.numeric_within_training):
-            return dataset
+            return replace(dataset, interactions=self.train_ratings)
         users, items = dataset.users, dataset.items
         trained_items = np.unique(self.train_ratings.item)
         if self.config.unseen_codes_missing:
@@ -168,7 +171,7 @@ class ColdStartSplit:
         if self.config.numeric_within_training:
             users = users.numeric_within(self.train.users)
             items = items.numeric_within(trained_items)
-        return replace(dataset, users=users, items=items)
+        return replace(dataset, interactions=self.train_ratings, users=users, items=items)
 
     def summary(self) -> list[dict[str, object]]:
         """One row per scenario and per training set: users, support and query ratings."""

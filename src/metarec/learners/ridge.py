@@ -402,7 +402,8 @@ FOLD_IN_PRECISIONS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 def fold_in(trained: Learner, validation: TaskSet | None,
             precisions: Sequence[float] = FOLD_IN_PRECISIONS,
             adapt_loss: str = "mse", memory_precision: float | None = None,
-            memory_level: bool = False, neighbours: int = 0) -> Ridge:
+            memory_level: bool = False, neighbours: int = 0,
+            inner_steps: int | None = None) -> Ridge:
     """The ``fold-in`` control: ``trained``'s model, unchanged, with its output layer fitted
     to each user's support set by the same ridge solve (no meta-learning), at the prior
     precision of ``precisions`` with the least validation loss (query MSE or MAE, as
@@ -411,10 +412,13 @@ def fold_in(trained: Learner, validation: TaskSet | None,
     ``memory_precision`` and ``memory_level`` as :meth:`Ridge.predict_tasks` takes them
     (validation users are never trained on, so they play no part in the choice), and with
     ``neighbours`` the neighbourhood term, its scale and damping chosen on ``validation``
-    after the precision (:meth:`Ridge.choose_neighbour_term`)."""
+    after the precision (:meth:`Ridge.choose_neighbour_term`). ``inner_steps`` (default:
+    ``trained``'s) 0 means no solve, as for ``ridge``."""
+    steps = trained.config.inner_steps if inner_steps is None else inner_steps
+
     def build(precision: float) -> Ridge:
         ridge = Ridge(trained.model, replace(trained.config, prior_precision=precision,
-                                             adapt_loss=adapt_loss,
+                                             inner_steps=steps, adapt_loss=adapt_loss,
                                              memory_precision=memory_precision,
                                              memory_level=memory_level,
                                              neighbours=neighbours))
