@@ -149,7 +149,9 @@ def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: R
     out: dict[str, Predictor] = {}
     for name in names:
         if name in SIMPLE:
-            out[name] = SIMPLE[name]().fit(train, n_users, n_items).predict_tasks
+            baseline = SIMPLE[name]().fit(train, n_users, n_items)
+            out[name] = (Ranked(baseline.predict_tasks, baseline.rank_tasks)
+                         if isinstance(baseline, Popularity) else baseline.predict_tasks)
         elif name == "biased-mf":
             out[name] = tuned_mf(train, n_users, n_items, split.validation,
                                  config.learner.loss, factors=config.model.factors,
@@ -171,6 +173,18 @@ def predictors_for(trained: dict[str, Learner], split: ColdStartSplit, config: R
         else:
             out[name] = trained[name].predict_tasks
     return out
+
+
+@dataclass
+class Ranked:
+    """A predictor whose ranking metrics rank by ``score`` rather than by its rating
+    predictions (``popularity``: by rating count)."""
+
+    predict: Predictor
+    score: Predictor
+
+    def __call__(self, tasks: TaskSet) -> np.ndarray:
+        return self.predict(tasks)
 
 
 def _with_steps(learner: Learner, steps: int) -> Predictor:
@@ -245,7 +259,8 @@ def evaluate_predictors(predictors: dict[str, Predictor], split: ColdStartSplit,
                 sets[name] = tasks
     for name, predict in predictors.items():
         for scenario, tasks in sets.items():
-            frame = predictions_frame(tasks, predict(tasks))
+            score = predict.score(tasks) if isinstance(predict, Ranked) else None
+            frame = predictions_frame(tasks, predict(tasks), score)
             for metric, value in compute_metrics(frame, ks=ks, threshold=threshold,
                                                  levels=levels).items():
                 records.append({"learner": name, "scenario": scenario, "metric": metric,

@@ -159,6 +159,25 @@ def test_popularity_shrunk_item_means_and_counts():
     np.testing.assert_allclose(model.predict_tasks(tasks), [3.5, 4.25, 3.125])
     np.testing.assert_allclose(model.score_items(rows([]), np.array([2, 1, 0, 7])),
                                [0.0, 1.0, 3.0, 0.0])
+    np.testing.assert_allclose(model.rank_tasks(tasks), [0.0, 1.0, 3.0])
+
+
+def test_the_tables_rank_popularity_by_count_and_score_its_ratings_by_mean():
+    """A new user's query: the most rated item (3 ratings, mean 3.125) first, though the
+    item rated once has the higher mean (4.25); MAE still reads the shrunk means."""
+    from metarec.evaluation.metrics import compute_metrics
+    from metarec.evaluation.protocol import predictions_frame
+    from metarec.experiment import Ranked
+
+    model = Popularity(reg_item=1.0).fit(POPULAR, 3, 3)
+    tasks = TaskSet.from_rows(rows([(2, 2, 4)]), rows([(2, 1, 1), (2, 0, 5)]))
+    ranked = Ranked(model.predict_tasks, model.rank_tasks)
+    frame = predictions_frame(tasks, ranked(tasks), ranked.score(tasks))
+    out = compute_metrics(frame, ks=(1,))
+    assert out["ndcg@1"] == 1.0 and out["hit@1"] == 1.0
+    assert out["mae"] == pytest.approx(((4.25 - 1) + (5 - 3.125)) / 2)
+    by_mean = compute_metrics(predictions_frame(tasks, ranked(tasks)), ks=(1,))
+    assert by_mean["hit@1"] == 0.0
 
 
 # --- BiasedMFALS ----------------------------------------------------------------------------

@@ -156,6 +156,12 @@ class Popularity:
         _require_fitted(self, "item_count_")
         return _lookup(self.item_count_.astype(np.float64), items)
 
+    def rank_tasks(self, tasks: TaskSet) -> np.ndarray:
+        """The ranking score of every query row of ``tasks``: its item's rating count
+        (what the ranking metrics rank ``popularity`` by; 0 for unseen items)."""
+        _require_fitted(self, "item_count_")
+        return _lookup(self.item_count_.astype(np.float64), tasks.query.item)
+
 
 def _grouped_ridge(group: np.ndarray, design: np.ndarray, target: np.ndarray,
                    num_groups: int, precision: np.ndarray) -> np.ndarray:

@@ -270,7 +270,9 @@ def compute_metrics(frame: pd.DataFrame, ks: Sequence[int] = DEFAULT_KS,
     :func:`mae_rounded`), ``accuracy``, then for each k in ``ks``: ``ndcg@k`` (exp
     gain), ``ndcg_lin@k`` (linear gain), ``precision@k``, ``recall@k``, ``f1@k``, ``hit@k``.
     ``threshold`` is the like/relevance threshold of accuracy and the set metrics. The
-    frame's row order is the tie-break order of the ranking metrics.
+    ranking metrics rank by the frame's ``score`` column when it has one (a predictor
+    whose ranking is not by its rating prediction: ``popularity`` ranks by count), else
+    by ``pred``. The frame's row order is the tie-break order of the ranking metrics.
     """
     missing = [c for c in ("user", "true", "pred") if c not in frame.columns]
     if missing:
@@ -285,7 +287,8 @@ def compute_metrics(frame: pd.DataFrame, ks: Sequence[int] = DEFAULT_KS,
     if levels is not None:
         out["mae_rounded"] = mae_rounded(true, pred, levels)
     out["accuracy"] = accuracy(true, pred, threshold)
-    ranking = _rank(frame["user"].to_numpy(), true, pred)
+    score = frame["score"].to_numpy(dtype=np.float64) if "score" in frame.columns else pred
+    ranking = _rank(frame["user"].to_numpy(), true, score)
     for k in ks:
         out[f"ndcg@{k}"] = _ndcg(ranking, k, "exp")
         out[f"ndcg_lin@{k}"] = _ndcg(ranking, k, "linear")

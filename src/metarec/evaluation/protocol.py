@@ -17,18 +17,23 @@ from metarec.evaluation.metrics import DEFAULT_KS, DEFAULT_THRESHOLD, compute_me
 from metarec.tasks.taskset import TaskSet
 
 
-def predictions_frame(tasks: TaskSet, pred: np.ndarray) -> pd.DataFrame:
+def predictions_frame(tasks: TaskSet, pred: np.ndarray, score: np.ndarray | None = None
+                      ) -> pd.DataFrame:
     """A ``user, item, true, pred`` frame with one row per query row of ``tasks``, in the
-    order of ``tasks.query`` (which is also the tie-break order of the ranking metrics)."""
-    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
-    if len(pred) != len(tasks.query):
-        raise ValueError(f"got {len(pred)} predictions for {len(tasks.query)} query rows; "
-                         "predict every query row of the task set, in order")
+    order of ``tasks.query`` (which is also the tie-break order of the ranking metrics),
+    and a ``score`` column when the predictor ranks by something else than ``pred``."""
+    columns = {"pred": pred} if score is None else {"pred": pred, "score": score}
+    for name, values in columns.items():
+        columns[name] = np.asarray(values, dtype=np.float64).reshape(-1)
+        if len(columns[name]) != len(tasks.query):
+            what = "predictions" if name == "pred" else "ranking scores"
+            raise ValueError(f"got {len(columns[name])} {what} for {len(tasks.query)} "
+                             "query rows; predict every query row of the task set, in order")
     return pd.DataFrame({
         "user": tasks.query.user,
         "item": tasks.query.item,
         "true": tasks.query.rating.astype(np.float64),
-        "pred": pred,
+        **columns,
     })
 
 
