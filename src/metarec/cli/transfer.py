@@ -221,9 +221,11 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
         target_split = split_dataset(target_ds, replace(run.split, seed=seed))
         _check_scenarios(target_split, settings.scenarios)
         target_train, source_train = target_split.train, None
+        source_rated = None  # the ratings the source model is built on (training ones)
         if settings.source == "same":
             source_train, target_train = split_users(target_split.train, 0.5, seed)
             source_val = target_split.validation
+            source_rated = target_split.features(target_ds)
         if settings.source_checkpoint:
             source = _load_learner(settings.source_checkpoint, source_ds, "source")
             if save_dir is not None and seed == run.seeds[0]:  # the run folder is whole
@@ -232,10 +234,11 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
             if source_train is None:
                 source_split = split_dataset(source_ds, replace(run.split, seed=seed))
                 source_train, source_val = source_split.train, source_split.validation
+                source_rated = source_split.features(source_ds)
             say(f"seed {seed}: training the source ({settings.source_learner}, "
                 f"{len(source_train)} users of {source_ds.name})")
             torch.manual_seed(seed)  # the initial weights: one config, one result
-            model = build_model(run.model.kind, source_ds, **run.model.options())
+            model = build_model(run.model.kind, source_rated, **run.model.options())
             started = time.perf_counter()
             source = learner_class(settings.source_learner)(model, cfg).fit(
                 source_train, source_ds, source_val)
@@ -250,7 +253,8 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
                 started = time.perf_counter()
                 torch.manual_seed(seed)  # the target model's fresh weights
                 if method == "target-only":
-                    model = build_model(run.model.kind, target_ds, **run.model.options())
+                    model = build_model(run.model.kind, target_split.features(target_ds),
+                                        **run.model.options())
                     learner = learner_class("pretrain")(model, cfg).fit(
                         train, target_ds, target_split.validation)
                 else:
@@ -433,6 +437,7 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
         cfg = replace(run.learner, seed=seed)
         split = split_dataset(dataset, replace(run.split, seed=seed))
         _check_scenarios(split, settings.scenarios)
+        rated = split.features(dataset)  # models are built on the training ratings only
         if settings.teacher_checkpoint:
             teachers = [_load_learner(settings.teacher_checkpoint, dataset, "teacher")]
         else:
@@ -441,7 +446,7 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
                 say(f"seed {seed}: training teacher {teacher_seed} ({settings.teacher_learner})")
                 teacher_cfg = replace(cfg, seed=seed * 1000 + teacher_seed)
                 torch.manual_seed(teacher_cfg.seed)  # the initial weights
-                model = build_model(run.model.kind, dataset, **run.model.options())
+                model = build_model(run.model.kind, rated, **run.model.options())
                 teachers.append(learner_class(settings.teacher_learner)(model, teacher_cfg).fit(
                     split.train, dataset, split.validation))
         labelled = subsample_users(split.train, settings.label_fraction, seed)
@@ -449,7 +454,7 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
         for name, teacher in (("student+teacher", teachers), ("student alone", None)):
             say(f"seed {seed}: training {name} on {len(labelled)} labelled users")
             torch.manual_seed(seed)  # both students start from the same weights
-            student = Distill(student_model(settings, dataset, run.model), teacher, cfg,
+            student = Distill(student_model(settings, rated, run.model), teacher, cfg,
                               settings.distill_config(seed))
             models[name] = student.fit(labelled, dataset, split.validation,
                                        pair_users=split.train.users)
