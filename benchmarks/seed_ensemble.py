@@ -82,6 +82,10 @@ def main() -> None:
     if dataset is None:
         raise SystemExit("ML-1M not found: pass --data-dir with ml-1m/ and melu-ml1m/")
     names = [x for x in args.predictors.split(",") if x]
+    if "popularity" in names:  # its ranking is by count, which no average or blend keeps
+        raise SystemExit("popularity ranks by rating count, not by a prediction that "
+                         "members average or blends mix: evaluate it with "
+                         "movielens_melu.py --baselines popularity")
     pairs = [tuple(spec.split("+")) for spec in args.blend]
     if any(len(p) != 2 or not set(p) <= set(names) for p in pairs):
         raise SystemExit(f"--blend takes A+B with A and B among --predictors {names}; "

@@ -74,6 +74,16 @@ def load_data(config: RunConfig) -> Dataset:
     return load_dataset(config.data.dataset, data_dir=data_dir, **options)
 
 
+def check_fields(model: ModelConfig, *datasets: Dataset) -> None:
+    """A :class:`ConfigError` when ``model.exclude_fields`` names a field that none of
+    ``datasets`` has (a typo would otherwise train on the field it meant to drop)."""
+    known = {s.name for d in datasets for s in (*d.users.specs, *d.items.specs)}
+    unknown = sorted(set(model.exclude_fields) - known)
+    if unknown:
+        raise ConfigError(f"model.exclude_fields names no field of the data: {unknown}; "
+                          f"its fields: {sorted(known)}")
+
+
 def to_train(config: RunConfig) -> list[str]:
     """The learners a run trains: ``config.learners``, plus ``pretrain`` when a baseline
     evaluates its model."""
@@ -293,6 +303,7 @@ def _run(config: RunConfig, out: Path | None, events: Events | None,
     if dataset is None:
         emit("stage", {"message": f"loading {config.data.dataset}"})
         dataset = load_data(config)
+    check_fields(config.model, dataset)
     for seed in config.seeds:
         split = make_split(dataset, config, seed)
         result.split_summary = split.summary()

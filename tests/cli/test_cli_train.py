@@ -81,7 +81,12 @@ def test_train_writes_checkpoint_and_history_then_resumes(config: Path, tmp_path
     assert loaded.name == "reptile" and len(loaded.history_) == 2
     # The resolved config travels with the checkpoint: a prequential run on the folder
     # streams the data set it was trained on (not the default synthetic one).
-    assert load_config(out / "config.toml").data.options["num_items"] == 200
+    assert load_config(out / "train_config.toml").data.options["num_items"] == 200
+    assert not (out / "config.toml").exists()  # no `metarec run` folder: run refuses it
+    refused = runner.invoke(app, ["run", "--out", str(out), "--learners", "reptile"])
+    assert isinstance(refused.exception, ConfigError)
+    assert "is not a run folder" in str(refused.exception)
+    assert (folder / "trainer_state.pt").is_file()
     preq = runner.invoke(app, ["evaluate", str(out), "--protocol", "prequential",
                                "--max-events", "600"])
     assert preq.exit_code == 0, preq.output

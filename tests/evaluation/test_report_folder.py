@@ -19,6 +19,7 @@ def test_a_finished_run_that_cannot_take_the_folders_place_is_kept(
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.toml").write_text("old")
+    (out / "results.json").write_text("{}")
     rename = os.rename
 
     def busy(source: object, target: object) -> None:  # a mount point cannot be renamed

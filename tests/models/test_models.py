@@ -232,7 +232,24 @@ def test_a_model_without_inputs_and_unknown_excluded_fields_are_config_errors(
     with pytest.raises(ConfigError, match="the model has no inputs"):
         FeatureMLP.for_dataset(build_dataset("bare", ratings))
     assert FeatureMLP.for_dataset(build_dataset("bare", ratings), item_id_embedding=True)
-    with pytest.raises(ConfigError, match=r"names no field of the data set: \['years'\]"):
-        FeatureMLP.for_dataset(dataset, exclude_fields=["years"])
     with pytest.raises(ConfigError, match="must be a list of field names"):
         FeatureMLP.for_dataset(dataset, exclude_fields="year")
+
+
+def test_excluded_fields_are_checked_against_every_data_set_of_a_run(dataset) -> None:
+    """A name no data set has is a typo (an error); one that only another data set of
+    the run has (a transfer's source or target) is not."""
+    from metarec.config import ModelConfig
+    from metarec.experiment import check_fields
+
+    ratings = pd.DataFrame({"user": ["u1"], "item": ["i1"], "rating": [3.0]})
+    other = build_dataset("other", ratings, items=pd.DataFrame({"studio": ["A"]},
+                                                               index=["i1"]),
+                          item_fields={"studio": "categorical"})
+    with pytest.raises(ConfigError, match=r"names no field of the data: \['years'\]"):
+        check_fields(ModelConfig(exclude_fields=["years"]), dataset)
+    check_fields(ModelConfig(exclude_fields=["studio", "rate"]), dataset, other)
+    with pytest.raises(ConfigError, match=r"\['studio'\]"):
+        check_fields(ModelConfig(exclude_fields=["studio", "rate"]), dataset)
+    model = FeatureMLP.for_dataset(dataset, exclude_fields=["studio", "rate"])  # warns
+    assert "rate" not in {s.name for s in model.item_specs}

@@ -4,7 +4,7 @@ The same command runs directly (``metarec train --config run.toml``) or under
 ``torchrun --nproc-per-node N -m metarec train --config run.toml``: the process group
 comes from torchrun's environment (see :mod:`metarec.learners.distributed`). Rank 0 shows
 progress and writes ``OUT/checkpoints/LEARNER/`` (the learner, plus ``trainer_state.pt``
-for ``--resume``), ``OUT/train.json`` and ``OUT/config.toml`` (the resolved config).
+for ``--resume``), ``OUT/train.json`` and ``OUT/train_config.toml`` (the resolved config).
 """
 
 from __future__ import annotations
@@ -96,6 +96,9 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
     options = reader_options(config.data.dataset, config.data.options)
     data_dir = Path(config.data.data_dir) if config.data.data_dir else None
     dataset = load_dataset(config.data.dataset, data_dir=data_dir, **options)
+    from metarec.experiment import check_fields  # (imports matplotlib: not at --help)
+
+    check_fields(config.model, dataset)
     split = split_dataset(dataset, config.split)
     dataset = split.features(dataset)  # as training may see them (split options)
     # Every rank builds the same initial weights (the trainer also broadcasts rank 0's).
@@ -149,8 +152,9 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train.json").write_text(json.dumps(summary, indent=2, default=str))
-        # What the checkpoint was trained on, for `metarec prequential OUT` and serve.
-        (out / "config.toml").write_text(config.to_toml())
+        # What the checkpoint was trained on, for `metarec prequential OUT` and serve (not
+        # config.toml: OUT is no `metarec run` folder, and may be one).
+        (out / "train_config.toml").write_text(config.to_toml())
     return summary
 
 

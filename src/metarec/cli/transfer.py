@@ -198,7 +198,7 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
     import torch
 
     from metarec.data.splits import split_dataset
-    from metarec.experiment import check_learners
+    from metarec.experiment import check_fields, check_learners
     from metarec.learners.registry import learner_class
     from metarec.learners.transfer import Transfer, split_users, subsample_users
     from metarec.models.base import build_model
@@ -218,6 +218,7 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
     for seed in run.seeds:
         cfg = replace(run.learner, seed=seed)
         source_ds, target_ds = transfer_datasets(run, settings, seed)
+        check_fields(run.model, source_ds, target_ds)
         target_split = split_dataset(target_ds, replace(run.split, seed=seed))
         _check_scenarios(target_split, settings.scenarios)
         target_train, source_train = target_split.train, None
@@ -418,7 +419,7 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
     import torch
 
     from metarec.data.splits import split_dataset
-    from metarec.experiment import check_learners, load_data, tiny_dataset
+    from metarec.experiment import check_fields, check_learners, load_data, tiny_dataset
     from metarec.learners.distill import Distill, parameter_count
     from metarec.learners.transfer import subsample_users
     from metarec.models.base import build_model
@@ -432,6 +433,7 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
         Distill(student_model(settings, tiny, run.model), None, run.learner,
                 settings.distill_config())
     dataset = load_data(run)
+    check_fields(run.model, dataset)
     records: list[dict[str, Any]] = []
     for seed in run.seeds:
         cfg = replace(run.learner, seed=seed)

@@ -197,7 +197,8 @@ def check_no_leak(make_model: Callable[[Interactions], StreamModel], events: Int
 
 def data_of_run(run_dir: str | Path) -> tuple[str, dict[str, Any], str | None] | None:
     """(data set name, reader options, ``data_dir`` or None) named in the ``config.toml``
-    of ``run_dir`` (or of one of its two parent folders, for a checkpoint folder inside a
+    (a ``metarec run`` folder) or ``train_config.toml`` (a ``metarec train`` folder) of
+    ``run_dir`` or of one of its two parent folders (for a checkpoint folder inside a
     run), if any."""
     if sys.version_info >= (3, 11):
         import tomllib
@@ -205,18 +206,21 @@ def data_of_run(run_dir: str | Path) -> tuple[str, dict[str, Any], str | None] |
         import tomli as tomllib
 
     for folder in (Path(run_dir), *Path(run_dir).parents[:2]):
-        path = folder / "config.toml"
-        if path.is_file():
+        for path in (folder / "config.toml", folder / "train_config.toml"):
+            if not path.is_file():
+                continue
             data = tomllib.loads(path.read_text()).get("data", {})
             if "dataset" in data:
-                def unset(value: Any) -> Any:  # TOML has no null: runs write "none"
-                    return None if value == "none" else value
-
-                options = {k: unset(v) for k, v in data.get("options", {}).items()}
-                data_dir = unset(data.get("data_dir"))
+                options = {k: _unset(v) for k, v in data.get("options", {}).items()}
+                data_dir = _unset(data.get("data_dir"))
                 return (str(data["dataset"]), options,
                         None if data_dir is None else str(data_dir))
     return None
+
+
+def _unset(value: Any) -> Any:
+    """A config value read back: TOML has no null, and runs write ``"none"``."""
+    return None if value == "none" else value
 
 
 def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,

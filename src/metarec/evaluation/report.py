@@ -74,18 +74,24 @@ def write_run_folder(out_dir: str | Path, *, config_toml: str, document: dict[st
     return folder
 
 
+RUN_FILES = ("config.toml", "results.json")
+"""What every run folder written by :func:`write_run_folder` holds (a ``metarec train``
+folder holds neither)."""
+
+
 def check_replaceable(out_dir: str | Path) -> None:
     """Refuse (:class:`ConfigError`) an output folder that a new run may not replace: a
-    file, or a non-empty folder that is not a run folder (no ``config.toml``), so that
-    replacing a run never deletes other files."""
+    file, or a non-empty folder that is not a run folder (:data:`RUN_FILES`), so that
+    replacing a run never deletes other files (a ``metarec train`` folder's included)."""
     folder = Path(out_dir)
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise ConfigError(f"{folder} exists and is not a folder (a file or a link): "
                           "choose another output folder")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / "config.toml").is_file():
-        raise ConfigError(f"{folder} is not empty and is not a run folder (no config.toml): "
-                          "choose another output folder, or empty it; a new run replaces "
-                          "the whole folder")
+    if folder.is_dir() and any(folder.iterdir()) and not all(
+            (folder / name).is_file() for name in RUN_FILES):
+        raise ConfigError(f"{folder} is not empty and is not a run folder (one with "
+                          f"{' and '.join(RUN_FILES)}): choose another output folder, or "
+                          "empty it; a new run replaces the whole folder")
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -13,6 +14,8 @@ from torch import nn
 from metarec.data.dataset import Dataset, Fields, FieldSpec
 from metarec.errors import ConfigError
 from metarec.models.base import RatingModel
+
+log = logging.getLogger(__name__)
 
 
 class FieldEmbedding(nn.Module):
@@ -182,9 +185,9 @@ class FeatureMLP(RatingModel):
                               f"{exclude_fields!r}: write [{exclude_fields!r}]")
         excluded = set(exclude_fields)
         known = {s.name for s in (*dataset.users.specs, *dataset.items.specs)}
-        if excluded - known:
-            raise ConfigError(f"exclude_fields names no field of the data set: "
-                              f"{sorted(excluded - known)}; its fields: {sorted(known)}")
+        if excluded - known:  # a run checks its names against all its data sets at once
+            log.warning("exclude_fields %s: no such field in %s (its fields: %s)",
+                        sorted(excluded - known), dataset.name, sorted(known))
         user_specs = [s for s in dataset.users.specs if s.name not in excluded]
         item_specs = [s for s in dataset.items.specs if s.name not in excluded]
         stats = {}
