@@ -97,6 +97,13 @@ def test_distill_writes_a_run_folder(tmp_path: Path) -> None:
     assert "has 80 item ids but the data set synthetic has 100 items" in str(other.exception)
 
 
+def _invoke(tmp_path: Path, args: list[str]):  # noqa: ANN202 (typer's Result)
+    """``metarec ARGS`` with the tiny config and an output folder in ``tmp_path``."""
+    config = tmp_path / "c.toml"
+    config.write_text(COMMON)
+    return runner.invoke(app, [*args, "--config", str(config), "--out", str(tmp_path / "o")])
+
+
 @pytest.mark.parametrize("args, error, message", [
     (["transfer", "--source-checkpoint", "nowhere"], CheckpointError,
      "source checkpoint nowhere does not exist"),
@@ -119,9 +126,7 @@ def test_distill_writes_a_run_folder(tmp_path: Path) -> None:
 ])
 def test_bad_configurations_raise_project_errors(tmp_path: Path, args: list[str], error: type,
                                                  message: str) -> None:
-    config = tmp_path / "c.toml"
-    config.write_text(COMMON)
-    result = runner.invoke(app, [*args, "--config", str(config), "--out", str(tmp_path / "o")])
+    result = _invoke(tmp_path, args)
     assert isinstance(result.exception, error), result.output
     assert message in str(result.exception)
     assert "\n" not in str(result.exception)
@@ -137,9 +142,7 @@ def test_bad_configurations_raise_project_errors(tmp_path: Path, args: list[str]
 ])
 def test_learners_are_checked_before_anything_trains(tmp_path: Path, args: list[str],
                                                      message: str) -> None:
-    config = tmp_path / "c.toml"
-    config.write_text(COMMON)
-    result = runner.invoke(app, [*args, "--config", str(config), "--out", str(tmp_path / "o")])
+    result = _invoke(tmp_path, args)
     assert isinstance(result.exception, ConfigError), result.output
     assert message in str(result.exception)
     assert "training" not in result.output
