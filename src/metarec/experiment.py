@@ -287,7 +287,7 @@ def run_experiment(config: RunConfig, out: str | Path | None = None,
     beside ``out`` that replaces ``out`` as a whole once everything succeeded (an old run
     there is deleted; see :func:`~metarec.evaluation.report.replaced_folder`); a run that
     fails leaves ``out`` as it was and deletes what it wrote. ``out`` must be absent, an
-    empty folder or a run folder (one with ``config.toml``)."""
+    empty folder or a run folder (:data:`~metarec.evaluation.report.RUN_FILES`)."""
     check_run(config)
     if out is None:
         return _run(config, None, events, dataset)
