@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from serve_helpers import TOKEN, auth
@@ -101,9 +102,16 @@ def test_cold_start_paths_and_adaptation(run_dir: Path) -> None:
         # With exclude_seen=false the rated items come back too.
         every = c.get("/users/newbie/recommendations?k=80&exclude_seen=false").json()
         assert len(every["items"]) == 80
-        # Popularity now reflects the committed events.
+        # Popularity: the checkpoint's training ratings per item plus committed events.
+        state = c.app.state.holder["state"]  # type: ignore[attr-defined]
+        counts = np.bincount(state.learner.known_.item, minlength=len(state.items.raw))
+        for i in range(1, 7):
+            counts[state.items.index[str(i)]] += 1
         popular = c.get("/users/stranger/recommendations?k=6").json()["items"]
-        assert {p["item"] for p in popular} == {str(i) for i in range(1, 7)}
+        order = np.argsort(-counts, kind="stable")[:6]
+        assert popular == [{"item": state.items.raw[i], "score": float(counts[i])}
+                           for i in order]
+        assert popular[0]["score"] > 1
 
 
 def test_new_item_is_recommendable_at_once(run_dir: Path) -> None:
@@ -252,3 +260,21 @@ def test_a_changed_item_readapts_its_raters_as_a_restart_would(run_dir: Path) ->
         restarted = c.get("/users/s1/recommendations?k=20").json()
     assert after != before
     assert restarted == after
+
+
+def test_serve_reports_a_bad_run_folder_in_one_line_before_uvicorn_starts(
+        trained_run: Path, tmp_path: Path) -> None:
+    """Several learners and no --learner: the command's one-line error, exit 2."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from metarec.cli import app
+    from metarec.errors import CheckpointError
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    shutil.copytree(run / "checkpoints" / "maml-r", run / "checkpoints" / "reptile")
+    result = CliRunner().invoke(app, ["serve", str(run), "--port", "1"])
+    assert isinstance(result.exception, CheckpointError), result.output
+    assert "several learners saved (maml-r, reptile)" in str(result.exception)

@@ -38,7 +38,7 @@ def serve_command(
     import uvicorn
 
     from metarec.errors import CheckpointError
-    from metarec.serve.app import ServeSettings, create_app
+    from metarec.serve.app import ServeSettings, build_state, create_app
 
     if not run_dir.exists():
         raise CheckpointError(f"{run_dir}: no such run folder")
@@ -48,5 +48,8 @@ def serve_command(
     if settings.token is None:
         typer.echo("warning: METAREC_TOKEN is not set: write and admin endpoints answer 401",
                    err=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
+    # Built here, not at the app's start-up: a bad checkpoint, database or data set is a
+    # one-line error (exit 2), not a uvicorn traceback.
+    state = build_state(settings)
+    uvicorn.run(create_app(settings, state), host=host, port=port, log_level=log_level,
                 access_log=False)

@@ -287,14 +287,16 @@ def _seed(state: ServiceState, settings: ServeSettings) -> None:
              len(items))
 
 
-def create_app(settings: ServeSettings) -> FastAPI:
-    """The service as a FastAPI app (the state is built when the app starts)."""
+def create_app(settings: ServeSettings, state: ServiceState | None = None) -> FastAPI:
+    """The service as a FastAPI app over ``state`` (default: built by
+    :func:`build_state` when the app starts)."""
     metrics = Metrics()
     holder: dict[str, ServiceState] = {}
+    built = state
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        holder["state"] = build_state(settings)
+        holder["state"] = built if built is not None else build_state(settings)
         try:
             yield
         finally:

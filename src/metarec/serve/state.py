@@ -206,7 +206,9 @@ class ServiceState:
             raise ConfigError("the service does not run meta-updates (update_every must be "
                               "0): its state must be a function of the stored events")
         self.users, self.items = Catalogue(), Catalogue()
-        self.popularity = np.zeros(0, dtype=np.int64)
+        self.event_counts = np.zeros(0, dtype=np.int64)
+        """Stored events per item (:meth:`popularity` adds the training ratings)."""
+        self._trained_counts = np.zeros(0, dtype=np.int64)
         self.counters = Counters()
         self.started = time.time()
         self._install(learner)
@@ -227,6 +229,11 @@ class ServiceState:
         item_specs = _specs(model_config["item_specs"])
         self.users.table = self.users.reencode(user_specs)
         self.items.table = self.items.reencode(item_specs)
+        known = learner.known_
+        # The catalogue is seeded from the run's data set in its order, so the training
+        # ratings' item indices are catalogue indices (as the item-id embeddings assume).
+        self._trained_counts = (np.bincount(known.item) if known is not None and len(known)
+                                else np.zeros(0, dtype=np.int64))
         self.learner = learner
         self.recommender = OnlineRecommender(
             learner, _Features(self.users.table, self.items.table), self.online_config,
@@ -263,8 +270,16 @@ class ServiceState:
 
     def _grow_popularity(self) -> None:
         grown = np.zeros(len(self.items.raw), dtype=np.int64)
-        grown[: len(self.popularity)] = self.popularity
-        self.popularity = grown
+        grown[: len(self.event_counts)] = self.event_counts
+        self.event_counts = grown
+
+    def popularity(self) -> np.ndarray:
+        """Ratings per catalogue item: the checkpoint's training ratings plus every stored
+        event (what ``popularity`` recommendations rank by)."""
+        counts = self.event_counts.copy()
+        n = min(len(counts), len(self._trained_counts))
+        counts[:n] += self._trained_counts[:n]
+        return counts
 
     def commit_entities(self, side: Side, features: dict[str, dict[str, Any]]
                         ) -> dict[str, bool]:
@@ -308,7 +323,7 @@ class ServiceState:
         interactions = Interactions(users, items,
                                     np.array([e.rating for e in stored], dtype=np.float32),
                                     np.array([e.timestamp for e in stored], dtype=np.float64))
-        np.add.at(self.popularity, items, 1)
+        np.add.at(self.event_counts, items, 1)
         self.recommender.learn(interactions)
         self.counters.events += len(stored)
 
@@ -323,8 +338,9 @@ class ServiceState:
         has_features = index is not None and any(
             v not in (None, [], "") for v in self.users.features[index].values())
         if state is None and not has_features:
-            order = np.argsort(-self.popularity, kind="stable")[:k]
-            return ([{"item": self.items.raw[i], "score": float(self.popularity[i])}
+            counts = self.popularity()
+            order = np.argsort(-counts, kind="stable")[:k]
+            return ([{"item": self.items.raw[i], "score": float(counts[i])}
                      for i in order], "popularity")
         before = self.recommender.adaptations
         top = self.recommender.recommend(index, k, exclude_seen)  # type: ignore[arg-type]
