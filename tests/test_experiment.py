@@ -41,7 +41,11 @@ def test_run_folder_is_complete(run_dir: Path) -> None:
 
 
 def test_results_json_is_a_flat_dataframe_ready_document(run_dir: Path) -> None:
-    doc = json.loads((run_dir / "results.json").read_text())
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    text = (run_dir / "results.json").read_text()
+    doc = json.loads(text, parse_constant=refuse)  # strict JSON: no NaN, null instead
     assert doc["dataset"] == "synthetic" and doc["protocol"] == "melu" and doc["seeds"] == [0]
     assert {"python", "torch", "metarec"} <= set(doc["versions"])
     frame = pd.DataFrame(doc["results"])
@@ -336,3 +340,15 @@ def test_no_evaluation_rating_reaches_a_trained_model(name: str) -> None:
     original = train_learner(name, dataset, split, config, 0).predict_tasks(tasks)
     again = train_learner(name, changed, changed_split, config, 0).predict_tasks(tasks)
     np.testing.assert_array_equal(again, original)
+
+
+def test_a_split_with_nothing_to_train_on_is_a_data_error_before_training(tmp_path) -> None:
+    from metarec.errors import DataError
+
+    config = load_config(None, [*TINY, "learners=['maml-r']", "baselines=['biases']",
+                                "split.min_ratings=200", "split.max_ratings=300"])
+    with pytest.raises(DataError, match="nothing to train on: no user fits warm, "
+                                        ".*meta-train: a user counts in a scenario with "
+                                        "200 to 300 ratings"):
+        run_experiment(config, tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []

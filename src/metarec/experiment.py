@@ -306,6 +306,7 @@ def _run(config: RunConfig, out: Path | None, events: Events | None,
     check_fields(config.model, dataset)
     for seed in config.seeds:
         split = make_split(dataset, config, seed)
+        split.require_training(dataset.name)
         result.split_summary = split.summary()
         trained: dict[str, Learner] = {}
         for name in to_train(config):

@@ -107,6 +107,9 @@ def test_info_prints_summary_and_scenarios(cache, monkeypatch):
                     {"scenario": "new_users", "users": 1, "support_ratings": 2,
                      "query_ratings": 12345}]
 
+        def empty_note(self) -> str | None:
+            return None
+
     splits = types.ModuleType("metarec.data.splits")
     splits.SplitConfig = SplitConfig
     splits.split_dataset = lambda dataset, config: Split()
@@ -152,7 +155,7 @@ def test_info_passes_reader_options(cache, monkeypatch):
 
     monkeypatch.setattr(registry, "load_dataset", load_dataset)
     monkeypatch.setattr("metarec.data.splits.split_dataset", lambda dataset, config:
-                        types.SimpleNamespace(summary=lambda: []))
+                        types.SimpleNamespace(summary=lambda: [], empty_note=lambda: None))
     result = runner.invoke(app, ["datasets", "info", "log.csv", "--option", "time_col=when",
                                  "--option", "sep=;", "--option", "keep_implicit=true"])
     assert result.exit_code == 0, result.output
@@ -195,3 +198,10 @@ def test_another_data_sets_folder_is_not_on_disk(cache, tmp_path):
                                   str(small), "--url", "notaurl"])
     assert "already on disk" not in fetched.output
     assert isinstance(fetched.exception, DownloadError)
+
+
+def test_info_says_why_scenarios_are_empty():
+    result = runner.invoke(app, ["datasets", "info", "synthetic", "--option",
+                                 "num_ratings=3000"])
+    assert result.exit_code == 0, result.output
+    assert "note: no user fits" in result.output and "split.min_ratings" in result.output

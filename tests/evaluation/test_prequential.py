@@ -234,3 +234,31 @@ def test_find_saved_learner_takes_a_learner_name_or_a_checkpoint_name(tmp_path) 
         find_saved_learner(tmp_path)
     (checkpoints / "reptile-seed3" / "learner.json").unlink()
     assert find_saved_learner(tmp_path) == checkpoints / "maml-r-seed3"  # the only learner
+
+
+def test_ratings_without_a_timestamp_are_left_out_of_the_stream(tmp_path, monkeypatch,
+                                                                caplog) -> None:
+    """Sorted last, they would be the whole scored half of a stream (ML-1M has 51 % of
+    them): the time-ordered stream leaves them out, and says so."""
+    import dataclasses
+
+    import metarec.data.registry
+    from metarec.data.synthetic import SyntheticConfig, generate
+    from metarec.evaluation.prequential import run_prequential_modes
+    from metarec.learners.config import LearnerConfig
+    from metarec.learners.registry import learner_class
+    from metarec.models import FeatureMLP
+
+    dataset = generate(SyntheticConfig(num_users=40, num_items=30, num_ratings=800, seed=2))
+    stamps = dataset.interactions.timestamp.copy()
+    stamps[::2] = np.nan
+    untimed = dataclasses.replace(dataset, interactions=dataclasses.replace(
+        dataset.interactions, timestamp=stamps))
+    monkeypatch.setattr(metarec.data.registry, "load_dataset", lambda *a, **k: untimed)
+    model = FeatureMLP.for_dataset(dataset, embedding_dim=4, hidden=(8,))
+    learner_class("maml-r")(model, LearnerConfig(inner_steps=1)).save(tmp_path / "m")
+    records = run_prequential_modes(tmp_path / "m", "synthetic", modes=("static",),
+                                    start=0.5, block_size=50)
+    timed = int(np.isfinite(stamps).sum())
+    assert records[0]["events"] == timed - int(0.5 * timed)
+    assert f"{len(stamps) - timed} of {len(stamps)} ratings have no timestamp" in caplog.text

@@ -53,3 +53,18 @@ def test_a_folder_that_cannot_be_written_beside_is_a_config_error(
     with pytest.raises(ConfigError, match="cannot write a run beside"):
         with replaced_folder(tmp_path / "run"):
             pass
+
+
+def test_results_json_is_strict_json_with_null_for_what_is_no_number(tmp_path: Path) -> None:
+    import json
+
+    from metarec.evaluation.report import write_run_folder
+
+    document = {"results": [{"metric": "recall@3", "mean": float("nan"), "sd": float("inf")},
+                            {"metric": "mae", "mean": 0.7, "sd": 0.0}]}
+    folder = write_run_folder(tmp_path, config_toml="", document=document, figures={},
+                              title="t")
+    text = (folder / "results.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text)["results"] == [{"metric": "recall@3", "mean": None, "sd": None},
+                                           {"metric": "mae", "mean": 0.7, "sd": 0.0}]

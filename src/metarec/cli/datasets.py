@@ -118,6 +118,9 @@ def info(
     for row in split.summary():
         scenarios.add_row(*(_format(row.get(column, "")) for column in columns))
     console.print(scenarios)
+    note = split.empty_note()
+    if note:
+        console.print(f"note: {note}")
 
 
 def _reader_options(dataset: str, pairs: list[str]) -> dict[str, Any]:

@@ -100,6 +100,7 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
 
     check_fields(config.model, dataset)
     split = split_dataset(dataset, config.split)
+    split.require_training(dataset.name)
     dataset = split.features(dataset)  # as training may see them (split options)
     # Every rank builds the same initial weights (the trainer also broadcasts rank 0's).
     settings = config.learner_config(cls.name)

@@ -56,7 +56,7 @@ from typing import Literal
 import numpy as np
 
 from metarec.data.dataset import Dataset, Interactions
-from metarec.errors import ConfigError
+from metarec.errors import ConfigError, DataError
 from metarec.tasks.taskset import TaskSet
 
 SCENARIOS = ("warm", "new_users", "new_items", "new_users_new_items")
@@ -172,6 +172,23 @@ class ColdStartSplit:
             users = users.numeric_within(self.train.users)
             items = items.numeric_within(trained_items)
         return replace(dataset, interactions=self.train_ratings, users=users, items=items)
+
+    def empty_note(self) -> str | None:
+        """Why a scenario or the training set is empty, when one is: the user bounds."""
+        empty = [name for name, tasks in [*self.scenarios.items(), ("meta-train", self.train)]
+                 if not len(tasks)]
+        if not empty:
+            return None
+        return (f"no user fits {', '.join(empty)}: a user counts in a scenario with "
+                f"{self.config.min_ratings} to {self.config.max_ratings} ratings there "
+                "(split.min_ratings, split.max_ratings)")
+
+    def require_training(self, dataset: str) -> None:
+        """A :class:`DataError` when there is nothing to train on (too sparse a data set
+        for the split's bounds), before anything trains on nothing."""
+        if not len(self.train):
+            raise DataError(f"{dataset}: nothing to train on: {self.empty_note()}; lower "
+                            "split.min_ratings or use a denser data set")
 
     def summary(self) -> list[dict[str, object]]:
         """One row per scenario and per training set: users, support and query ratings."""

@@ -19,6 +19,7 @@ must not change any prediction made up to and including that event.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,8 @@ import pandas as pd
 from metarec.data.dataset import Interactions
 from metarec.errors import CheckpointError, ConfigError, MetarecError
 from metarec.evaluation.metrics import mae, ndcg_at_k, rmse
+
+log = logging.getLogger(__name__)
 
 
 class StreamModel(Protocol):
@@ -247,7 +250,14 @@ def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,
         name, options, run_data_dir = named
         data_dir = run_data_dir if data_dir is None else data_dir
     data = load_dataset(name, data_dir=None if data_dir is None else Path(data_dir), **options)
-    events = time_order(data.interactions)
+    untimed = np.isnan(data.interactions.timestamp)
+    if untimed.any():  # no place in a time order: leaving them last would score them
+        log.warning("%s: %d of %d ratings have no timestamp and are left out of the "
+                    "time-ordered stream", data.name, int(untimed.sum()), len(untimed))
+    events = time_order(data.interactions.subset(~untimed))
+    if not len(events):
+        raise ConfigError(f"{data.name}: no rating has a timestamp: there is no time order "
+                          "to stream")
     if max_events is not None:
         events = events.subset(np.arange(min(max_events, len(events))))
     config = PrequentialConfig(block_size=block_size, start=int(start * len(events)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import platform
 import shutil
@@ -58,11 +59,15 @@ def results_document(dataset: str, protocol: str, seeds: Sequence[int],
 def write_run_folder(out_dir: str | Path, *, config_toml: str, document: dict[str, Any],
                      figures: dict[str, Figure], title: str,
                      table: list[dict[str, Any]] | None = None) -> Path:
-    """Write ``config.toml``, ``results.json``, one PNG per figure and ``report.html``."""
+    """Write ``config.toml``, ``results.json`` (strict JSON: a value that is not a number,
+    such as the recall of a user with nothing relevant, is ``null``), one PNG per figure
+    and ``report.html``."""
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.toml").write_text(config_toml)
-    _atomic_write(folder / "results.json", json.dumps(document, indent=2, default=_jsonable))
+    text = json.dumps(_nulls(json.loads(json.dumps(document, default=_jsonable))), indent=2,
+                      allow_nan=False)
+    _atomic_write(folder / "results.json", text)
     images = []
     for name, figure in figures.items():
         path = folder / f"{name}.png"
@@ -143,6 +148,17 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _nulls(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_nulls(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    return value
 
 
 def _jsonable(value: Any) -> Any:
