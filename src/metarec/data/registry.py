@@ -331,7 +331,7 @@ def load_dataset(name_or_path: str | Path, *, data_dir: Path | None = None,
 def not_on_disk_message(info: DatasetInfo, data_dir: Path | None = None) -> str:
     """One line saying that ``info`` is not on disk and how to get it there."""
     folder = default_folder(info, data_dir)
-    where = f"{folder}" + (f" nor {data_dir}" if data_dir is not None else "")
+    where = f"{folder}" + (f" and {data_dir}" if data_dir is not None else "")
     if info.url is None:
         return (f"{info.name} is not on disk (looked in {where}): {info.manual} in {folder}, "
                 "or pass --data-dir PATH to a folder that holds them")
