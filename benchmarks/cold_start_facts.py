@@ -3,7 +3,10 @@
 * how many new items and new users carry a side-feature code that no training item or
   user has (what ``split.unseen_codes_missing`` changes);
 * the mean rating by film year (why a feature-only path trained on old films may
-  extrapolate badly to the new ones).
+  extrapolate badly to the new ones);
+* the mean of all ratings against that of the training ratings (what a model started
+  from before models were built on the training ratings only), and how many ratings
+  carry a timestamp (what a time-ordered stream can use).
 
     python benchmarks/cold_start_facts.py --config benchmarks/configs/ml1m_ridge_mae.toml
 
@@ -78,6 +81,12 @@ def main() -> None:
                      "ratings": int(chosen.sum()),
                      "mean": float(ratings.rating[chosen].mean()) if chosen.any() else None})
 
+    train = split.train_ratings
+    for which, chosen in (("all", ratings), ("training", train)):
+        rows.append({"metric": "mean_rating", "ratings": which, "count": len(chosen.rating),
+                     "mean": float(chosen.rating.mean()),
+                     "with_timestamp": int(np.isfinite(chosen.timestamp).sum())})
+
     console = Console()
     table = Table(title=f"codes no training entity has (seed {args.seed})")
     for column in ("scenario", "side", "field", "entities", "with an unseen code",
@@ -95,6 +104,14 @@ def main() -> None:
         if r.get("metric") == "mean_rating_by_year":
             years_table.add_row(r["years"], str(r["ratings"]), f"{r['mean']:.3f}")
     console.print(years_table)
+    means = Table(title=f"all ratings and the training ratings (seed {args.seed})")
+    for column in ("ratings", "count", "mean", "with a timestamp"):
+        means.add_column(column)
+    for r in rows:
+        if r.get("metric") == "mean_rating":
+            means.add_row(r["ratings"], f"{r['count']:,}", f"{r['mean']:.4f}",
+                          f"{r['with_timestamp']:,}")
+    console.print(means)
     path = write_json(args.name, "movielens-1m+melu", config.split.protocol, [args.seed], rows,
                       config=config.to_dict()["split"])
     console.print(f"wrote {path}")
