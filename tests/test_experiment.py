@@ -104,6 +104,8 @@ def test_cli_run_prints_the_table_and_writes_the_folder(tmp_path: Path) -> None:
     assert "anil" in result.output and "new users" in result.output
     doc = json.loads((out / "results.json").read_text())
     assert doc["seeds"] == [1]
+    users = {row["scenario"]: row["users"] for row in doc["split"]}
+    assert f"new users {users['new_users']:,}" in " ".join(result.output.split())
     assert {r["learner"] for r in doc["results"]} == {"global-mean", "biases", "anil"}
 
 

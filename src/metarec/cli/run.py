@@ -21,12 +21,20 @@ SHORT = {"warm": "warm", "new_users": "new users", "new_items": "new items",
          "new_users_new_items": "new users x items"}
 
 
-def _table(aggregated: list[dict[str, Any]], metrics: tuple[str, str] = ("mae", "ndcg@3")
-           ) -> Table:
-    """Learners x scenarios; each cell ``MAE / nDCG@3`` (± sd over seeds when > 1)."""
+def _table(aggregated: list[dict[str, Any]], metrics: tuple[str, str] = ("mae", "ndcg@3"),
+           split: list[dict[str, Any]] | None = None) -> Table:
+    """Learners x scenarios; each cell ``MAE / nDCG@3`` (± sd over seeds when > 1); with
+    the ``split`` summary, a caption with each scenario's test users (an empty scenario
+    has no column, and the caption says so)."""
     scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in aggregated)]
+    caption = None
+    if split:
+        users = {row["scenario"]: row["users"] for row in split}
+        caption = "test users: " + ", ".join(
+            f"{SHORT[s]} {users[s]:,}" + (" (no column)" if users[s] == 0 else "")
+            for s in SCENARIOS if s in users)
     table = Table(title=f"Cold-start results: {metrics[0]} / {metrics[1]} "
-                        "(mean over seeds, ± sd)")
+                        "(mean over seeds, ± sd)", caption=caption)
     table.add_column("learner", style="bold", no_wrap=True)
     for scenario in scenarios:
         table.add_column(SHORT[scenario], justify="right", no_wrap=True)
@@ -85,7 +93,7 @@ def run(
                               + (f", val {val:.4f}" if val is not None else ""))
 
         result = run_experiment(cfg, out, events)
-    console.print(_table(result.aggregated))
+    console.print(_table(result.aggregated, split=result.split_summary))
     console.print(f"run folder: {out} (report.html, results.json); "
                   f"{result.timings['total']:.1f} s")
 
