@@ -265,8 +265,8 @@ def convert(hint: Any, value: Any) -> Any:
     becomes a float, a list where a tuple is expected a tuple, ``"none"`` (TOML has no
     null) None where None is allowed. Raises ``_Mismatch`` when it does not fit."""
     origin, args = get_origin(hint), get_args(hint)
-    if hint is Any or isinstance(hint, typing.TypeVar):
-        return value
+    if hint is Any or isinstance(hint, typing.TypeVar):  # e.g. a reader option
+        return None if value == "none" else value
     if origin is typing.Union or origin is types.UnionType:
         if type(None) in args and (value is None or value == "none"):
             return None

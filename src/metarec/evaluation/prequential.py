@@ -20,7 +20,6 @@ must not change any prediction made up to and including that event.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -203,27 +202,16 @@ def data_of_run(run_dir: str | Path) -> tuple[str, dict[str, Any], str | None] |
     (a ``metarec run`` folder) or ``train_config.toml`` (a ``metarec train`` folder) of
     ``run_dir`` or of one of its two parent folders (for a checkpoint folder inside a
     run), if any."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
+    from metarec.config import config_from_dict, read_config_values
 
     for folder in (Path(run_dir), *Path(run_dir).parents[:2]):
         for path in (folder / "config.toml", folder / "train_config.toml"):
-            if not path.is_file():
-                continue
-            data = tomllib.loads(path.read_text()).get("data", {})
-            if "dataset" in data:
-                options = {k: _unset(v) for k, v in data.get("options", {}).items()}
-                data_dir = _unset(data.get("data_dir"))
-                return (str(data["dataset"]), options,
-                        None if data_dir is None else str(data_dir))
+            if path.is_file():
+                values = read_config_values(path)
+                if "dataset" in values.get("data", {}):
+                    data = config_from_dict(values, str(path)).data
+                    return data.dataset, dict(data.options), data.data_dir
     return None
-
-
-def _unset(value: Any) -> Any:
-    """A config value read back: TOML has no null, and runs write ``"none"``."""
-    return None if value == "none" else value
 
 
 def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,

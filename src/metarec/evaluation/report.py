@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -65,8 +66,7 @@ def write_run_folder(out_dir: str | Path, *, config_toml: str, document: dict[st
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.toml").write_text(config_toml)
-    text = json.dumps(_nulls(json.loads(json.dumps(document, default=_jsonable))), indent=2,
-                      allow_nan=False)
+    text = json.dumps(_nulls(document), indent=2, default=_jsonable, allow_nan=False)
     _atomic_write(folder / "results.json", text)
     images = []
     for name, figure in figures.items():
@@ -151,10 +151,13 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _nulls(value: Any) -> Any:
-    """``value`` with every NaN or infinite float replaced by None (JSON has neither)."""
+    """``value`` with every NaN or infinite float (numpy's too) replaced by None (JSON has
+    neither)."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        value = value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_nulls(v) for v in value]
     if isinstance(value, dict):
         return {k: _nulls(v) for k, v in value.items()}

@@ -443,6 +443,11 @@ class Learner(ABC):
     def score_items(self, user: int, support: Interactions, items: np.ndarray) -> np.ndarray:
         """Scores of ``items`` for ``user`` after adapting to ``support`` (their ratings)."""
         check_request(user, 0, self._features().users.num_rows)
+        return self._score_items(user, support, items)
+
+    def _score_items(self, user: int, support: Interactions, items: np.ndarray
+                     ) -> np.ndarray:
+        """:meth:`score_items` of a user already checked."""
         items = np.asarray(items, dtype=np.int64)
         query = Interactions(np.full(len(items), user), items, np.zeros(len(items), np.float32),
                              np.full(len(items), np.nan))
@@ -460,7 +465,7 @@ class Learner(ABC):
             known = self.known_
             support = known.subset(known.user == user) if known is not None else _empty()
         items = np.arange(features.items.num_rows)
-        scores = self.score_items(user, support, items)
+        scores = self._score_items(user, support, items)
         if exclude_seen and len(support):
             scores[np.unique(support.item)] = -np.inf
         top = top_k(scores, k)

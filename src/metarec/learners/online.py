@@ -418,6 +418,10 @@ class OnlineRecommender:
         """Scores of ``items`` (default: every item) for ``user`` (with the learner's
         term from the support residuals, if it has one: ``ridge``'s neighbours)."""
         check_request(user, 0, self.features.users.num_rows)
+        return self._score(user, items)
+
+    def _score(self, user: int, items: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`score` of a user already checked."""
         scores = self._score_adapted(user, items)
         if not self._corrects():
             return scores
@@ -526,7 +530,7 @@ class OnlineRecommender:
         check_request(user, k, self.features.users.num_rows)
         items = (np.arange(self.features.items.num_rows) if candidates is None
                  else np.asarray(candidates, dtype=np.int64))
-        scores = self.score(user, None if candidates is None else items)
+        scores = self._score(user, None if candidates is None else items)
         state = self.users.get(user)
         if exclude_seen and state is not None and len(state.seen):
             seen = state.seen_items()
