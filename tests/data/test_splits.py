@@ -243,15 +243,35 @@ def test_validation_new_items_are_the_validation_users_new_item_supports(toy: Da
 
 
 def test_time_protocol_new_items_first_rated_after_quantile(toy: Dataset) -> None:
-    cfg = SplitConfig(protocol="time", new_item_quantile=0.5, min_ratings=3, max_ratings=12,
-                      query_size=2, seed=3)
-    # The median timestamp falls among the old ratings (t < 1000) but after every old
-    # item's first rating (t <= 208); item 11 is first rated at t=5003. Item 20, never
-    # rated, has no first rating before the cutoff either: it is new.
+    cfg = SplitConfig(protocol="time", new_item_quantile=0.55, min_ratings=3,
+                      max_ratings=12, query_size=2, seed=3)
+    # Items 0-19 have a first rating: the 11 old ones at t <= 208, item 11 at t=5003,
+    # the rest later. The 0.55 quantile of those 20 times (position 10.45 of 0-19) lies
+    # between the last old item's and item 11's. Item 20, never rated, has no first
+    # rating before the cutoff either: it is new.
     assert _raw_items(toy, np.flatnonzero(new_item_mask(toy, cfg))) == list(range(11, 21))
     split = split_dataset(toy, cfg)
     assert _raw_items(toy, split.new_items) == list(range(11, 21))
     assert not np.isin(split.scenarios["warm"].all_ratings().item, split.new_items).any()
+
+
+def test_time_protocol_cuts_at_items_first_ratings_not_all_ratings() -> None:
+    # Five old items, first rated at t = 1..5 and then rated on and on (t = 100..);
+    # items 5-6 first rated at t = 6 and 7. The 0.7 quantile of all timestamps lies among
+    # the late ratings of old items, after every first rating: it would find no new item.
+    # The 0.7 quantile of the seven first-rating times (1..7) is 5.2: items 5 and 6 are new.
+    rows = [(u, i, 3.0, i + 1.0 if u == 0 else 100.0 + 10 * u + i)
+            for u in range(8) for i in range(5)]
+    rows += [(0, 5, 4.0, 6.0), (1, 6, 2.0, 7.0)]
+    ratings = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
+    data = build_dataset("t", ratings)
+    assert np.quantile(ratings["timestamp"], 0.7) > 7
+    mask = new_item_mask(data, SplitConfig(protocol="time", new_item_quantile=0.7))
+    assert _raw_items(data, np.flatnonzero(mask)) == [5, 6]
+    everything_old = SplitConfig(protocol="time", new_item_quantile=1.0)
+    assert not new_item_mask(data, everything_old).any()
+    with pytest.raises(ConfigError, match="new_item_quantile"):
+        SplitConfig(protocol="time", new_item_quantile=1.5)
 
 
 def test_time_protocol_needs_timestamps() -> None:

@@ -7,7 +7,9 @@ Two protocols share one implementation:
   are new items. (MeLU's published state files hold all 6,040 users, 4,832 existing and
   1,208 new; the ``min_ratings``..``max_ratings`` bound applies per scenario, below.)
 * ``time``: for data without release years, an item is new if it was first rated after
-  the ``new_item_quantile`` of all timestamps.
+  the ``new_item_quantile`` of the items' first-rating times: the ``1 - new_item_quantile``
+  of items that appeared last are new. (An item with no timestamped rating has no place in
+  time and is new, out of training.)
 
 Each of the four scenarios groups a user's ratings in that scenario into one task: the
 query set is ``query_size`` random ratings (or the latest, with ``query="latest"``), the
@@ -90,6 +92,9 @@ class SplitConfig:
             raise ConfigError(f"split min_ratings ({self.min_ratings}) must not exceed "
                               f"max_ratings ({self.max_ratings}): every scenario would be "
                               "empty")
+        if not 0 <= self.new_item_quantile <= 1:
+            raise ConfigError("split new_item_quantile must be in [0, 1], got "
+                              f"{self.new_item_quantile!r}")
         if not 0 <= self.new_user_fraction < 1 or not 0 <= self.validation_fraction < 1:
             raise ConfigError("new_user_fraction and validation_fraction must be in [0, 1)")
         if self.min_ratings <= self.query_size:
@@ -219,9 +224,9 @@ def new_item_mask(dataset: Dataset, config: SplitConfig) -> np.ndarray:
     if not np.isfinite(inter.timestamp).any():
         raise ConfigError(f"data set {dataset.name!r} has neither release years nor "
                           "timestamps: no new-item scenario can be formed")
-    cutoff = np.nanquantile(inter.timestamp, config.new_item_quantile)
     first = np.full(dataset.num_items, np.inf)
     np.minimum.at(first, inter.item, np.nan_to_num(inter.timestamp, nan=np.inf))
+    cutoff = np.quantile(first[np.isfinite(first)], config.new_item_quantile)
     return first > cutoff
 
 
