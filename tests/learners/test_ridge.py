@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load_file as load_numpy
 
 from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
@@ -401,6 +402,10 @@ def test_memory_is_saved_and_loaded(data, trained_ridge, tmp_path) -> None:
     for field in ("user", "item", "rating", "timestamp"):
         np.testing.assert_array_equal(getattr(loaded.known_, field),
                                       getattr(learner.known_, field))
+        assert getattr(loaded.known_, field).dtype == getattr(learner.known_, field).dtype
+    # Indices are stored as int32: 20 bytes a rating, not 28.
+    stored = load_numpy(str(tmp_path / "memory" / "memory.safetensors"))
+    assert stored["user"].dtype == stored["item"].dtype == np.int32
     np.testing.assert_array_equal(loaded.predict_tasks(new_items),
                                   learner.predict_tasks(new_items))
     # Every fitted learner writes the ratings it saw (recommend's default support).

@@ -492,8 +492,7 @@ class Learner(ABC):
         if self.known_ is not None:
             # The training ratings: recommend()'s default support and exclusions, and
             # ridge's memory and its neighbours' similarities.
-            save_numpy({f: np.ascontiguousarray(getattr(self.known_, f))
-                        for f in MEMORY_FIELDS}, str(folder / "memory.safetensors"))
+            save_numpy(_compact(self.known_), str(folder / "memory.safetensors"))
         return folder
 
     @staticmethod
@@ -530,9 +529,21 @@ class Learner(ABC):
         learner.features_ = features
         if (folder / "memory.safetensors").is_file():
             memory = load_numpy(str(folder / "memory.safetensors"))
-            learner.known_ = Interactions(*(memory[f] for f in MEMORY_FIELDS))
+            learner.known_ = Interactions(memory["user"].astype(np.int64),
+                                          memory["item"].astype(np.int64),
+                                          memory["rating"], memory["timestamp"])
         learner.model.eval()
         return learner
+
+
+def _compact(ratings: Interactions) -> dict[str, np.ndarray]:
+    """The columns of ``ratings`` to save: user and item indices as int32 where they fit
+    (20 bytes a rating instead of 28; :meth:`Learner.load` reads them back as int64)."""
+    out = {f: np.ascontiguousarray(getattr(ratings, f)) for f in MEMORY_FIELDS}
+    for f in ("user", "item"):
+        if not len(out[f]) or int(out[f].max()) < np.iinfo(np.int32).max:
+            out[f] = out[f].astype(np.int32)
+    return out
 
 
 def find_saved_learner(folder: str | Path, learner: str | None = None) -> Path:
