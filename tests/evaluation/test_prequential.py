@@ -141,7 +141,8 @@ def test_time_order_is_stable_with_missing_last() -> None:
     assert time_order(events).user.tolist() == [3, 1, 4, 2]
 
 
-def test_online_recommender_passes_the_leak_check() -> None:
+@pytest.mark.parametrize("item_shrinkage", [None, 1.0])
+def test_online_recommender_passes_the_leak_check(item_shrinkage) -> None:
     from metarec.data.synthetic import SyntheticConfig, generate
     from metarec.learners.config import LearnerConfig
     from metarec.learners.online import OnlineConfig, OnlineRecommender
@@ -155,8 +156,8 @@ def test_online_recommender_passes_the_leak_check() -> None:
         torch_seed(0)  # before the model: both runs must start from the same weights
         model = FeatureMLP.for_dataset(dataset, embedding_dim=4, hidden=(8,))
         learner = learner_class("maml-r")(model, LearnerConfig(inner_steps=2))
-        return OnlineRecommender(learner, dataset, OnlineConfig(update_every=30,
-                                                                update_tasks=4))
+        return OnlineRecommender(learner, dataset, OnlineConfig(
+            update_every=30, update_tasks=4, item_shrinkage=item_shrinkage))
 
     check_no_leak(make, events, PrequentialConfig(block_size=10, next_items=1), probes=2)
 
@@ -188,6 +189,32 @@ def test_run_prequential_modes_reads_the_runs_dataset(tmp_path) -> None:
     assert all(r["events"] == 100 and r["start"] == 100 for r in records)
     assert records[0]["update_every"] == 0 and records[2]["update_every"] == 50
     assert records[0]["mae"] != records[2]["mae"]
+
+
+def test_prequential_command_takes_item_shrinkage(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from metarec.cli import app
+    from metarec.data.synthetic import generate
+    from metarec.learners.config import LearnerConfig
+    from metarec.learners.registry import learner_class
+    from metarec.models import FeatureMLP
+
+    model = FeatureMLP.for_dataset(generate(), embedding_dim=4, hidden=(8,))
+    learner_class("maml-r")(model, LearnerConfig(inner_steps=1)).save(tmp_path / "ckpt")
+    maes = {}
+    for extra in ([], ["--item-shrinkage", "2"]):
+        out = tmp_path / f"preq{len(extra)}.json"
+        result = CliRunner().invoke(app, ["prequential", str(tmp_path / "ckpt"),
+                                          "--modes", "static", "--max-events", "3000",
+                                          "--block-size", "50", "--out", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        (record,) = json.loads(out.read_text())
+        maes[record["item_shrinkage"]] = record["mae"]
+    # An untrained model: the items' levels, learned from the stream, help a great deal.
+    assert maes[2.0] < maes[None] - 0.05, maes
 
 
 def test_the_runs_data_dir_is_where_its_data_set_is_read(tmp_path, monkeypatch) -> None:

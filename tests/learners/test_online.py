@@ -185,6 +185,108 @@ def test_config_is_checked() -> None:
         OnlineConfig(mode="fast")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         OnlineConfig(support_cap=0)
+    with pytest.raises(ConfigError, match="item_shrinkage"):
+        OnlineConfig(item_shrinkage=-1.0)
+
+
+def _static(learner, dataset, users, items) -> np.ndarray:
+    with torch.no_grad():
+        return learner.model(dataset.users.take(torch.tensor(users)),
+                             dataset.items.take(torch.tensor(items))).double().numpy()
+
+
+def test_item_offsets_exact_on_a_hand_made_stream(setup) -> None:
+    dataset, learner = setup
+    online = OnlineRecommender(learner, dataset, OnlineConfig(mode="static",
+                                                              item_shrinkage=1.0))
+    online.learn(events([5, 6, 5], [1, 1, 2], [5, 2, 4]))
+    p51, p61, p52 = _static(learner, dataset, [5, 6, 5], [1, 1, 2])
+    r1, r2, r3 = 5 - p51, 2 - p61, 4 - p52
+    # Item 1: two raters with no earlier events; item 2: user 5's residual less their
+    # mean before it (r1 over 1 event + 1 pseudo-event); item 3: no event.
+    expected = np.array([(r1 + r2) / (2 + 1), (r3 - r1 / 2) / (1 + 1), 0.0])
+    np.testing.assert_allclose(online.offsets.of(np.array([1, 2, 3])), expected,
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(online.predict(np.array([7, 7, 7]), np.array([1, 2, 3])),
+                               _static(learner, dataset, [7, 7, 7], [1, 2, 3]) + expected,
+                               rtol=1e-6, atol=1e-6)
+    scores = online.score(7)
+    np.testing.assert_allclose(scores[[1, 2, 3]], _static(learner, dataset, [7, 7, 7],
+                                                          [1, 2, 3]) + expected, atol=1e-5)
+    # Off (the default): nothing is added.
+    plain = OnlineRecommender(learner, dataset, OnlineConfig(mode="static"))
+    plain.learn(events([5, 6, 5], [1, 1, 2], [5, 2, 4]))
+    np.testing.assert_allclose(plain.predict(np.array([7]), np.array([1])),
+                               _static(learner, dataset, [7], [1]), atol=1e-6)
+
+
+@pytest.mark.parametrize("update_every", [0, 25])
+def test_item_offsets_do_not_depend_on_how_the_stream_is_cut(setup, update_every) -> None:
+    # With meta-updates inside a chunk, the events after one are measured against the
+    # updated model, as they are when learned one at a time.
+    dataset, learner = setup
+    rng = np.random.default_rng(4)
+    n = 80
+    stream = events(rng.integers(0, 10, n), rng.integers(0, 30, n), rng.integers(1, 6, n))
+    config = OnlineConfig(item_shrinkage=2.0, update_every=update_every, update_tasks=4)
+    whole = OnlineRecommender(copy.deepcopy(learner), dataset, config)
+    whole.learn(stream)
+    assert whole.meta_updates == (3 if update_every else 0)
+    one_by_one = OnlineRecommender(copy.deepcopy(learner), dataset, config)
+    for e in range(n):
+        one_by_one.learn(stream.subset(np.array([e])))
+    chunks = OnlineRecommender(copy.deepcopy(learner), dataset, config)
+    for start in range(0, n, 7):
+        chunks.learn(stream.subset(np.arange(start, min(start + 7, n))))
+    items = np.arange(dataset.num_items)
+    for other in (one_by_one, chunks):
+        np.testing.assert_allclose(other.offsets.of(items), whole.offsets.of(items),
+                                   atol=1e-6)  # float32 forwards of other batches
+        np.testing.assert_allclose(other.predict(np.full(len(items), 3), items),
+                                   whole.predict(np.full(len(items), 3), items), atol=1e-6)
+
+
+def test_item_offsets_are_learned_again_when_features_or_the_model_change(setup) -> None:
+    dataset, learner = setup
+    dataset = copy.deepcopy(dataset)
+    config = OnlineConfig(item_shrinkage=1.0)
+    stream = events([7, 7, 8, 9], [1, 2, 2, 3], [5, 1, 4, 2])
+    online = OnlineRecommender(learner, dataset, config)
+    online.learn(stream)
+    before = online.offsets.of(np.arange(5))
+    online.refit_offsets()  # nothing changed: the same offsets
+    np.testing.assert_allclose(online.offsets.of(np.arange(5)), before, atol=1e-6)
+    rate = dataset.items.values["rate"]
+    rate[2] = 1 + rate[2] % 4  # item 2's features change in place, as POST /items does
+    online.item_changed(2)
+    after = online.score(9)
+    restarted = OnlineRecommender(learner, dataset, config)  # what a restart rebuilds
+    restarted.learn(stream)
+    np.testing.assert_allclose(after, restarted.score(9), atol=1e-6)
+    assert np.abs(online.offsets.of(np.array([2])) - before[2]).max() > 1e-4
+    # Another model (a service swapping its checkpoint) learns the logged events again.
+    other = copy.deepcopy(learner)
+    with torch.no_grad():
+        next(other.model.parameters()).add_(0.1)
+    swapped = OnlineRecommender(other, dataset, config, users=online.users)
+    swapped.refit_offsets(online.offsets.logged())
+    fresh = OnlineRecommender(other, dataset, config)
+    fresh.learn(stream)
+    np.testing.assert_allclose(swapped.score(9), fresh.score(9), atol=1e-6)
+
+
+def test_item_offsets_lower_the_prequential_error(setup) -> None:
+    from metarec.evaluation.prequential import PrequentialConfig, run_prequential, time_order
+
+    dataset, learner = setup
+    stream = time_order(dataset.interactions)
+    config = PrequentialConfig(block_size=50, start=len(stream) // 2, ndcg_every=1000)
+    error = {}
+    for shrinkage in (None, 5.0):
+        online = OnlineRecommender(learner, dataset, OnlineConfig(mode="static",
+                                                                  item_shrinkage=shrinkage))
+        error[shrinkage] = run_prequential(online, stream, config).summary()["mae"]
+    assert error[5.0] < error[None] - 0.01, error
 
 
 def test_top_k_is_the_head_of_a_stable_descending_sort() -> None:

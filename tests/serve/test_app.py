@@ -3,6 +3,7 @@ items, metrics, checkpoint reload and rebuilding the state from the database."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -170,8 +171,10 @@ def test_state_rebuilt_from_database_equals_state_before(run_dir: Path) -> None:
     assert recs_after == recs_before
 
 
-def test_reload_swaps_checkpoint_and_keeps_users(run_dir: Path, tmp_path: Path) -> None:
-    with client(run_dir) as c:
+@pytest.mark.parametrize("item_shrinkage", [None, 1.0])
+def test_reload_swaps_checkpoint_and_keeps_users(run_dir: Path, tmp_path: Path,
+                                                 item_shrinkage: float | None) -> None:
+    with client(run_dir, item_shrinkage=item_shrinkage) as c:
         c.post("/events", json={"events": [{"user": "r", "item": str(i), "rating": 4}
                                            for i in range(1, 5)]}, headers=auth())
         before = c.get("/users/r/recommendations").json()
@@ -246,8 +249,10 @@ def test_exclude_seen_leaves_out_items_older_than_the_kept_support(run_dir: Path
     assert len(recs) == 20 and not {r["item"] for r in recs} & {str(i) for i in range(1, 61)}
 
 
-def test_a_changed_item_readapts_its_raters_as_a_restart_would(run_dir: Path) -> None:
-    with client(run_dir) as c:
+@pytest.mark.parametrize("item_shrinkage", [None, 1.0])
+def test_a_changed_item_readapts_its_raters_as_a_restart_would(
+        run_dir: Path, item_shrinkage: float | None) -> None:
+    with client(run_dir, item_shrinkage=item_shrinkage) as c:
         c.post("/events", json={"events": [{"user": "s1", "item": "7", "rating": 5},
                                            {"user": "s1", "item": "9", "rating": 1}]},
                headers=auth())
@@ -256,10 +261,34 @@ def test_a_changed_item_readapts_its_raters_as_a_restart_would(run_dir: Path) ->
                                                        "rate": "G", "year": 1960}},
                headers=auth())
         after = c.get("/users/s1/recommendations?k=20").json()
-    with client(run_dir) as c:
+    with client(run_dir, item_shrinkage=item_shrinkage) as c:
         restarted = c.get("/users/s1/recommendations?k=20").json()
     assert after != before
     assert restarted == after
+
+
+def _score_of(recommendations: dict, item: str) -> float:
+    return next(r["score"] for r in recommendations["items"] if r["item"] == item)
+
+
+def test_item_offsets_lift_a_new_film_its_first_raters_love(run_dir: Path) -> None:
+    film = {"id": "new-film", "features": {"genres": ["Drama"], "rate": "R", "year": 2001}}
+    loved = [{"user": f"fan{u}", "item": "new-film", "rating": 5} for u in range(4)]
+    scores = {}
+    for shrinkage in (None, 1.0):
+        run = run_dir.parent / f"offsets-{shrinkage}"  # a private copy each
+        shutil.copytree(run_dir, run)
+        (run / "service.db").unlink(missing_ok=True)
+        with client(run, item_shrinkage=shrinkage) as c:
+            c.post("/items", json=film, headers=auth())
+            c.post("/events", json={"events": [*loved, {"user": "me", "item": "3",
+                                                        "rating": 4}]}, headers=auth())
+            everything = "/users/me/recommendations?k=1000"
+            scores[shrinkage] = _score_of(c.get(everything).json(), "new-film")
+            with client(run, item_shrinkage=shrinkage) as again:  # a restart
+                assert again.get(everything).json() == c.get(everything).json()
+    # Four fives against the model's prediction: the film's offset is positive.
+    assert scores[1.0] > scores[None] + 0.1, scores
 
 
 def test_serve_reports_a_bad_run_folder_in_one_line_before_uvicorn_starts(

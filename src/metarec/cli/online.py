@@ -35,6 +35,9 @@ def prequential_command(
     update_every: Annotated[int, typer.Option(help="Meta-update period in events (meta "
                                               "mode; 0 = never).")] = 1000,
     max_events: Annotated[int | None, typer.Option(help="Stop after N events.")] = None,
+    item_shrinkage: Annotated[float | None, typer.Option(
+        help="Learn an offset per item from the stream, shrunk by this many pseudo-events "
+        "(every mode; default: off).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write results JSON here.")] = None,
 ) -> None:
     """Prequential evaluation: every event is predicted before it is learned from."""
@@ -43,7 +46,8 @@ def prequential_command(
     records = run_prequential_modes(
         checkpoint, dataset, data_dir=data_dir, learner=learner,
         modes=[m.strip() for m in modes.split(",") if m.strip()], start=start,
-        block_size=block_size, update_every=update_every, max_events=max_events)
+        block_size=block_size, update_every=update_every, max_events=max_events,
+        online=None if item_shrinkage is None else {"item_shrinkage": item_shrinkage})
     table = Table(title=f"Prequential on {records[0]['dataset'] if records else dataset}")
     for column in ("mode", "events", "mae", "rmse", "ndcg@10", "events/s"):
         table.add_column(column, justify="right")

@@ -32,6 +32,9 @@ def serve_command(
         "checkpoint folder (maml-r-seed3); needed when several learners are saved.")
     ] = None,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1 << 20,
+    item_shrinkage: Annotated[float | None, typer.Option(
+        help="Learn an offset per item from the events, shrunk by this many pseudo-events "
+        "(default: off).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve recommendations adapted to each user's events (OpenAPI docs at /docs)."""
@@ -44,7 +47,7 @@ def serve_command(
         raise CheckpointError(f"{run_dir}: no such run folder")
     settings = ServeSettings(run_dir=run_dir, db_url=db, dataset=dataset, data_dir=data_dir,
                              learner=learner, token=os.environ.get("METAREC_TOKEN") or None,
-                             max_body_bytes=max_body_bytes)
+                             max_body_bytes=max_body_bytes, item_shrinkage=item_shrinkage)
     if settings.token is None:
         typer.echo("warning: METAREC_TOKEN is not set: write and admin endpoints answer 401",
                    err=True)

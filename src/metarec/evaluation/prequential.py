@@ -259,7 +259,8 @@ def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,
         result = run_prequential(OnlineRecommender(model, data, settings), events, config)
         records.append({"mode": mode, "learner": model.name, "dataset": data.name,
                         "block_size": block_size, "start": config.start,
-                        "update_every": settings.update_every, **result.summary(),
+                        "update_every": settings.update_every,
+                        "item_shrinkage": settings.item_shrinkage, **result.summary(),
                         "curve": result.curve(window).to_dict("records")})
     return records
 

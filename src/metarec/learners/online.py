@@ -15,6 +15,10 @@ Three modes share the class, so they are compared on equal terms:
 * ``sgd``: no per-user adaptation; one SGD step of the global model on every learned
   batch of events (online fine-tuning);
 * ``static``: the trained model as is (no adaptation, no update).
+
+With ``item_shrinkage`` set, any mode also keeps an offset per item, learned from the
+stream: a film nobody had rated when the model was trained gets the level its first
+raters give it, which its side features do not say (see :class:`OnlineConfig`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,13 @@ class OnlineConfig:
     reservoir of ``replay_capacity`` tasks; ``query_size``: latest events of a user that
     form a task's query (a user needs ``query_size + 1`` events to make a task);
     ``sgd_lr``: step size of the ``sgd`` mode; ``seed``: the reservoir's random draws.
+
+    ``item_shrinkage`` (None = off): keep an offset per item, added to every prediction.
+    Each learned event's residual against the trained model's prediction (no
+    adaptation), less its user's mean such residual before the event, is summed per item;
+    the offset is that sum over (the item's events + ``item_shrinkage``), the user's
+    mean over (their events + ``item_shrinkage``). Event by event, so learning a stream
+    in any chunks gives the same offsets (while the model is unchanged).
     """
 
     mode: OnlineMode = "meta"
@@ -67,6 +78,7 @@ class OnlineConfig:
     query_size: int = 2
     sgd_lr: float = 0.01
     seed: int = 0
+    item_shrinkage: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("meta", "sgd", "static"):
@@ -76,6 +88,9 @@ class OnlineConfig:
             raise ConfigError("support_cap and query_size must be >= 1")
         if self.update_every < 0 or self.replay_capacity < 0:
             raise ConfigError("update_every and replay_capacity must be >= 0")
+        if self.item_shrinkage is not None and not self.item_shrinkage >= 0:
+            raise ConfigError(f"item_shrinkage must be >= 0 (or None, off), got "
+                              f"{self.item_shrinkage!r}")
 
 
 @dataclass
@@ -150,6 +165,9 @@ class OnlineRecommender:
         self._item_versions: dict[int, int] = {}
         self.items_version = 0
         """Bump when item features change in place (the cached item embeddings)."""
+        self.offsets = ItemOffsets(self.config.item_shrinkage or 0.0)
+        """Per-item offsets learned from the stream (used when ``item_shrinkage`` is set)."""
+        self._offsets_stale = False
         learner.model.eval()
 
     def warm_up(self) -> None:
@@ -168,9 +186,13 @@ class OnlineRecommender:
         """Take in events (in time order): update the users' states, and in ``sgd`` mode
         step the model; every ``update_every`` events run the meta-updates."""
         cap = self.config.support_cap
+        offsets = self.config.item_shrinkage is not None
+        base = self._static_predict(events) if offsets else None
         rows = zip(events.user.tolist(), events.item.tolist(), events.rating.tolist(),
                    events.timestamp.tolist(), strict=True)
-        for user, item, rating, when in rows:
+        for e, (user, item, rating, when) in enumerate(rows):
+            if base is not None:
+                self.offsets.learn(user, item, rating, rating - base[e])
             state = self.users.get(user)
             if state is None:
                 state = self.users[user] = UserState(deque(maxlen=cap), deque(maxlen=cap))
@@ -187,8 +209,42 @@ class OnlineRecommender:
             if (self.config.mode == "meta" and every
                     and self.events_seen // every > before // every):
                 self.meta_update()
+                if base is not None:  # the rest against the model as it is now
+                    rest = np.arange(e + 1, len(events))
+                    base[rest] = self._static_predict(events.subset(rest))
         if self.config.mode == "sgd" and len(events):
             self._sgd_step(events)
+
+    def refit_offsets(self, log: Interactions | None = None) -> None:
+        """Learn the item offsets again from ``log`` (default: the events learned so
+        far), against the model and features as they are now: what learning those events
+        afresh would give while the model stays unchanged. Called when a user's or item's
+        features change; a service that swaps its checkpoint passes the old log."""
+        if self.config.item_shrinkage is None:
+            return
+        events = self.offsets.logged() if log is None else log
+        self.offsets = ItemOffsets(self.config.item_shrinkage)
+        step = 65_536
+        for start in range(0, len(events), step):
+            chunk = events.subset(np.arange(start, min(start + step, len(events))))
+            base = self._static_predict(chunk)
+            for e, (user, item, rating) in enumerate(zip(
+                    chunk.user.tolist(), chunk.item.tolist(), chunk.rating.tolist(),
+                    strict=True)):
+                self.offsets.learn(user, item, rating, rating - base[e])
+        self._offsets_stale = False
+
+    @torch.no_grad()
+    def _static_predict(self, events: Interactions) -> np.ndarray:
+        """The trained model's predictions of ``events``, without adaptation or offsets."""
+        if not len(events):
+            return np.zeros(0)
+        device = self.learner.device
+        users = self.features.users.take(torch.from_numpy(events.user.astype(np.int64)),
+                                         device)
+        items = self.features.items.take(torch.from_numpy(events.item.astype(np.int64)),
+                                         device)
+        return self.learner.model(users, items).double().cpu().numpy()
 
     def _sgd_step(self, events: Interactions) -> None:
         model = self.learner.model
@@ -385,13 +441,19 @@ class OnlineRecommender:
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
         out = self._predict_adapted(users, items)
-        if not self._corrects():
-            return out
-        for user in np.unique(users).tolist():
-            rows = np.flatnonzero(users == user)
-            out[rows] = self._corrected(user, items[rows], torch.from_numpy(out[rows])
-                                        ).double().numpy()
+        if self._corrects():
+            for user in np.unique(users).tolist():
+                rows = np.flatnonzero(users == user)
+                out[rows] = self._corrected(user, items[rows], torch.from_numpy(out[rows])
+                                            ).double().numpy()
+        if self.config.item_shrinkage is not None:
+            out = out + self._offsets_of(items)
         return out
+
+    def _offsets_of(self, items: np.ndarray) -> np.ndarray:
+        if self._offsets_stale:
+            self.refit_offsets()
+        return self.offsets.of(items)
 
     def _predict_adapted(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """:meth:`predict` without the term from the support residuals."""
@@ -423,11 +485,13 @@ class OnlineRecommender:
     def _score(self, user: int, items: np.ndarray | None = None) -> np.ndarray:
         """:meth:`score` of a user already checked."""
         scores = self._score_adapted(user, items)
-        if not self._corrects():
-            return scores
         index = (np.arange(self.features.items.num_rows) if items is None
                  else np.asarray(items, dtype=np.int64))
-        return self._corrected(user, index, torch.from_numpy(scores)).double().numpy()
+        if self._corrects():
+            scores = self._corrected(user, index, torch.from_numpy(scores)).double().numpy()
+        if self.config.item_shrinkage is not None:
+            scores = scores + self._offsets_of(index)
+        return scores
 
     def _corrects(self) -> bool:
         return self._adapts() and self.learner.corrects_with_residuals()
@@ -542,8 +606,10 @@ class OnlineRecommender:
         return [(int(items[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
     def forget_adaptation(self, user: int) -> None:
-        """Drop ``user``'s cached adaptation (their features changed)."""
+        """Drop ``user``'s cached adaptation (their features changed); the item offsets
+        are learned again at the next prediction."""
         self._cache.pop(user, None)
+        self._offsets_stale = True
 
     def item_changed(self, item: int) -> None:
         """``item``'s features changed in place: rebuild the cached item vectors, and
@@ -551,10 +617,67 @@ class OnlineRecommender:
         adaptation key sums their support items' versions, :meth:`_key`)."""
         self.items_version += 1
         self._item_versions[item] = self._item_versions.get(item, 0) + 1
+        self._offsets_stale = True
 
     def state_of(self, user: int) -> UserState | None:
         """The kept state of ``user`` (None if they have no events)."""
         return self.users.get(user)
+
+
+class ItemOffsets:
+    """Per-item offsets learned from a stream of residuals (see
+    :attr:`OnlineConfig.item_shrinkage`): the item's sum of residuals, each less its
+    user's shrunk mean residual before it, over (its count + ``shrinkage``). The events
+    themselves are logged (user, item, rating: 20 bytes each), so that the offsets can be
+    learned again when the model or a user's or item's features change."""
+
+    def __init__(self, shrinkage: float) -> None:
+        self.shrinkage = shrinkage
+        self.item_sum = np.zeros(0)
+        self.item_count = np.zeros(0, dtype=np.int64)
+        self.user_sum: dict[int, float] = {}
+        self.user_count: dict[int, int] = {}
+        self.log_users, self.log_items = array("q"), array("q")
+        self.log_ratings = array("f")
+
+    def logged(self) -> Interactions:
+        """Every event learned so far, in order."""
+        return Interactions(_copied(self.log_users, np.int64),
+                            _copied(self.log_items, np.int64),
+                            _copied(self.log_ratings, np.float32),
+                            np.full(len(self.log_users), np.nan))
+
+    def learn(self, user: int, item: int, rating: float, residual: float) -> None:
+        """Take one event and its residual (rating minus the model's prediction)."""
+        self.log_users.append(user)
+        self.log_items.append(item)
+        self.log_ratings.append(rating)
+        if item >= len(self.item_sum):
+            grow = max(item + 1, 2 * len(self.item_sum))
+            self.item_sum = np.concatenate([self.item_sum, np.zeros(grow - len(self.item_sum))])
+            self.item_count = np.concatenate(
+                [self.item_count, np.zeros(grow - len(self.item_count), dtype=np.int64)])
+        n = self.user_count.get(user, 0)
+        total = self.user_sum.get(user, 0.0)
+        self.item_sum[item] += residual - total / (n + self.shrinkage) if n else residual
+        self.item_count[item] += 1
+        self.user_sum[user] = total + residual
+        self.user_count[user] = n + 1
+
+    def of(self, items: np.ndarray) -> np.ndarray:
+        """The offsets of ``items`` (0 for an item with no event)."""
+        items = np.asarray(items, dtype=np.int64)
+        out = np.zeros(len(items))
+        known = items < len(self.item_sum)
+        index = items[known]
+        out[known] = self.item_sum[index] / (self.item_count[index] + self.shrinkage
+                                             ).clip(min=1e-12)
+        return out
+
+
+def _copied(values: array, dtype: type) -> np.ndarray:
+    """An :class:`array.array` as a numpy array of its own."""
+    return np.frombuffer(values, dtype=dtype).copy() if len(values) else np.zeros(0, dtype)
 
 
 def _taskset(users: list[int], support_items: list[np.ndarray],

@@ -42,6 +42,7 @@ from pydantic import (
 from metarec.errors import MetarecError
 from metarec.evaluation.prequential import data_of_run
 from metarec.learners.base import find_saved_learner
+from metarec.learners.online import OnlineConfig
 from metarec.serve.state import (
     ServiceState,
     Side,
@@ -77,7 +78,9 @@ class ServeSettings:
     """How the service runs: the run folder (or checkpoint), the database URL (default
     ``sqlite:///RUN_DIR/service.db``), the data set seeding an empty catalogue (default:
     the one named in the run's config.toml, else ``synthetic``), the bearer token of
-    write/admin endpoints (None: they always answer 401) and request limits."""
+    write/admin endpoints (None: they always answer 401), request limits, and
+    ``item_shrinkage``: learn an offset per item from the events (see
+    :class:`~metarec.learners.online.OnlineConfig`; None = off)."""
 
     run_dir: Path
     db_url: str | None = None
@@ -89,6 +92,7 @@ class ServeSettings:
     max_body_bytes: int = 1 << 20
     max_k: int = 1000
     torch_threads: int | None = 1
+    item_shrinkage: float | None = None
 
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{Path(self.run_dir) / 'service.db'}"
@@ -260,7 +264,9 @@ def build_state(settings: ServeSettings) -> ServiceState:
         torch.set_num_threads(settings.torch_threads)
     checkpoint = find_saved_learner(settings.run_dir, settings.learner)
     store = EventStore(settings.database_url())
-    state = ServiceState(load_learner(checkpoint), store, checkpoint)
+    state = ServiceState(load_learner(checkpoint), store, checkpoint,
+                         OnlineConfig(mode="meta", update_every=0,
+                                      item_shrinkage=settings.item_shrinkage))
     if store.count_items() == 0:
         _seed(state, settings)
     state.load_catalogue()
