@@ -23,6 +23,7 @@ raters give it, which its side features do not say (see :class:`OnlineConfig`).
 
 from __future__ import annotations
 
+import copy
 import time
 from array import array
 from collections import deque
@@ -35,7 +36,7 @@ import torch
 from torch.func import vmap
 
 from metarec.data.dataset import Interactions
-from metarec.errors import ConfigError
+from metarec.errors import ConfigError, InputError
 from metarec.learners.base import HasFeatures, Learner
 from metarec.learners.inner_loop import Params, masked_loss
 from metarec.learners.meta_learner import MetaLearner
@@ -60,11 +61,12 @@ class OnlineConfig:
     ``sgd_lr``: step size of the ``sgd`` mode; ``seed``: the reservoir's random draws.
 
     ``item_shrinkage`` (None = off): keep an offset per item, added to every prediction.
-    Each learned event's residual against the trained model's prediction (no
-    adaptation), less its user's mean such residual before the event, is summed per item;
-    the offset is that sum over (the item's events + ``item_shrinkage``), the user's
-    mean over (their events + ``item_shrinkage``). Event by event, so learning a stream
-    in any chunks gives the same offsets (while the model is unchanged).
+    Each learned event's residual against the trained model's prediction (the model as
+    it was when the recommender was made, a copy kept for this; no adaptation), less its
+    user's mean such residual before the event, is summed per item; the offset is that
+    sum over (the item's events + ``item_shrinkage``), the user's mean over (their events
+    + ``item_shrinkage``). Event by event against a fixed model, so learning a stream in
+    any chunks gives the same offsets, in every mode.
     """
 
     mode: OnlineMode = "meta"
@@ -168,6 +170,9 @@ class OnlineRecommender:
         self.offsets = ItemOffsets(self.config.item_shrinkage or 0.0)
         """Per-item offsets learned from the stream (used when ``item_shrinkage`` is set)."""
         self._offsets_stale = False
+        self._trained = (copy.deepcopy(learner.model).eval()
+                         if self.config.item_shrinkage is not None else None)
+        """The model as trained: what the offsets' residuals are taken against."""
         learner.model.eval()
 
     def warm_up(self) -> None:
@@ -186,8 +191,9 @@ class OnlineRecommender:
         """Take in events (in time order): update the users' states, and in ``sgd`` mode
         step the model; every ``update_every`` events run the meta-updates."""
         cap = self.config.support_cap
+        self._check_events(events)
         offsets = self.config.item_shrinkage is not None
-        base = self._static_predict(events) if offsets else None
+        base = self._trained_predict(events) if offsets else None
         rows = zip(events.user.tolist(), events.item.tolist(), events.rating.tolist(),
                    events.timestamp.tolist(), strict=True)
         for e, (user, item, rating, when) in enumerate(rows):
@@ -209,42 +215,59 @@ class OnlineRecommender:
             if (self.config.mode == "meta" and every
                     and self.events_seen // every > before // every):
                 self.meta_update()
-                if base is not None:  # the rest against the model as it is now
-                    rest = np.arange(e + 1, len(events))
-                    base[rest] = self._static_predict(events.subset(rest))
         if self.config.mode == "sgd" and len(events):
             self._sgd_step(events)
 
-    def refit_offsets(self, log: Interactions | None = None) -> None:
-        """Learn the item offsets again from ``log`` (default: the events learned so
-        far), against the model and features as they are now: what learning those events
-        afresh would give while the model stays unchanged. Called when a user's or item's
-        features change; a service that swaps its checkpoint passes the old log."""
+    def carry_offsets(self, offsets: ItemOffsets) -> None:
+        """Take another recommender's offsets (a service swapping its checkpoint): they
+        are learned again from its log against this one's model at the next prediction."""
+        self.offsets, self._offsets_stale = offsets, True
+
+    def refit_offsets(self) -> None:
+        """Learn the item offsets again from the events learned so far, against the
+        trained model and the features as they are now: what learning those events afresh
+        would give. Called (at the next prediction) when a user's or item's features
+        change. The offsets are replaced only once the pass is complete."""
         if self.config.item_shrinkage is None:
             return
-        events = self.offsets.logged() if log is None else log
-        self.offsets = ItemOffsets(self.config.item_shrinkage)
+        events = self.offsets.logged()
+        fresh = ItemOffsets(self.config.item_shrinkage)  # kept only once complete
         step = 65_536
         for start in range(0, len(events), step):
             chunk = events.subset(np.arange(start, min(start + step, len(events))))
-            base = self._static_predict(chunk)
+            base = self._trained_predict(chunk)
             for e, (user, item, rating) in enumerate(zip(
                     chunk.user.tolist(), chunk.item.tolist(), chunk.rating.tolist(),
                     strict=True)):
-                self.offsets.learn(user, item, rating, rating - base[e])
-        self._offsets_stale = False
+                fresh.learn(user, item, rating, rating - base[e])
+        self.offsets, self._offsets_stale = fresh, False
+
+    def _check_events(self, events: Interactions) -> None:
+        """An :class:`InputError` for a rating that is not a finite number or an index
+        outside the feature tables (before any state changes)."""
+        bad = np.flatnonzero(~np.isfinite(events.rating))
+        if len(bad):
+            raise InputError(f"event {int(bad[0])}: rating {float(events.rating[bad[0]])} is "
+                             "not a finite number")
+        for side, index, table in (("user", events.user, self.features.users),
+                                   ("item", events.item, self.features.items)):
+            out = np.flatnonzero((index < 0) | (index >= table.num_rows))
+            if len(out):
+                raise InputError(f"event {int(out[0])}: {side} index {int(index[out[0]])} "
+                                 f"is outside the {side} table ({table.num_rows} rows)")
 
     @torch.no_grad()
-    def _static_predict(self, events: Interactions) -> np.ndarray:
-        """The trained model's predictions of ``events``, without adaptation or offsets."""
-        if not len(events):
-            return np.zeros(0)
+    def _trained_predict(self, events: Interactions) -> np.ndarray:
+        """The trained model's predictions of ``events`` (the copy kept for the
+        offsets), without adaptation or offsets."""
+        if not len(events) or self._trained is None:
+            return np.zeros(len(events))
         device = self.learner.device
         users = self.features.users.take(torch.from_numpy(events.user.astype(np.int64)),
                                          device)
         items = self.features.items.take(torch.from_numpy(events.item.astype(np.int64)),
                                          device)
-        return self.learner.model(users, items).double().cpu().numpy()
+        return self._trained(users, items).double().cpu().numpy()
 
     def _sgd_step(self, events: Interactions) -> None:
         model = self.learner.model

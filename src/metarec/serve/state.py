@@ -242,9 +242,9 @@ class ServiceState:
     def reload(self, learner: Learner, checkpoint: Path) -> None:
         """Swap in another checkpoint; users' states are kept, adaptations redone, item
         offsets (if on) learned again from the events against the new model."""
-        log = self.recommender.offsets.logged()
+        offsets = self.recommender.offsets
         self._install(learner, keep=self.recommender.users)
-        self.recommender.refit_offsets(log)
+        self.recommender.carry_offsets(offsets)
         self.recommender.warm_up()
         self.checkpoint = checkpoint
         self.counters.reloads += 1
