@@ -65,9 +65,12 @@ def run_dataset(dataset: Dataset, args: argparse.Namespace) -> list[dict]:
     if args.max_events:
         events = events.subset(np.arange(min(args.max_events, len(events))))
     start = int(args.warmup * len(events))
-    train = warmup_tasks(events.subset(np.arange(start)))
+    warmup = events.subset(np.arange(start))
+    train = warmup_tasks(warmup)
     torch.manual_seed(args.seed)
-    model = FeatureMLP.for_dataset(dataset, embedding_dim=16, hidden=(32, 32))
+    # Built on the warm-up ratings only: its starting mean never sees a scored rating.
+    model = FeatureMLP.for_dataset(replace(dataset, interactions=warmup), embedding_dim=16,
+                                   hidden=(32, 32))
     learner = learner_class("maml-r")(model, LearnerConfig(
         epochs=args.epochs, inner_steps=3, inner_lr=0.05, patience=None, seed=args.seed))
     began = time.perf_counter()
