@@ -271,6 +271,22 @@ def _score_of(recommendations: dict, item: str) -> float:
     return next(r["score"] for r in recommendations["items"] if r["item"] == item)
 
 
+def test_app_from_env_takes_the_item_shrinkage(run_dir: Path, monkeypatch) -> None:
+    from metarec.errors import ConfigError
+    from metarec.serve.app import app_from_env
+
+    monkeypatch.setenv("METAREC_RUN_DIR", str(run_dir))
+    monkeypatch.setenv("METAREC_ITEM_SHRINKAGE", "2.5")
+    with TestClient(app_from_env()) as c:
+        assert c.get("/health").json()["item_shrinkage"] == 2.5
+    monkeypatch.setenv("METAREC_ITEM_SHRINKAGE", "lots")
+    with pytest.raises(ConfigError, match="METAREC_ITEM_SHRINKAGE must be a number"):
+        app_from_env()
+    monkeypatch.delenv("METAREC_ITEM_SHRINKAGE")
+    with TestClient(app_from_env()) as c:
+        assert c.get("/health").json()["item_shrinkage"] is None
+
+
 def test_item_offsets_lift_a_new_film_its_first_raters_love(run_dir: Path) -> None:
     film = {"id": "new-film", "features": {"genres": ["Drama"], "rate": "R", "year": 2001}}
     loved = [{"user": f"fan{u}", "item": "new-film", "rating": 5} for u in range(4)]

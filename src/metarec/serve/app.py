@@ -39,7 +39,7 @@ from pydantic import (
     StrictStr,
 )
 
-from metarec.errors import MetarecError
+from metarec.errors import ConfigError, MetarecError
 from metarec.evaluation.prequential import data_of_run
 from metarec.learners.base import find_saved_learner
 from metarec.learners.online import OnlineConfig
@@ -421,8 +421,15 @@ def _finite(value: Any) -> Any:
 
 
 def app_from_env() -> FastAPI:
-    """An app configured from ``METAREC_RUN_DIR``, ``METAREC_DB`` and ``METAREC_TOKEN``
-    (for ``uvicorn --factory metarec.serve.app:app_from_env``)."""
+    """An app configured from ``METAREC_RUN_DIR``, ``METAREC_DB``, ``METAREC_TOKEN`` and
+    ``METAREC_ITEM_SHRINKAGE`` (for ``uvicorn --factory metarec.serve.app:app_from_env``)."""
+    shrinkage = os.environ.get("METAREC_ITEM_SHRINKAGE") or None
+    try:
+        item_shrinkage = None if shrinkage is None else float(shrinkage)
+    except ValueError:
+        raise ConfigError(f"METAREC_ITEM_SHRINKAGE must be a number, got {shrinkage!r}"
+                          ) from None
     return create_app(ServeSettings(run_dir=Path(os.environ["METAREC_RUN_DIR"]),
                                     db_url=os.environ.get("METAREC_DB"),
-                                    token=os.environ.get("METAREC_TOKEN")))
+                                    token=os.environ.get("METAREC_TOKEN"),
+                                    item_shrinkage=item_shrinkage))

@@ -371,7 +371,8 @@ class ServiceState:
     def describe(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint.name, "learner": self.learner.name,
                 "users": len(self.users.raw), "items": len(self.items.raw),
-                "events": self.counters.events, "uptime_s": time.time() - self.started}
+                "events": self.counters.events, "uptime_s": time.time() - self.started,
+                "item_shrinkage": self.online_config.item_shrinkage}
 
 
 def load_learner(checkpoint: Path) -> Learner:
