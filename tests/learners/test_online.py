@@ -251,19 +251,49 @@ def test_item_offsets_do_not_depend_on_how_the_stream_is_cut(setup, options) -> 
 
 def test_a_failed_refit_keeps_the_offsets_and_their_log(setup, monkeypatch) -> None:
     dataset, learner = setup
-    online = OnlineRecommender(learner, dataset, OnlineConfig(item_shrinkage=1.0))
-    online.learn(events([7, 7, 8], [1, 2, 2], [5, 1, 4]))
+    dataset = copy.deepcopy(dataset)
+    config = OnlineConfig(item_shrinkage=1.0)
+    stream = events([7, 7, 8], [1, 2, 2], [5, 1, 4])
+    online = OnlineRecommender(learner, dataset, config)
+    online.learn(stream)
     before = online.offsets.of(np.arange(4))
+    rate = dataset.items.values["rate"]
+    rate[2] = 1 + rate[2] % 4  # item 2's features change: its offset must be learned again
     online.item_changed(2)
     real = online._trained_predict
     monkeypatch.setattr(online, "_trained_predict",
                         lambda rows: (_ for _ in ()).throw(MemoryError("transient")))
     with pytest.raises(MemoryError):
         online.predict(np.array([9]), np.array([2]))
+    # Nothing was replaced, and the pass is still owed.
+    assert online._offsets_stale and len(online.offsets.log_users) == 3
+    np.testing.assert_array_equal(online.offsets.of(np.arange(4)), before)
     monkeypatch.setattr(online, "_trained_predict", real)
     online.predict(np.array([9]), np.array([2]))  # learned again, from the whole log
-    assert len(online.offsets.log_users) == 3
-    np.testing.assert_allclose(online.offsets.of(np.arange(4)), before, atol=1e-6)
+    fresh = OnlineRecommender(learner, dataset, config)
+    fresh.learn(stream)
+    np.testing.assert_allclose(online.offsets.of(np.arange(4)), fresh.offsets.of(np.arange(4)),
+                               atol=1e-6)
+    assert np.abs(online.offsets.of(np.array([2])) - before[2]).max() > 1e-4
+
+
+def test_a_changed_user_has_the_offsets_learned_again(setup) -> None:
+    dataset, learner = setup
+    dataset = copy.deepcopy(dataset)
+    config = OnlineConfig(item_shrinkage=1.0)
+    stream = events([7, 7, 8], [1, 2, 2], [5, 1, 4])
+    online = OnlineRecommender(learner, dataset, config)
+    online.learn(stream)
+    before = online.offsets.of(np.arange(4))
+    gender = dataset.users.values["gender"]
+    gender[7] = 1 if gender[7] == 2 else 2  # user 7's features change (codes 1, 2)
+    online.forget_adaptation(7)
+    after = online.predict(np.array([9, 9]), np.array([1, 2]))
+    fresh = OnlineRecommender(learner, dataset, config)  # what a restart rebuilds
+    fresh.learn(stream)
+    np.testing.assert_allclose(after, fresh.predict(np.array([9, 9]), np.array([1, 2])),
+                               atol=1e-6)
+    assert np.abs(online.offsets.of(np.array([1, 2])) - before[[1, 2]]).max() > 1e-4
 
 
 def test_learn_refuses_non_finite_ratings_and_indices_outside_the_tables(setup) -> None:

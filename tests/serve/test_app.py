@@ -188,6 +188,39 @@ def test_reload_swaps_checkpoint_and_keeps_users(run_dir: Path, tmp_path: Path,
         assert c.get("/metrics").text.count("metarec_reloads_total 1") == 1
 
 
+def test_reload_to_another_checkpoint_learns_the_item_offsets_again(run_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    import torch
+
+    from metarec.learners.base import Learner, find_saved_learner
+
+    checkpoint = find_saved_learner(run_dir)
+    fresh = tmp_path / "fresh"  # the same run with other weights
+    shutil.copytree(run_dir, fresh)
+    (fresh / "service.db").unlink(missing_ok=True)
+    other = Learner.load(checkpoint)
+    with torch.no_grad():
+        for weights in other.model.parameters():
+            weights.add_(0.05)
+    other.save(fresh / checkpoint.relative_to(run_dir))
+    events = {"events": [{"user": f"u{n % 3}", "item": str(n), "rating": 1 + n % 5}
+                         for n in range(1, 13)]}
+    path = "/users/u1/recommendations?k=30"
+    with client(run_dir, item_shrinkage=1.0) as c:
+        c.post("/events", json=events, headers=auth())
+        before = c.get(path).json()
+        c.post("/admin/reload", json={"path": str(fresh / checkpoint.relative_to(run_dir))},
+               headers=auth())
+        reloaded = c.get(path).json()
+    with client(fresh, item_shrinkage=1.0) as c:  # a fresh start on the other weights
+        c.post("/events", json=events, headers=auth())
+        started = c.get(path).json()
+    assert reloaded != before
+    assert [r["item"] for r in reloaded["items"]] == [r["item"] for r in started["items"]]
+    np.testing.assert_allclose([r["score"] for r in reloaded["items"]],
+                               [r["score"] for r in started["items"]], atol=1e-5)
+
+
 def test_non_finite_numbers_in_a_body_are_422_not_500(run_dir: Path) -> None:
     headers = {**auth(), "Content-Type": "application/json"}
     with client(run_dir) as c:

@@ -28,7 +28,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -182,7 +182,8 @@ class OnlineRecommender:
         recommender does it: this one's state does not change."""
         if not self.features.items.num_rows or not self.features.users.num_rows:
             return
-        scratch = OnlineRecommender(self.learner, self.features, self.config)
+        scratch = OnlineRecommender(self.learner, self.features,
+                                    replace(self.config, item_shrinkage=None))
         scratch.users[0] = UserState(deque([0]), deque([3.0]), num_events=1)
         scratch.score(0)
 
