@@ -249,14 +249,20 @@ def test_item_offsets_do_not_depend_on_how_the_stream_is_cut(setup, options) -> 
                                        atol=1e-6)
 
 
-def test_a_failed_refit_keeps_the_offsets_and_their_log(setup, monkeypatch) -> None:
+def _with_offsets(setup):
+    """A copy of the data set (features may be changed) and a recommender with item
+    offsets that has learned a three-event stream, with its offsets of items 0-3."""
     dataset, learner = setup
     dataset = copy.deepcopy(dataset)
     config = OnlineConfig(item_shrinkage=1.0)
     stream = events([7, 7, 8], [1, 2, 2], [5, 1, 4])
     online = OnlineRecommender(learner, dataset, config)
     online.learn(stream)
-    before = online.offsets.of(np.arange(4))
+    return dataset, learner, config, stream, online, online.offsets.of(np.arange(4))
+
+
+def test_a_failed_refit_keeps_the_offsets_and_their_log(setup, monkeypatch) -> None:
+    dataset, learner, config, stream, online, before = _with_offsets(setup)
     rate = dataset.items.values["rate"]
     rate[2] = 1 + rate[2] % 4  # item 2's features change: its offset must be learned again
     online.item_changed(2)
@@ -278,13 +284,7 @@ def test_a_failed_refit_keeps_the_offsets_and_their_log(setup, monkeypatch) -> N
 
 
 def test_a_changed_user_has_the_offsets_learned_again(setup) -> None:
-    dataset, learner = setup
-    dataset = copy.deepcopy(dataset)
-    config = OnlineConfig(item_shrinkage=1.0)
-    stream = events([7, 7, 8], [1, 2, 2], [5, 1, 4])
-    online = OnlineRecommender(learner, dataset, config)
-    online.learn(stream)
-    before = online.offsets.of(np.arange(4))
+    dataset, learner, config, stream, online, before = _with_offsets(setup)
     gender = dataset.users.values["gender"]
     gender[7] = 1 if gender[7] == 2 else 2  # user 7's features change (codes 1, 2)
     online.forget_adaptation(7)
