@@ -193,13 +193,11 @@ class OnlineRecommender:
         step the model; every ``update_every`` events run the meta-updates."""
         cap = self.config.support_cap
         self._check_events(events)
-        offsets = self.config.item_shrinkage is not None
-        base = self._trained_predict(events) if offsets else None
+        if self.config.item_shrinkage is not None:
+            self.offsets.learn(events, self._trained_predict(events))
         rows = zip(events.user.tolist(), events.item.tolist(), events.rating.tolist(),
                    events.timestamp.tolist(), strict=True)
-        for e, (user, item, rating, when) in enumerate(rows):
-            if base is not None:
-                self.offsets.learn(user, item, rating, rating - base[e])
+        for user, item, rating, when in rows:
             state = self.users.get(user)
             if state is None:
                 state = self.users[user] = UserState(deque(maxlen=cap), deque(maxlen=cap))
@@ -236,11 +234,7 @@ class OnlineRecommender:
         step = 65_536
         for start in range(0, len(events), step):
             chunk = events.subset(np.arange(start, min(start + step, len(events))))
-            base = self._trained_predict(chunk)
-            for e, (user, item, rating) in enumerate(zip(
-                    chunk.user.tolist(), chunk.item.tolist(), chunk.rating.tolist(),
-                    strict=True)):
-                fresh.learn(user, item, rating, rating - base[e])
+            fresh.learn(chunk, self._trained_predict(chunk))
         self.offsets, self._offsets_stale = fresh, False
 
     def _check_events(self, events: Interactions) -> None:
@@ -671,22 +665,25 @@ class ItemOffsets:
                             _copied(self.log_ratings, np.float32),
                             np.full(len(self.log_users), np.nan))
 
-    def learn(self, user: int, item: int, rating: float, residual: float) -> None:
-        """Take one event and its residual (rating minus the model's prediction)."""
-        self.log_users.append(user)
-        self.log_items.append(item)
-        self.log_ratings.append(rating)
-        if item >= len(self.item_sum):
-            grow = max(item + 1, 2 * len(self.item_sum))
+    def learn(self, events: Interactions, predictions: np.ndarray) -> None:
+        """Take ``events`` in order, with the model's ``predictions`` of them."""
+        self.log_users.extend(events.user.tolist())
+        self.log_items.extend(events.item.tolist())
+        self.log_ratings.extend(events.rating.tolist())
+        if len(events) and int(events.item.max()) >= len(self.item_sum):
+            grow = max(int(events.item.max()) + 1, 2 * len(self.item_sum))
             self.item_sum = np.concatenate([self.item_sum, np.zeros(grow - len(self.item_sum))])
             self.item_count = np.concatenate(
                 [self.item_count, np.zeros(grow - len(self.item_count), dtype=np.int64)])
-        n = self.user_count.get(user, 0)
-        total = self.user_sum.get(user, 0.0)
-        self.item_sum[item] += residual - total / (n + self.shrinkage) if n else residual
-        self.item_count[item] += 1
-        self.user_sum[user] = total + residual
-        self.user_count[user] = n + 1
+        residuals = events.rating.astype(np.float64) - predictions
+        for user, item, residual in zip(events.user.tolist(), events.item.tolist(),
+                                        residuals.tolist(), strict=True):
+            n = self.user_count.get(user, 0)
+            total = self.user_sum.get(user, 0.0)
+            self.item_sum[item] += residual - total / (n + self.shrinkage) if n else residual
+            self.item_count[item] += 1
+            self.user_sum[user] = total + residual
+            self.user_count[user] = n + 1
 
     def of(self, items: np.ndarray) -> np.ndarray:
         """The offsets of ``items`` (0 for an item with no event)."""
