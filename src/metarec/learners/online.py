@@ -503,11 +503,14 @@ class OnlineRecommender:
     def _score(self, user: int, items: np.ndarray | None = None) -> np.ndarray:
         """:meth:`score` of a user already checked."""
         scores = self._score_adapted(user, items)
+        corrects, offsets = self._corrects(), self.config.item_shrinkage is not None
+        if not (corrects or offsets):  # the service's plain path: nothing to add
+            return scores
         index = (np.arange(self.features.items.num_rows) if items is None
                  else np.asarray(items, dtype=np.int64))
-        if self._corrects():
+        if corrects:
             scores = self._corrected(user, index, torch.from_numpy(scores)).double().numpy()
-        if self.config.item_shrinkage is not None:
+        if offsets:
             scores = scores + self._offsets_of(index)
         return scores
 
