@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from metarec.config import RunConfig, config_from_dict, load_config, reader_options
@@ -146,3 +147,29 @@ def test_reader_options_name_the_unknown_option_and_convert_types() -> None:
         "year_range": (1990, 1999), "noise_sd": 1.0}
     with pytest.raises(ConfigError, match=r"\[data.options\] num_users: expected an integer"):
         reader_options("synthetic", {"num_users": "many"})
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"learner": {"meta_lr": float("inf")}}, "learner.meta_lr must be a finite number"),
+    ({"learner": {"prior_precision": float("nan")}}, "prior_precision must be a finite"),
+    ({"learner": {"weight_decay": -1.0}}, "weight_decay must be >= 0, got -1.0"),
+    ({"model": {"hidden": [0]}}, "model: hidden must be layer widths"),
+    ({"model": {"factors": 0}}, "model: factors must be a whole number >= 1"),
+])
+def test_values_out_of_range_are_one_line_errors(values: dict, message: str) -> None:
+    """``inf`` reaches a TOML file (``meta_lr = inf``) and had trained a NaN model."""
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(values, "run.toml")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_learner_settings_built_in_python_are_type_checked() -> None:
+    from metarec.learners import LearnerConfig
+
+    for values, message in [({"epochs": 1.5}, "learner.epochs must be a whole number"),
+                            ({"patience": True}, "learner.patience must be a whole number"),
+                            ({"inner_lr": "0.1"}, "learner.inner_lr must be a finite number"),
+                            ({"grad_clip": float("inf")}, "learner.grad_clip must be a finite")]:
+        with pytest.raises(ConfigError, match=message):
+            LearnerConfig(**values)
+    assert LearnerConfig(seed=np.int64(3), grad_clip=None, memory_precision=None).seed == 3

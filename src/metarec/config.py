@@ -54,12 +54,14 @@ class ModelConfig:
     added to the factorisation (empty: none)."""
 
     def __post_init__(self) -> None:
-        from metarec.models.base import model_classes
+        from metarec.models.base import check_sizes, model_classes
 
         kinds = tuple(model_classes())
         if self.kind not in kinds:
             raise ConfigError(f"model.kind must be one of {', '.join(kinds)}; "
                               f"got {self.kind!r}")
+        check_sizes("model", embedding_dim=self.embedding_dim, hidden=self.hidden,
+                    factors=self.factors, joint_hidden=self.joint_hidden)
         if self.joint_hidden and self.kind != "FeatureMF":
             raise ConfigError(f"model.joint_hidden is an option of FeatureMF, not of "
                               f"{self.kind}")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from metarec.data.dataset import Interactions
 from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
-from metarec.errors import ConfigError, InputError
+from metarec.errors import CheckpointError, ConfigError, InputError
 from metarec.evaluation.baselines import GlobalMean
 from metarec.learners import LEARNERS, Learner, LearnerConfig, learner_class
 from metarec.models import FeatureMF, FeatureMLP
@@ -131,9 +133,89 @@ def test_recommend_rejects_unknown_users_and_negative_k(fitted, data) -> None:
     for user in (-1, ds.num_users):
         with pytest.raises(InputError, match="out of range"):
             learner.recommend(user, k=3)
-    with pytest.raises(InputError, match="k must be >= 0"):
+    with pytest.raises(InputError, match="k must be a whole number >= 0"):
         learner.recommend(0, k=-1)
     assert learner.recommend(0, k=0) == []
+    with pytest.raises(InputError, match="user index 1.7"):
+        learner.recommend(1.7, k=3)
+    with pytest.raises(InputError, match="k must be a whole number"):
+        learner.recommend(0, k=2.5)
+
+
+def _ratings(user: int, items: list[int], ratings: list[float]) -> Interactions:
+    return Interactions(np.full(len(items), user), np.array(items),
+                        np.array(ratings, dtype=np.float32), np.zeros(len(items)))
+
+
+def test_scoring_rejects_bad_support_and_items(fitted, data) -> None:
+    """A NaN or infinite support rating, or an index outside the tables, is an
+    InputError naming it (it had made every score NaN, or scored another item)."""
+    ds, split = data
+    learner = fitted("maml-r")
+    user = int(split.new_users[0])
+    for bad in (np.nan, np.inf):
+        support = _ratings(user, [1, 2], [4.0, bad])
+        with pytest.raises(InputError, match="support rating 1: rating .* not a finite"):
+            learner.score_items(user, support, np.arange(5))
+        with pytest.raises(InputError, match="support rating 1"):
+            learner.recommend(user, k=5, support=support)
+    support = _ratings(user, [1], [4.0])
+    for item in (-1, ds.num_items):
+        with pytest.raises(InputError, match=f"item 1: item index {item} is outside"):
+            learner.score_items(user, support, np.array([0, item]))
+        with pytest.raises(InputError, match=f"item index {item} is outside the item"):
+            learner.score_items(user, _ratings(user, [item], [4.0]), np.arange(3))
+    with pytest.raises(InputError, match="whole numbers"):
+        learner.score_items(user, support, np.array([0.5]))
+    assert np.isfinite(learner.score_items(user, support, np.arange(ds.num_items))).all()
+
+
+def test_fit_rejects_a_non_finite_training_rating(data) -> None:
+    ds, split = data
+    train = split.train.select(np.arange(8))
+    train.query.rating[3] = np.nan
+    with pytest.raises(InputError, match="training rating .*: rating nan is not a finite"):
+        _make("maml-r", ds).fit(train, ds)
+
+
+def test_saving_an_unfitted_learner_over_a_fitted_one_leaves_no_memory(fitted, data,
+                                                                     tmp_path: Path) -> None:
+    ds, split = data
+    fitted("maml-r").save(tmp_path / "m")
+    _make("maml-r", ds).save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "learner.json", "weights.safetensors"]
+    assert Learner.load(tmp_path / "m", features=ds).known_ is None
+
+
+@pytest.mark.parametrize("damage", ["json", "no-model", "kind", "weights", "memory",
+                                    "bigger", "other-learner"])
+def test_load_of_a_damaged_checkpoint_is_a_checkpoint_error(damage: str, fitted, data,
+                                                           tmp_path: Path) -> None:
+    ds, _ = data
+    folder = fitted("metasgd").save(tmp_path / "m")
+    meta = json.loads((folder / "learner.json").read_text())
+    if damage == "json":
+        (folder / "learner.json").write_text("{not json")
+    elif damage in ("no-model", "kind"):
+        if damage == "no-model":
+            del meta["model"]
+        else:
+            meta["model"]["kind"] = "Nope"
+        (folder / "learner.json").write_text(json.dumps(meta))
+    elif damage in ("weights", "memory"):
+        (folder / f"{damage}.safetensors").write_bytes(b"garbage")
+    elif damage == "bigger":
+        torch.manual_seed(0)
+        bigger = FeatureMLP.for_dataset(ds, embedding_dim=8, hidden=(32,))
+        learner_class("metasgd")(bigger, CONFIG).save(tmp_path / "b")
+        (folder / "weights.safetensors").write_bytes(
+            (tmp_path / "b" / "weights.safetensors").read_bytes())
+    else:  # maml-r's settings over metasgd's weights (it has learned step sizes)
+        meta["learner"] = "maml-r"
+        (folder / "learner.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"m/(learner\.json|weights|memory)"):
+        Learner.load(folder, features=ds)
 
 
 def test_fit_again_starts_a_new_history(data) -> None:

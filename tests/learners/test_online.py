@@ -69,7 +69,7 @@ def test_recommend_and_score_reject_unknown_users_and_negative_k(setup) -> None:
         online.recommend(dataset.num_users, k=3)
     with pytest.raises(InputError, match="out of range"):
         online.score(-1)
-    with pytest.raises(InputError, match="k must be >= 0"):
+    with pytest.raises(InputError, match="k must be a whole number >= 0"):
         online.recommend(0, k=-2)
 
 

@@ -253,3 +253,20 @@ def test_excluded_fields_are_checked_against_every_data_set_of_a_run(dataset) ->
         check_fields(ModelConfig(exclude_fields=["studio", "rate"]), dataset)
     model = FeatureMLP.for_dataset(dataset, exclude_fields=["studio", "rate"])  # warns
     assert "rate" not in {s.name for s in model.item_specs}
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda ds: FeatureMLP.for_dataset(ds, hidden=(0,)),
+     r"FeatureMLP: hidden must be layer widths, each a whole number >= 1, got \[0\]"),
+    (lambda ds: FeatureMLP.for_dataset(ds, embedding_dim=0),
+     "FeatureMLP: embedding_dim must be a whole number >= 1, got 0"),
+    (lambda ds: FeatureMF.for_dataset(ds, hidden=(4, -5)), r"FeatureMF: hidden .* \[4, -5\]"),
+    (lambda ds: FeatureMF.for_dataset(ds, factors=-2), "FeatureMF: factors .* got -2"),
+    (lambda ds: FeatureMF.for_dataset(ds, joint_hidden=(2.5,)), r"joint_hidden .* \[2.5\]"),
+    (lambda ds: BiasedMF(ds.num_users, ds.num_items, factors=0), "BiasedMF: factors"),
+])
+def test_model_sizes_below_one_are_config_errors(dataset, build, message: str) -> None:
+    """A width of 0 had built a model that predicts one constant; a negative one failed
+    deep inside torch."""
+    with pytest.raises(ConfigError, match=message):
+        build(dataset)

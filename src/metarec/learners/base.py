@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +22,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
@@ -32,7 +34,7 @@ from metarec.data.dataset import FeatureTable, Fields, Interactions
 from metarec.errors import CheckpointError, ConfigError
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, StepSizes, adapt
-from metarec.learners.ranking import check_request, top_k
+from metarec.learners.ranking import check_items, check_ratings, check_request, top_k
 from metarec.models.base import RatingModel, model_from_config
 from metarec.tasks.batch import TaskBatch, pad_tasks
 from metarec.tasks.id_dropout import hidden_ids, hide_ids
@@ -115,10 +117,14 @@ class Learner(ABC):
     def fit(self, train: TaskSet, features: HasFeatures, val: TaskSet | None = None, *,
             progress: Progress | None = None) -> Learner:
         """Train on ``train`` tasks; early-stop on ``val`` (:meth:`validation_loss`)."""
+        known = train.all_ratings()
+        check_ratings(known, features, "training rating")
+        if val is not None:
+            check_ratings(val.all_ratings(), features, "validation rating")
         torch.manual_seed(self.config.seed)
         self.history_ = []
         self.features_ = features
-        self.known_ = train.all_ratings()
+        self.known_ = known
         self.average_ = None
         with self.while_training():
             self._train_epochs(train, features, val, progress)
@@ -442,7 +448,10 @@ class Learner(ABC):
 
     def score_items(self, user: int, support: Interactions, items: np.ndarray) -> np.ndarray:
         """Scores of ``items`` for ``user`` after adapting to ``support`` (their ratings)."""
-        check_request(user, 0, self._features().users.num_rows)
+        features = self._features()
+        check_request(user, 0, features.users.num_rows)
+        check_ratings(support, features, "support rating")
+        check_items(items, features.items.num_rows)
         return self._score_items(user, support, items)
 
     def _score_items(self, user: int, support: Interactions, items: np.ndarray
@@ -464,6 +473,8 @@ class Learner(ABC):
         if support is None:
             known = self.known_
             support = known.subset(known.user == user) if known is not None else _empty()
+        else:
+            check_ratings(support, features, "support rating")
         items = np.arange(features.items.num_rows)
         scores = self._score_items(user, support, items)
         if exclude_seen and len(support):
@@ -485,14 +496,20 @@ class Learner(ABC):
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / "weights.safetensors"))
-        meta = {"learner": self.name, "config": self.config.to_dict(),
-                "model": self.model.config(), "history": self.history_}
-        (folder / "learner.json").write_text(json.dumps(meta, indent=2))
+        with _replacing(folder / "weights.safetensors") as temporary:
+            save_file(state, str(temporary))
+        memory = folder / "memory.safetensors"
         if self.known_ is not None:
             # The training ratings: recommend()'s default support and exclusions, and
             # ridge's memory and its neighbours' similarities.
-            save_numpy(_compact(self.known_), str(folder / "memory.safetensors"))
+            with _replacing(memory) as temporary:
+                save_numpy(_compact(self.known_), str(temporary))
+        else:  # an unfitted learner: no memory of an earlier save may stay beside it
+            memory.unlink(missing_ok=True)
+        meta = {"learner": self.name, "config": self.config.to_dict(),
+                "model": self.model.config(), "history": self.history_}
+        with _replacing(folder / "learner.json") as temporary:
+            temporary.write_text(json.dumps(meta, indent=2))
         return folder
 
     @staticmethod
@@ -509,9 +526,14 @@ class Learner(ABC):
         if not meta_path.is_file() or not weights_path.is_file():
             raise CheckpointError(f"{folder}: not a saved learner (expected learner.json and "
                                   "weights.safetensors)")
-        meta = json.loads(meta_path.read_text())
-        model = model_from_config(meta["model"])
-        config = LearnerConfig.from_dict(meta["config"])
+        try:
+            meta = json.loads(meta_path.read_text())
+            model = model_from_config(meta["model"])
+            config = LearnerConfig.from_dict(meta["config"])
+            kind = learner_class(meta["learner"])
+        except (OSError, ValueError, KeyError, TypeError, ConfigError, CheckpointError) as error:
+            raise CheckpointError(f"{meta_path}: not a learner this version can read "
+                                  f"({first_line(error)})") from error
         if device is not None:
             config = replace(config, device=device)
         else:
@@ -521,19 +543,47 @@ class Learner(ABC):
                 log.info("%s was trained on %s, which this machine lacks: loading it on "
                          "the CPU", folder, config.device)
                 config = replace(config, device="cpu")
-        learner = learner_class(meta["learner"])(model, config)
-        state = load_file(str(weights_path))
-        learner.load_state_dict({k: v.to(learner.dtype) if v.is_floating_point() else v
-                                 for k, v in state.items()})
+        learner = kind(model, config)
+        try:
+            state = load_file(str(weights_path))
+            learner.load_state_dict({k: v.to(learner.dtype) if v.is_floating_point() else v
+                                     for k, v in state.items()})
+        except (OSError, RuntimeError, KeyError, ValueError, SafetensorError) as error:
+            raise CheckpointError(f"{weights_path}: does not fit the {meta['learner']} "
+                                  f"learner and model of {meta_path.name} "
+                                  f"({first_line(error)})") from error
         learner.history_ = meta.get("history", [])
         learner.features_ = features
-        if (folder / "memory.safetensors").is_file():
-            memory = load_numpy(str(folder / "memory.safetensors"))
-            learner.known_ = Interactions(memory["user"].astype(np.int64),
-                                          memory["item"].astype(np.int64),
-                                          memory["rating"], memory["timestamp"])
+        memory_path = folder / "memory.safetensors"
+        if memory_path.is_file():
+            try:
+                memory = load_numpy(str(memory_path))
+                learner.known_ = Interactions(memory["user"].astype(np.int64),
+                                              memory["item"].astype(np.int64),
+                                              memory["rating"], memory["timestamp"])
+            except (OSError, KeyError, ValueError, SafetensorError) as error:
+                raise CheckpointError(f"{memory_path}: unreadable training ratings "
+                                      f"({first_line(error)})") from error
         learner.model.eval()
         return learner
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; it replaces ``path`` in one step once
+    the block completes (a crash leaves the old file, never half a new one)."""
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (its type's name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _compact(ratings: Interactions) -> dict[str, np.ndarray]:

@@ -3,6 +3,8 @@ and ML-1M; see README)."""
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -92,6 +94,7 @@ class LearnerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.inner_steps < 0 or self.epochs < 0:
             raise ConfigError("inner_steps and epochs must be >= 0")
         if min(self.meta_batch_size, self.batch_size, self.eval_batch_size, self.bucket) < 1:
@@ -103,6 +106,8 @@ class LearnerConfig:
         if not self.inner_lr >= 0 or not self.meta_lr > 0:
             raise ConfigError(f"inner_lr must be >= 0 and meta_lr > 0, got {self.inner_lr} "
                               f"and {self.meta_lr}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"grad_clip must be > 0 (or unset: no clipping), got "
                               f"{self.grad_clip}")
@@ -136,6 +141,23 @@ class LearnerConfig:
             except (RuntimeError, TypeError):
                 raise ConfigError(f"learner.device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got "
                                   f"{self.device!r}") from None
+
+    def _check_types(self) -> None:
+        """A :class:`ConfigError` for a number field holding something else (a bool, a
+        string, a fraction where a count is expected) or a float that is not finite: the
+        checks TOML and ``--set`` make (:func:`metarec.config.convert`), for settings
+        built in Python too."""
+        for f in fields(self):
+            kind = str(f.type).replace(" | None", "")
+            value = getattr(self, f.name)
+            if kind not in ("int", "float") or value is None and str(f.type).endswith("None"):
+                continue
+            counts = kind == "int"
+            if (isinstance(value, bool)
+                    or not isinstance(value, numbers.Integral if counts else numbers.Real)
+                    or not counts and not math.isfinite(value)):
+                what = "a whole number" if counts else "a finite number"
+                raise ConfigError(f"learner.{f.name} must be {what}, got {value!r}")
 
     def torch_device(self) -> torch.device:
         """The device to run on: ``device`` resolved (``auto``: CUDA when visible); a

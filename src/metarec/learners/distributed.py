@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 
 from metarec.errors import CheckpointError, DistributedError
-from metarec.learners.base import HasFeatures, Progress, validation_record
+from metarec.learners.base import HasFeatures, Progress, first_line, validation_record
 from metarec.learners.meta_learner import MetaLearner
 from metarec.tasks.taskset import TaskSet
 
@@ -132,7 +132,7 @@ def init_distributed(backend: str | None = None, timeout_s: float = 300.0
     except (RuntimeError, ValueError) as error:
         raise DistributedError(f"rank {rank} of {world_size} could not join the process group "
                                f"at {where} with {backend} within {timeout_s:g} s: "
-                               f"{_first_line(error)}") from error
+                               f"{first_line(error)}") from error
     return DistributedContext(rank, world_size, backend, local_rank, owns_group=True)
 
 
@@ -222,7 +222,7 @@ class DistributedMetaTrainer:
         except RuntimeError as error:
             raise DistributedError(
                 f"rank {self.context.rank}: {kind} at step {self.step_ + 1} failed "
-                f"({_first_line(error)}); another rank probably stopped: see its log") from error
+                f"({first_line(error)}); another rank probably stopped: see its log") from error
         return work.to(buffer.device)
 
     # ---- training -------------------------------------------------------------------
@@ -409,7 +409,7 @@ class DistributedMetaTrainer:
         try:
             state = torch.load(path, weights_only=True)
         except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
-            raise CheckpointError(f"{path}: unreadable trainer state ({_first_line(error)}); "
+            raise CheckpointError(f"{path}: unreadable trainer state ({first_line(error)}); "
                                   "delete it to start over") from error
         self.load_state_dict(state)
         if self.context.is_main:
@@ -430,8 +430,3 @@ class DistributedMetaTrainer:
         steps = self.learner.config.epochs * -(-len(self.train)
                                                 // self.learner.config.meta_batch_size)
         return steps if self.max_steps is None else min(steps, self.max_steps)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -24,6 +24,7 @@ raters give it, which its side features do not say (see :class:`OnlineConfig`).
 from __future__ import annotations
 
 import copy
+import math
 import time
 from array import array
 from collections import deque
@@ -36,11 +37,11 @@ import torch
 from torch.func import vmap
 
 from metarec.data.dataset import Interactions
-from metarec.errors import ConfigError, InputError
+from metarec.errors import ConfigError
 from metarec.learners.base import HasFeatures, Learner
 from metarec.learners.inner_loop import Params, masked_loss
 from metarec.learners.meta_learner import MetaLearner
-from metarec.learners.ranking import check_request, top_k
+from metarec.learners.ranking import check_ratings, check_request, top_k
 from metarec.tasks.batch import pad_tasks
 from metarec.tasks.taskset import TaskSet
 
@@ -192,7 +193,7 @@ class OnlineRecommender:
         """Take in events (in time order): update the users' states, and in ``sgd`` mode
         step the model; every ``update_every`` events run the meta-updates."""
         cap = self.config.support_cap
-        self._check_events(events)
+        check_ratings(events, self.features)
         if self.config.item_shrinkage is not None:
             self.offsets.learn(events, self._trained_predict(events))
         rows = zip(events.user.tolist(), events.item.tolist(), events.rating.tolist(),
@@ -205,7 +206,8 @@ class OnlineRecommender:
             state.ratings.append(rating)
             state.seen.append(item)
             state.num_events += 1
-            state.last_time = when
+            last = state.last_time  # the latest time, whatever order events arrive in
+            state.last_time = when if math.isnan(last) else max(last, when)
             self._recent.pop(user, None)  # re-insert: insertion order is recency
             self._recent[user] = None
             before = self.events_seen
@@ -236,20 +238,6 @@ class OnlineRecommender:
             chunk = events.subset(np.arange(start, min(start + step, len(events))))
             fresh.learn(chunk, self._trained_predict(chunk))
         self.offsets, self._offsets_stale = fresh, False
-
-    def _check_events(self, events: Interactions) -> None:
-        """An :class:`InputError` for a rating that is not a finite number or an index
-        outside the feature tables (before any state changes)."""
-        bad = np.flatnonzero(~np.isfinite(events.rating))
-        if len(bad):
-            raise InputError(f"event {int(bad[0])}: rating {float(events.rating[bad[0]])} is "
-                             "not a finite number")
-        for side, index, table in (("user", events.user, self.features.users),
-                                   ("item", events.item, self.features.items)):
-            out = np.flatnonzero((index < 0) | (index >= table.num_rows))
-            if len(out):
-                raise InputError(f"event {int(out[0])}: {side} index {int(index[out[0]])} "
-                                 f"is outside the {side} table ({table.num_rows} rows)")
 
     @torch.no_grad()
     def _trained_predict(self, events: Interactions) -> np.ndarray:

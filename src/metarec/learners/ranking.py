@@ -1,10 +1,18 @@
-"""Top-k selection and the argument checks that every ``recommend`` shares."""
+"""Top-k selection and the argument checks that every ``recommend`` and scoring call
+shares."""
 
 from __future__ import annotations
+
+import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from metarec.errors import InputError
+
+if TYPE_CHECKING:
+    from metarec.data.dataset import Interactions
+    from metarec.learners.base import HasFeatures
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -20,11 +28,45 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return candidates[np.argsort(key[candidates], kind="stable")][:k]
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_request(user: int, k: int, num_users: int) -> None:
-    """Raise :class:`~metarec.errors.InputError` unless ``0 <= user < num_users`` (a row
-    of the user feature table) and ``k >= 0``."""
-    if not 0 <= int(user) < num_users:
-        raise InputError(f"user index {user} is out of range: the user table has "
+    """Raise :class:`~metarec.errors.InputError` unless ``user`` is a whole number with
+    ``0 <= user < num_users`` (a row of the user feature table) and ``k`` a whole number
+    ``>= 0``."""
+    if not _whole(user) or not 0 <= int(user) < num_users:
+        raise InputError(f"user index {user!r} is out of range: the user table has "
                          f"{num_users} rows (0..{num_users - 1})")
-    if k < 0:
-        raise InputError(f"k must be >= 0, got {k}")
+    if not _whole(k) or k < 0:
+        raise InputError(f"k must be a whole number >= 0, got {k!r}")
+
+
+def check_items(items: np.ndarray, num_items: int, what: str = "item") -> None:
+    """Raise :class:`~metarec.errors.InputError` unless every entry of ``items`` is a
+    row of the item feature table (``num_items`` rows)."""
+    items = np.asarray(items)
+    if items.dtype.kind not in "iu":
+        raise InputError(f"{what} indices must be whole numbers, got dtype {items.dtype}")
+    out = np.flatnonzero((items < 0) | (items >= num_items))
+    if len(out):
+        raise InputError(f"{what} {int(out[0])}: item index {int(items[out[0]])} is outside "
+                         f"the item table ({num_items} rows)")
+
+
+def check_ratings(ratings: Interactions, features: HasFeatures, what: str = "event"
+                  ) -> None:
+    """Raise :class:`~metarec.errors.InputError` for a rating of ``ratings`` that is not
+    a finite number or a user or item index outside the feature tables, naming the
+    first (``what`` and its position)."""
+    bad = np.flatnonzero(~np.isfinite(ratings.rating))
+    if len(bad):
+        raise InputError(f"{what} {int(bad[0])}: rating {float(ratings.rating[bad[0]])} is "
+                         "not a finite number")
+    for side, index, table in (("user", ratings.user, features.users),
+                               ("item", ratings.item, features.items)):
+        out = np.flatnonzero((index < 0) | (index >= table.num_rows))
+        if len(out):
+            raise InputError(f"{what} {int(out[0])}: {side} index {int(index[out[0]])} "
+                             f"is outside the {side} table ({table.num_rows} rows)")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import numbers
 from abc import abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from metarec.data.dataset import Fields
+from metarec.errors import CheckpointError, ConfigError
 
 
 class RatingModel(nn.Module):
@@ -67,6 +70,19 @@ class RatingModel(nn.Module):
         return [n for n, _ in self.named_parameters() if n not in head]
 
 
+def check_sizes(model: str, **sizes: int | Sequence[int]) -> None:
+    """A :class:`ConfigError` naming the first of ``sizes`` (a width, or a list of layer
+    widths) that is not a whole number >= 1."""
+    for name, value in sizes.items():
+        several = isinstance(value, Sequence)
+        for width in value if several else [value]:
+            if (isinstance(width, bool) or not isinstance(width, numbers.Integral)
+                    or width < 1):
+                what = "layer widths, each a whole number" if several else "a whole number"
+                raise ConfigError(f"{model}: {name} must be {what} >= 1, got "
+                                  f"{list(value) if several else value!r}")
+
+
 def model_classes() -> dict[str, type[RatingModel]]:
     """Every model kind by its config name (``model.kind``), in one place."""
     from metarec.models.biased_mf import BiasedMF
@@ -79,8 +95,12 @@ def model_classes() -> dict[str, type[RatingModel]]:
 def model_from_config(config: dict[str, Any]) -> RatingModel:
     """Rebuild a model (with fresh weights) from :meth:`RatingModel.config`."""
     args = dict(config)
-    kind = args.pop("kind")
-    return model_classes()[kind].from_config(args)  # type: ignore[attr-defined]
+    kind = args.pop("kind", None)
+    classes = model_classes()
+    if kind not in classes:
+        raise CheckpointError(f"unknown model kind {kind!r}; expected one of "
+                              f"{', '.join(classes)}")
+    return classes[kind].from_config(args)  # type: ignore[attr-defined]
 
 
 def build_model(kind: str, dataset: Any, **options: Any) -> RatingModel:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from metarec.data.dataset import Fields
-from metarec.models.base import RatingModel
+from metarec.models.base import RatingModel, check_sizes
 
 
 class BiasedMF(RatingModel):
@@ -26,6 +26,7 @@ class BiasedMF(RatingModel):
     def __init__(self, num_users: int, num_items: int, *, factors: int = 32,
                  rating_mean: float = 3.5, init_std: float = 0.05) -> None:
         super().__init__()
+        check_sizes("BiasedMF", factors=factors)
         self.num_users, self.num_items, self.factors = num_users, num_items, factors
         self.rating_mean, self.init_std = rating_mean, init_std
         self.global_mean = nn.Parameter(torch.tensor(float(rating_mean)))

@@ -12,6 +12,7 @@ from torch import nn
 from torch.func import functional_call
 
 from metarec.data.dataset import Dataset, FieldSpec
+from metarec.models.base import check_sizes
 from metarec.models.feature_mlp import FeatureMLP
 
 
@@ -121,6 +122,7 @@ class FeatureMF(FeatureMLP):
                  numeric_stats: dict[str, tuple[float, float]] | None = None,
                  num_users: int = 0, num_items: int = 0, rating_mean: float = 3.5,
                  joint_hidden: Sequence[int] = ()) -> None:
+        check_sizes("FeatureMF", factors=factors, joint_hidden=joint_hidden)
         super().__init__(user_specs, item_specs, embedding_dim=embedding_dim, hidden=hidden,
                          numeric_stats=numeric_stats, num_users=num_users,
                          num_items=num_items, rating_mean=rating_mean)

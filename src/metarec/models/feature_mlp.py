@@ -13,7 +13,7 @@ from torch import nn
 
 from metarec.data.dataset import Dataset, Fields, FieldSpec
 from metarec.errors import ConfigError
-from metarec.models.base import RatingModel
+from metarec.models.base import RatingModel, check_sizes
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ class FeatureMLP(RatingModel):
                  numeric_stats: dict[str, tuple[float, float]] | None = None,
                  num_users: int = 0, num_items: int = 0, rating_mean: float = 3.5) -> None:
         super().__init__()
+        check_sizes(type(self).__name__, embedding_dim=embedding_dim, hidden=hidden)
         self.user_specs, self.item_specs = list(user_specs), list(item_specs)
         self.embedding_dim, self.hidden = embedding_dim, tuple(hidden)
         self.numeric_stats = dict(numeric_stats or {})
