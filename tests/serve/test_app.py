@@ -28,7 +28,9 @@ def test_fresh_service_seeds_catalogue_from_run_dataset(run_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": "Basic dGVzdA=="}])
+                                     {"Authorization": "Basic dGVzdA=="},
+                                     {"Authorization": "Bearer "}, {"Authorization": " "},
+                                     {"Authorization": TOKEN}])
 def test_write_endpoints_need_the_token(run_dir: Path, headers: dict) -> None:
     with client(run_dir) as c:
         event = {"user": "1", "item": "2", "rating": 4}
@@ -39,12 +41,29 @@ def test_write_endpoints_need_the_token(run_dir: Path, headers: dict) -> None:
         assert c.get("/users/1").json()["events"] == 0
 
 
-def test_without_a_configured_token_writes_are_refused(run_dir: Path) -> None:
-    with TestClient(create_app(ServeSettings(run_dir=run_dir, token=None))) as c:
+@pytest.mark.parametrize("token", [None, ""])
+def test_without_a_configured_token_writes_are_refused(run_dir: Path, token) -> None:
+    with TestClient(create_app(ServeSettings(run_dir=run_dir, token=token))) as c:
+        for headers in (auth(), {"Authorization": "Bearer "}, {"Authorization": "Bearer"}):
+            response = c.post("/events", json={"user": "1", "item": "2", "rating": 4},
+                              headers=headers)
+            assert response.status_code == 401
+            assert "METAREC_TOKEN" in response.json()["detail"]
+
+
+def test_an_empty_token_in_the_environment_turns_writes_off(run_dir: Path,
+                                                            monkeypatch) -> None:
+    """``METAREC_TOKEN=`` had accepted an empty bearer token (anyone could write)."""
+    from metarec.serve.app import app_from_env
+
+    monkeypatch.setenv("METAREC_RUN_DIR", str(run_dir))
+    monkeypatch.setenv("METAREC_TOKEN", "")
+    with TestClient(app_from_env()) as c:
         response = c.post("/events", json={"user": "1", "item": "2", "rating": 4},
-                          headers=auth())
-    assert response.status_code == 401
-    assert "METAREC_TOKEN" in response.json()["detail"]
+                          headers={"Authorization": "Bearer "})
+        assert response.status_code == 401
+        assert "METAREC_TOKEN" in response.json()["detail"]
+        assert c.get("/health").json()["events"] == 0
 
 
 @pytest.mark.parametrize("body, field", [
@@ -56,6 +75,8 @@ def test_without_a_configured_token_writes_are_refused(run_dir: Path) -> None:
     ({"user": True, "item": "2", "rating": 3}, "user"),
     ({"user": "1", "item": "2", "rating": True}, "rating"),
     ({"user": "1", "item": "2", "rating": "4"}, "rating"),
+    ({"user": "x/y", "item": "2", "rating": 3}, "user"),
+    ({"user": "1", "item": "a\x00b", "rating": 3}, "item"),
 ])
 def test_invalid_event_is_422_naming_the_field(run_dir: Path, body: dict, field: str) -> None:
     with client(run_dir) as c:
@@ -151,6 +172,33 @@ def test_metrics_and_docs(run_dir: Path) -> None:
     assert "metarec_adaptations_total 1" in text
     assert 'metarec_request_seconds_count{method="GET",route="/users/{user_id}/' \
            'recommendations"} 1' in text
+
+
+def test_a_request_that_fails_is_counted_as_a_500(run_dir: Path, monkeypatch) -> None:
+    """An exception inside a route had left the request out of /metrics."""
+    from metarec.serve.state import ServiceState
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(ServiceState, "recommend", broken)
+    app = create_app(ServeSettings(run_dir=run_dir, token=TOKEN))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.get("/users/9/recommendations").status_code == 500
+        text = c.get("/metrics").text
+    assert ('metarec_requests_total{method="GET",route="/users/{user_id}/recommendations",'
+            'status="500"} 1') in text
+
+
+def test_the_last_event_time_is_the_latest_whatever_the_arrival_order(
+        run_dir: Path) -> None:
+    with client(run_dir) as c:
+        c.post("/events", json={"user": "bob", "item": "1", "rating": 5,
+                                "timestamp": 2e9}, headers=auth())
+        c.post("/events", json={"events": [{"user": "bob", "item": str(2 + i), "rating": 3,
+                                            "timestamp": 1e9 + i} for i in range(3)]},
+               headers=auth())
+        assert c.get("/users/bob").json()["last_event_time"] == 2e9
 
 
 def test_state_rebuilt_from_database_equals_state_before(run_dir: Path) -> None:
@@ -356,3 +404,30 @@ def test_serve_reports_a_bad_run_folder_in_one_line_before_uvicorn_starts(
     result = CliRunner().invoke(app, ["serve", str(run), "--port", "1"])
     assert isinstance(result.exception, CheckpointError), result.output
     assert "several learners saved (maml-r, reptile)" in str(result.exception)
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("mysql://a/b", "unsupported database URL"),
+    ("sqlite://", "in-memory SQLite"),
+    ("sqlite:///:memory:", "in-memory SQLite"),
+    ("sqlite:////no/such/folder/service.db", "cannot open the database 'sqlite:////no/such"
+                                             "/folder/service.db': unable to open"),
+    ("NOT-A-DB", "not a database"),
+])
+def test_a_database_the_service_cannot_use_is_one_config_error(
+        trained_run: Path, tmp_path: Path, url: str, message: str) -> None:
+    """The command's one-line error (exit 2) before uvicorn starts, where an in-memory
+    database had started and then answered every write with a 500, and a bad path had
+    been a traceback."""
+    from typer.testing import CliRunner
+
+    from metarec.cli import app
+    from metarec.errors import ConfigError
+
+    if url == "NOT-A-DB":
+        (tmp_path / "notes.txt").write_text("these are not tables\n" * 100)
+        url = f"sqlite:///{tmp_path / 'notes.txt'}"
+    result = CliRunner().invoke(app, ["serve", str(trained_run), "--db", url, "--port", "1"])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert message in str(result.exception)
+    assert "\n" not in str(result.exception)

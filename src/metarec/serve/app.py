@@ -60,10 +60,13 @@ MAX_MEMBERS = 256
 
 
 def _raw_id(value: str | int) -> str:
-    """Raw ids travel as strings of 1 to 256 characters."""
+    """Raw ids travel as strings of 1 to 256 characters, without ``/`` (the path of
+    ``GET /users/{id}`` could not name them) or NUL (PostgreSQL's text cannot hold it)."""
     text = str(value)
     if not 0 < len(text) <= 256:
         raise ValueError("id must have 1 to 256 characters")
+    if "/" in text or "\x00" in text:
+        raise ValueError("id may not contain '/' or NUL")
     return text
 
 
@@ -237,8 +240,10 @@ class LimitAndMeasure:
                 status["code"] = message["status"]
             await send(message)
 
-        await self.app(scope, replay, watching_send)
-        self._record(scope, status["code"], start)
+        try:
+            await self.app(scope, replay, watching_send)
+        finally:  # a request that raised counts too, as the 500 the server answers
+            self._record(scope, status["code"], start)
 
     def _record(self, scope: dict, status: int, start: float) -> None:
         route = scope.get("route")
@@ -320,12 +325,13 @@ def create_app(settings: ServeSettings, state: ServiceState | None = None) -> Fa
         return holder["state"]
 
     def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
-        if settings.token is None:
+        if not settings.token:  # unset or empty: writes are off
             raise HTTPException(401, "write endpoints are disabled: start the service with "
                                 "METAREC_TOKEN set", headers={"WWW-Authenticate": "Bearer"})
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not authorization or not hmac.compare_digest(given.encode(),
-                                                        settings.token.encode()):
+        scheme, _, given = (authorization or "").partition(" ")
+        given = given.strip()
+        if (scheme.lower() != "bearer" or not given
+                or not hmac.compare_digest(given.encode(), settings.token.encode())):
             raise HTTPException(401, "missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
 
@@ -431,5 +437,5 @@ def app_from_env() -> FastAPI:
                           ) from None
     return create_app(ServeSettings(run_dir=Path(os.environ["METAREC_RUN_DIR"]),
                                     db_url=os.environ.get("METAREC_DB"),
-                                    token=os.environ.get("METAREC_TOKEN"),
+                                    token=os.environ.get("METAREC_TOKEN") or None,
                                     item_shrinkage=item_shrinkage))

@@ -26,7 +26,8 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from metarec.errors import ConfigError
@@ -75,7 +76,15 @@ def make_engine(url: str) -> Engine:
     if not url.startswith(("sqlite", "postgresql")):
         raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///PATH or "
                           "postgresql+psycopg://USER:PASS@HOST/DB")
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise ConfigError(f"unreadable database URL {url!r}: {error}") from None
     if url.startswith("sqlite"):
+        if parsed.database in (None, "", ":memory:") or "mode=memory" in url:
+            raise ConfigError(f"database URL {url!r} is an in-memory SQLite database, "
+                              "which every connection sees empty and which a restart "
+                              "loses: use sqlite:///PATH")
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -87,7 +96,12 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ImportError as error:  # the URL's driver (psycopg) is not installed
+        raise ConfigError(f"database URL {parsed.render_as_string(hide_password=True)!r} "
+                          f"needs a driver that is not installed ({error}): pip install "
+                          "'metarec[postgres]'") from None
 
 
 class EventStore:
@@ -97,7 +111,13 @@ class EventStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+        except SQLAlchemyError as error:
+            self.engine.dispose()
+            shown = make_url(url).render_as_string(hide_password=True)
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            raise ConfigError(f"cannot open the database {shown!r}: {reason}") from None
 
     def close(self) -> None:
         self.engine.dispose()
