@@ -22,7 +22,7 @@ from metarec.cli import app
 from metarec.data import registry
 from metarec.data.dataset import build_dataset
 from metarec.data.registry import DatasetInfo
-from metarec.errors import DownloadError
+from metarec.errors import ConfigError, DownloadError
 
 runner = CliRunner()
 
@@ -205,3 +205,13 @@ def test_info_says_why_scenarios_are_empty():
                                  "num_ratings=3000"])
     assert result.exit_code == 0, result.output
     assert "note: no user fits" in result.output and "split.min_ratings" in result.output
+
+
+def test_datasets_info_refuses_a_negative_seed_before_loading(monkeypatch) -> None:
+    def load_dataset(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the data set was loaded before the split was checked")
+
+    monkeypatch.setattr(registry, "load_dataset", load_dataset)
+    result = runner.invoke(app, ["datasets", "info", "synthetic", "--seed", "-1"])
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception) == "split seed must be >= 0, got -1"

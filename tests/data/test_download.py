@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
+import os
 import socket
 import threading
 import zipfile
@@ -272,3 +274,51 @@ def test_target_that_is_a_file_is_a_download_error(server, cache, tiny):
     assert str(caught.value) == (f"{cache / 'ml-tiny'} exists but does not hold the Tiny "
                                  "files; move it away or delete it, then fetch tiny again")
     assert server.hits == {}
+
+
+WRITABLE_HINT = "; set METAREC_DATA or pass --data-dir PATH to a writable folder"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="chmod does not restrict root (the test below covers root)")
+def test_cache_folder_not_writable_is_a_download_error(server, cache, tiny):
+    server.routes["/tiny.zip"] = (ARCHIVE, "full")
+    cache.mkdir()
+    cache.chmod(0o500)
+    try:
+        with pytest.raises(DownloadError) as caught:
+            download.fetch("tiny", url=server.url("/tiny.zip"))
+    finally:
+        cache.chmod(0o700)
+    assert str(caught.value) == f"cannot write in {cache}: Permission denied{WRITABLE_HINT}"
+    assert server.hits == {}
+    assert leftovers(cache) == []
+
+
+def test_cache_folder_refusing_the_download_file_is_a_download_error(server, cache, tiny,
+                                                                     monkeypatch):
+    # what a read-only folder does, also when running as root
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(download.tempfile, "mkstemp", refuse)
+    server.routes["/tiny.zip"] = (ARCHIVE, "full")
+    with pytest.raises(DownloadError) as caught:
+        download.fetch("tiny", url=server.url("/tiny.zip"))
+    assert str(caught.value) == f"cannot write in {cache}: Permission denied{WRITABLE_HINT}"
+    assert server.hits == {}
+
+
+def test_cache_folder_refusing_the_unzip_folder_keeps_nothing(server, cache, tiny,
+                                                              monkeypatch):
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download.tempfile, "mkdtemp", refuse)
+    server.routes["/tiny.zip"] = (ARCHIVE, "full")
+    with pytest.raises(DownloadError) as caught:
+        download.fetch("tiny", url=server.url("/tiny.zip"))
+    assert str(caught.value) == (f"cannot write in {cache}: No space left on device"
+                                 f"{WRITABLE_HINT}")
+    assert server.hits == {"/tiny.zip": 1}
+    assert leftovers(cache) == []

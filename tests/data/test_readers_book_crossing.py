@@ -122,3 +122,11 @@ def test_utf8_byte_order_mark_is_dropped(bx, write):
     write("BX-Book-Ratings.csv", b"\xef\xbb\xbf" + RATINGS.encode("latin-1"))
     data = read_book_crossing(bx)
     assert data.interactions.rating.tolist() == [5, 3, 10]
+
+
+def test_short_record_is_a_data_error_not_padded(bx, write):
+    write("BX-Books.csv", BOOKS + '"0002005018";"Clara Callan";"Richard Bruce Wright"\n',
+          "latin-1")
+    with pytest.raises(DataError) as info:
+        read_book_crossing(bx)
+    assert str(info.value) == "BX-Books.csv:7: expected 6 fields separated by ';', got 3"

@@ -144,3 +144,11 @@ def test_rating_out_of_range_shows_the_number(ml100k, write):
     with pytest.raises(DataError) as info:
         read_ml100k(ml100k)
     assert str(info.value) == "u.data:4: field 'rating': expected a number in [1, 5], got 0"
+
+
+def test_timestamp_out_of_date_range_is_a_data_error(ml100k, write):
+    write("u.data", DATA + "1\t2\t3\t-99999999999999\n")
+    with pytest.raises(DataError) as info:
+        read_ml100k(ml100k)
+    assert str(info.value) == ("u.data:4: field 'timestamp': expected a date in unix "
+                               "seconds from 1677-09-22 to 2262-04-11, got -99999999999999")

@@ -186,3 +186,30 @@ def test_real_ml1m_with_melu_extras(real_dataset, decode):
     assert decode(data.items, "directors", toy_story) == ["John Lasseter"]
     assert not any("(" in w for w in data.items.spec("writers").vocab)
     assert any("2 movie(s) absent" in note for note in data.notes)
+
+
+def test_timestamp_out_of_date_range_is_a_data_error(ml1m):
+    (ml1m / "ratings.dat").write_text("1::1193::5::978300760\n1::661::3::99999999999999\n")
+    with pytest.raises(DataError) as info:
+        read_ml1m(ml1m)
+    assert str(info.value) == ("ratings.dat:2: field 'timestamp': expected a date in unix "
+                               "seconds from 1677-09-22 to 2262-04-11, got 99999999999999")
+
+
+def test_ids_beyond_2_53_stay_exact(ml1m):
+    (ml1m / "ratings.dat").write_text("9007199254740993::661::3::1\n"
+                                      "9007199254740992::661::4::2\n")
+    data = read_ml1m(ml1m)
+    assert data.user_ids.raw[data.interactions.user].tolist() == [9007199254740993,
+                                                                  9007199254740992]
+    assert data.interactions.rating.tolist() == [3, 4]
+
+
+def test_old_mac_line_endings_read_like_unix_ones(ml1m):
+    (ml1m / "ratings.dat").write_text(RATINGS.replace("\n", "\r"), newline="")
+    data = read_ml1m(ml1m)
+    assert data.interactions.rating.tolist() == [5, 3, 4, 2, 1]
+    (ml1m / "ratings.dat").write_text("1::1193::5::1\r1::661::x::2\r", newline="")
+    with pytest.raises(DataError) as info:
+        read_ml1m(ml1m)
+    assert str(info.value) == "ratings.dat:2: field 'rating': expected a number in [1, 5], got 'x'"

@@ -103,3 +103,36 @@ def test_header_only_ratings_is_no_ratings(latest, write):
     with pytest.raises(DataError) as info:
         read_ml_latest(latest)
     assert str(info.value) == "ratings.csv: no ratings (only the header)"
+
+
+def test_short_last_record_is_a_data_error_not_padded(latest, write):
+    write("ratings.csv", RATINGS + "1,2,3")  # a truncated copy: no timestamp, no line break
+    with pytest.raises(DataError) as info:
+        read_ml_latest(latest)
+    assert str(info.value) == "ratings.csv:6: expected 4 fields separated by ',', got 3"
+
+
+def test_timestamp_out_of_date_range_is_a_data_error(latest, write):
+    write("ratings.csv", RATINGS + "3,10,4.0,1e12\n")
+    with pytest.raises(DataError) as info:
+        read_ml_latest(latest)
+    assert str(info.value) == ("ratings.csv:6: field 'timestamp': expected a date in unix "
+                               "seconds from 1677-09-22 to 2262-04-11, got '1e12'")
+
+
+def test_old_mac_line_endings_read_like_unix_ones(latest, write):
+    write("ratings.csv", RATINGS.replace("\n", "\r"))
+    write("movies.csv", MOVIES.replace("\n", "\r"))
+    data = read_ml_latest(latest)
+    assert data.interactions.rating.tolist() == [2.5, 3.0, 0.5, 4.5]
+    assert data.item_ids.raw.tolist() == [31, 1029, 10, 149532]
+    assert data.interactions.timestamp[:3].tolist() == [1260759144, 1260759179, 1260759185]
+
+
+def test_columns_found_are_cut_short_in_the_message(latest, write):
+    write("ratings.csv", ";".join(f"c{i}" for i in range(20)) + "\n")
+    with pytest.raises(DataError) as info:
+        read_ml_latest(latest)
+    assert str(info.value) == (
+        "ratings.csv:1: missing column(s) ['userId', 'movieId', 'rating', 'timestamp']; "
+        "found ['c0;c1;c2;c3;c4;c5;c6;c7;c8;c9;c10;c11...'] (separator used: ',')")

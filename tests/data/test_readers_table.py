@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from metarec.data.readers import read_table
-from metarec.errors import DataError
+from metarec.errors import ConfigError, DataError
 
 
 @pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
@@ -170,3 +170,135 @@ def test_numpy_values_are_shown_as_python_values(tmp_path):
     with pytest.raises(DataError) as info:
         read_table(path)
     assert str(info.value) == "log.parquet:1: field 'rating': expected a number, got True"
+
+
+def test_integer_ids_beyond_2_53_stay_exact(write, tmp_path):
+    # float64 reads 2**53 + 1 as 2**53: the two users would merge into one
+    data = read_table(write("big.csv", "user,item,rating\n9007199254740993,1,3\n"
+                            "9007199254740992,1,4\n-9007199254740993,1,5\n"))
+    assert data.user_ids.raw.tolist() == [9007199254740993, 9007199254740992,
+                                          -9007199254740993]
+    assert data.interactions.rating.tolist() == [3, 4, 5]
+    path = tmp_path / "big.parquet"
+    pd.DataFrame({"user": np.array([2**53 + 1, 2**53, 2**63 - 1], dtype=np.int64),
+                  "item": [1, 1, 1], "rating": [3.0, 4.0, 5.0]}).to_parquet(path)
+    assert read_table(path).user_ids.raw.tolist() == [2**53 + 1, 2**53, 2**63 - 1]
+    pd.DataFrame({"user": np.array([5, 2**64 - 1], dtype=np.uint64), "item": [1, 1],
+                  "rating": [3.0, 4.0]}).to_parquet(path)
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value) == ("big.parquet:2: field 'user': expected an integer id from "
+                               "-2**63 to 2**63 - 1, got 18446744073709551615")
+
+
+def test_ids_beyond_int64_in_a_csv_stay_strings(write):
+    data = read_table(write("big.csv", "user,item,rating\n9223372036854775808,1,3\n"
+                            "9223372036854775807,1,4\n"))
+    assert data.user_ids.raw.tolist() == ["9223372036854775808", "9223372036854775807"]
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("user,item,rating,ts\n1,2,3,1000\n1,3,4,40000000000\n", "'40000000000'"),
+    ("user,item,rating,ts\n1,2,3,1000\n1,3,4,-1e12\n", "'-1e12'"),
+])
+def test_unix_seconds_out_of_date_range_is_a_data_error(write, text, shown):
+    with pytest.raises(DataError) as info:
+        read_table(write("s.csv", text), time_col="ts")
+    assert str(info.value) == ("s.csv:3: field 'ts': expected a date in unix seconds from "
+                               f"1677-09-22 to 2262-04-11, got {shown}")
+
+
+def test_parquet_unix_seconds_out_of_date_range_is_a_data_error(tmp_path):
+    path = tmp_path / "log.parquet"
+    pd.DataFrame({"user": [1, 2], "item": [1, 1], "rating": [3.0, 4.0],
+                  "ts": np.array([0, 10**12], dtype=np.int64)}).to_parquet(path)
+    with pytest.raises(DataError) as info:
+        read_table(path, time_col="ts")
+    assert str(info.value) == ("log.parquet:2: field 'ts': expected a date in unix seconds "
+                               "from 1677-09-22 to 2262-04-11, got 1000000000000")
+
+
+@pytest.mark.parametrize(("text", "line", "got"), [
+    ("user,item,rating,ts\n1,2,3,4\n1,2,3", 3, 3),  # last line, no line break
+    ("user,item,rating,ts\n1,2,3,4\n\n5,6\n7,8,9,10\n", 4, 2),
+    ('user,item,rating,ts\n1,2,3,4\n"a,b",2,3\n', 3, 3),  # a quoted separator
+    ('user,item,rating,ts\n"a\nb",2,3,4\n1,2,3\n', 4, 3),  # after a quoted line break
+])
+def test_short_record_is_a_data_error_not_padded(write, text, line, got):
+    with pytest.raises(DataError) as info:
+        read_table(write("s.csv", text), time_col="ts")
+    assert str(info.value) == f"s.csv:{line}: expected 4 fields separated by ',', got {got}"
+
+
+def test_empty_last_cell_is_a_missing_value_not_a_short_record(write):
+    data = read_table(write("s.csv", 'user,item,rating,ts\n"a,b",2,3,\n1,2,3,5\n'),
+                      time_col="ts")
+    assert data.user_ids.raw.tolist() == ["a,b", "1"]
+    assert np.isnan(data.interactions.timestamp[0])
+    assert data.interactions.timestamp[1] == 5
+
+
+def test_old_mac_line_endings_are_line_breaks(write):
+    data = read_table(write("cr.csv", "user,item,rating,ts\r1,2,3,10\r2,3,4,20\r\r"),
+                      time_col="ts")
+    assert data.user_ids.raw.tolist() == [1, 2]
+    assert data.interactions.rating.tolist() == [3, 4]
+    assert data.interactions.timestamp.tolist() == [10, 20]
+    with pytest.raises(DataError) as info:
+        read_table(write("cr.csv", "user,item,rating\r1,2,3\r\n2,3,x\r"))
+    assert str(info.value) == "cr.csv:3: field 'rating': expected a number, got 'x'"
+    with pytest.raises(DataError) as info:
+        read_table(write("cr.csv", b"user,item,rating\r1,2,3\r2,\xff,4\r"))
+    assert info.value.line == 3
+
+
+def test_columns_found_are_cut_short_in_the_message(write):
+    header = ",".join(f"column_{i}" for i in range(5000))
+    with pytest.raises(DataError) as info:
+        read_table(write("wide.csv", header + "\n" + ",".join(["1"] * 5000) + "\n"))
+    assert str(info.value) == (
+        "wide.csv:1: missing column(s) ['user', 'item', 'rating']; found ['column_0', "
+        "'column_1', 'column_2', 'column_3', 'column_4', 'column_5', 'column_6', "
+        "'column_7', ... (5000 in all)]")
+    with pytest.raises(DataError) as info:
+        read_table(write("long.csv", "x" * 1000 + "\n1\n"))
+    assert str(info.value) == ("long.csv:1: missing column(s) ['user', 'item', 'rating']; "
+                               f"found ['{'x' * 37}...']")
+
+
+def test_binary_parquet_ids_are_utf8_text(tmp_path):
+    path = tmp_path / "bin.parquet"
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"user": pa.array([b"caf\xc3\xa9", b"12"]), "item": [3, 4],
+                             "rating": [3.0, 4.0]}), path)
+    assert read_table(path).user_ids.raw.tolist() == ["café", "12"]
+    pq.write_table(pa.table({"user": pa.array([b"a", b"\xff"]), "item": [3, 4],
+                             "rating": [3.0, 4.0]}), path)
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value) == "bin.parquet:2: field 'user': expected UTF-8 text, got b'\\xff'"
+    pq.write_table(pa.table({"user": [1, 2], "item": pa.array([b"a", b"\xfe"])
+                             .dictionary_encode(), "rating": [3.0, 4.0]}), path)
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value) == "bin.parquet:2: field 'item': expected UTF-8 text, got b'\\xfe'"
+
+
+@pytest.mark.parametrize("sep", [";;", "", '"', "\n"])
+def test_separator_of_other_than_one_character_is_a_config_error(write, sep):
+    with pytest.raises(ConfigError) as info:
+        read_table(write("log.csv", "user,item,rating\n1,2,3\n"), sep=sep)
+    assert str(info.value) == ("sep must be one character other than a quote or a line "
+                               f"break, got {sep!r}")
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ('user,item,rating\n1,2,3\n2,"unterminated,3\n', 3),
+    ('user,item,rating\n\n1,2,3\n"a\nb",1,2\n2,"unterminated,3\n4,5,6\n', 6),
+])
+def test_unterminated_quote_names_its_line(write, text, line):
+    with pytest.raises(DataError) as info:
+        read_table(write("q.csv", text))
+    assert str(info.value) == (f"q.csv:{line}: a quoted cell opened on this line is never "
+                               "closed (expected a closing '\"')")

@@ -212,3 +212,26 @@ def test_unknown_reader_option_is_a_config_error(tmp_path: Path):
         "rating_col, time_col, sep, name")
     with pytest.raises(ConfigError, match=r"\['users'\] for the synthetic data set"):
         registry.load_dataset("synthetic", users=5)
+
+
+def test_netflix_training_set_file_and_folder_are_netflix(tmp_path: Path):
+    training = tmp_path / "nf" / "training_set"
+    training.mkdir(parents=True)
+    (training / "mv_0000001.txt").write_text("1:\n10,3,2005-01-01\n11,4,2005-01-02\n")
+    (training / "mv_0000002.txt").write_text("2:\n10,5,2005-01-03\n")
+    assert registry.detect_format(training / "mv_0000001.txt") == "netflix"
+    assert registry.detect_format(training) == "netflix"
+    one = registry.load_dataset(training / "mv_0000001.txt")
+    assert (one.item_ids.raw.tolist(), one.user_ids.raw.tolist()) == ([1], [10, 11])
+    both = registry.load_dataset(training)
+    assert both.item_ids.raw.tolist() == [1, 2]
+    assert both.interactions.rating.tolist() == [3, 4, 5]
+
+
+def test_table_separator_of_two_characters_is_a_config_error(tmp_path: Path):
+    table = tmp_path / "log.csv"
+    table.write_text("user;item;rating\n1;2;3\n")
+    with pytest.raises(ConfigError) as info:
+        registry.load_dataset(table, sep=";;")
+    assert str(info.value) == ("sep must be one character other than a quote or a line "
+                               "break, got ';;'")

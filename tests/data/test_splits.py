@@ -547,3 +547,16 @@ def test_config_rejects_min_ratings_above_max_ratings() -> None:
     assert str(info.value) == ("split min_ratings (20) must not exceed max_ratings (15): "
                                "every scenario would be empty")
     SplitConfig(min_ratings=15, max_ratings=15)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"query_size": 0}, "split query_size must be >= 1, got 0: every task needs a query"),
+    ({"query_size": -3}, "split query_size must be >= 1, got -3: every task needs a query"),
+    ({"seed": -1}, "split seed must be >= 0, got -1"),
+    ({"cutoff_year": float("nan")}, "split cutoff_year must be a year, got nan"),
+])
+def test_config_rejects_out_of_range_fields(fields, message) -> None:
+    with pytest.raises(ConfigError) as info:
+        SplitConfig(**fields)
+    assert str(info.value) == message
+

@@ -10,6 +10,7 @@ import torch
 
 from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
+from metarec.errors import ConfigError
 from metarec.evaluation.baselines import Biases, GlobalMean
 
 SMALL = SyntheticConfig(num_users=300, num_items=200, num_ratings=15_000)
@@ -92,3 +93,32 @@ def test_biases_beat_global_mean_on_new_users(small) -> None:
         baseline.fit(train, small.num_users, small.num_items)
         mae[name] = float(np.abs(baseline.predict_tasks(new_users) - truth).mean())
     assert mae["biases"] < 0.95 * mae["mean"], mae
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("seed", -1, "synthetic seed must be >= 0, got -1"),
+    ("noise_sd", -1.0, "synthetic noise_sd must be >= 0, got -1.0"),
+    ("user_bias_sd", float("nan"), "synthetic user_bias_sd must be >= 0, got nan"),
+    ("num_users", 0, "synthetic num_users must be >= 1, got 0"),
+    ("latent_dim", 0, "synthetic latent_dim must be >= 1, got 0"),
+    ("max_user_ratings", 10, "synthetic max_user_ratings must be >= 15, got 10"),
+    ("feature_share", 1.5, "synthetic feature_share must be in [0, 1], got 1.5"),
+    ("feature_share", -0.1, "synthetic feature_share must be in [0, 1], got -0.1"),
+    ("global_mean", float("inf"), "synthetic global_mean must be a number, got inf"),
+    ("year_range", (2000, 1990), "synthetic year_range must be (first, last) with "
+     "1678 <= first <= last <= 2261, got (2000, 1990)"),
+    ("year_range", (1990, 3000), "synthetic year_range must be (first, last) with "
+     "1678 <= first <= last <= 2261, got (1990, 3000)"),
+])
+def test_config_out_of_range_is_a_config_error(field, value, message) -> None:
+    with pytest.raises(ConfigError) as info:
+        SyntheticConfig(**{field: value})
+    assert str(info.value) == message
+
+
+def test_config_bounds_are_allowed() -> None:
+    data = generate(SyntheticConfig(num_users=20, num_items=20, num_ratings=300,
+                                    feature_share=1.0, noise_sd=0.0, year_range=(1995, 1995),
+                                    min_user_ratings=15, max_user_ratings=15))
+    assert not np.isnan(data.interactions.rating).any()
+    assert set(data.items.values["year"].tolist()) == {1995.0}

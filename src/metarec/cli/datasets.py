@@ -99,6 +99,7 @@ def info(
     from metarec.data import registry
     from metarec.data.splits import SplitConfig, split_dataset
 
+    split_config = SplitConfig(protocol=protocol, seed=seed)  # checked before loading
     options = _reader_options(name_or_path, option or [])
     dataset = registry.load_dataset(name_or_path, data_dir=data_dir, **options)
     summary = Table(title=f"Data set {dataset.name}", show_header=False)
@@ -110,7 +111,7 @@ def info(
         summary.add_row("note", note)
     console.print(summary)
 
-    split = split_dataset(dataset, SplitConfig(protocol=protocol, seed=seed))
+    split = split_dataset(dataset, split_config)
     scenarios = Table(title=f"Cold-start scenarios ({protocol} protocol, seed {seed})")
     columns = ("scenario", "users", "support_ratings", "query_ratings")
     for column in columns:

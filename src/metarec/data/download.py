@@ -10,6 +10,7 @@ says what to do next.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import logging
@@ -20,7 +21,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -80,15 +81,18 @@ def fetch(
     except OSError as error:
         raise DownloadError(f"cannot create {root}: {error.strerror or error}; set "
                             "METAREC_DATA or pass --data-dir PATH to a writable folder") from None
-    handle, archive_name = tempfile.mkstemp(prefix=f".{info.folder}.", suffix=".zip.part",
-                                            dir=root)
+    with _writable(root):
+        handle, archive_name = tempfile.mkstemp(prefix=f".{info.folder}.",
+                                                suffix=".zip.part", dir=root)
     archive = Path(archive_name)
     staging: Path | None = None
     try:
         with os.fdopen(handle, "wb") as sink:
             digest = _download(archive_url, sink, info, target, progress, timeout)
         _verify(info, archive_url, digest)
-        staging = Path(tempfile.mkdtemp(prefix=f".{info.folder}.", suffix=".unzip", dir=root))
+        with _writable(root):
+            staging = Path(tempfile.mkdtemp(prefix=f".{info.folder}.", suffix=".unzip",
+                                            dir=root))
         _extract(archive, staging, archive_url)
         _move_into_place(_content_folder(staging, info), target)
     finally:
@@ -102,6 +106,17 @@ def fetch(
                             f"files (expected a {info.folder}/ folder); check the URL")
     log.info("%s: extracted into %s", name, found)
     return found
+
+
+@contextlib.contextmanager
+def _writable(root: Path) -> Iterator[None]:
+    """Turn an OSError while creating a file or folder in ``root`` (not writable, disk
+    full) into the DownloadError that says where to download instead."""
+    try:
+        yield
+    except OSError as error:
+        raise DownloadError(f"cannot write in {root}: {error.strerror or error}; set "
+                            "METAREC_DATA or pass --data-dir PATH to a writable folder") from None
 
 
 def _download(url: str, sink: BinaryIO, info: DatasetInfo, target: Path, progress: Progress | None,

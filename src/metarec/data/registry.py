@@ -194,8 +194,9 @@ def detect_format(path: Path) -> str:
     """The format key of a file or folder, from its file names.
 
     ``u.data`` -> ``ml100k``; ``ratings.dat`` -> ``ml1m``; ``ratings.csv`` with
-    ``movies.csv`` -> ``ml-latest``; ``combined_data_*.txt`` or ``training_set/`` ->
-    ``netflix``; ``BX-Book-Ratings.csv`` -> ``book-crossing``; any other single
+    ``movies.csv`` -> ``ml-latest``; ``combined_data_*.txt``, ``training_set/`` or
+    ``mv_*.txt`` (a ``training_set`` folder, or one file of it) -> ``netflix``;
+    ``BX-Book-Ratings.csv`` -> ``book-crossing``; any other single
     ``.csv``/``.tsv``/``.parquet`` -> ``table``. Raises :class:`DataError` otherwise.
     """
     path = Path(path)
@@ -214,13 +215,18 @@ def detect_format(path: Path) -> str:
         return fmt
     raise DataError(
         "no known data set files in this folder (looked for u.data, ratings.dat, "
-        "ratings.csv + movies.csv, combined_data_*.txt, BX-Book-Ratings.csv, or one "
-        ".csv/.tsv/.parquet table)", path=path)
+        "ratings.csv + movies.csv, combined_data_*.txt, training_set/mv_*.txt, "
+        "BX-Book-Ratings.csv, or one .csv/.tsv/.parquet table)", path=path)
 
 
 def _is_key_file(name: str) -> bool:
     return name in {"u.data", "ratings.dat", "ratings.csv", "BX-Book-Ratings.csv"} or (
-        name.startswith("combined_data_"))
+        name.startswith("combined_data_")) or _is_netflix_movie_file(name)
+
+
+def _is_netflix_movie_file(name: str) -> bool:
+    """A Netflix ``training_set`` rating file: ``mv_0000001.txt``."""
+    return name.startswith("mv_") and name.endswith(".txt")
 
 
 def _detect_in_folder(folder: Path) -> str | None:
@@ -231,7 +237,8 @@ def _detect_in_folder(folder: Path) -> str | None:
         return "ml1m"
     if "ratings.csv" in names and "movies.csv" in names:
         return "ml-latest"
-    if any(n.startswith("combined_data_") for n in names) or (folder / "training_set").is_dir():
+    if (any(n.startswith("combined_data_") or _is_netflix_movie_file(n) for n in names)
+            or (folder / "training_set").is_dir()):
         return "netflix"
     if "BX-Book-Ratings.csv" in names:
         return "book-crossing"

@@ -51,6 +51,7 @@ training year).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import Literal
@@ -97,6 +98,13 @@ class SplitConfig:
                               f"{self.new_item_quantile!r}")
         if not 0 <= self.new_user_fraction < 1 or not 0 <= self.validation_fraction < 1:
             raise ConfigError("new_user_fraction and validation_fraction must be in [0, 1)")
+        if not math.isfinite(self.cutoff_year):
+            raise ConfigError(f"split cutoff_year must be a year, got {self.cutoff_year!r}")
+        if self.query_size < 1:
+            raise ConfigError(f"split query_size must be >= 1, got {self.query_size!r}: "
+                              "every task needs a query")
+        if self.seed < 0:
+            raise ConfigError(f"split seed must be >= 0, got {self.seed!r}")
         if self.min_ratings <= self.query_size:
             raise ConfigError(f"min_ratings ({self.min_ratings}) must exceed query_size "
                               f"({self.query_size}) so every task has a support set")

@@ -26,12 +26,14 @@ Generative model (all draws from one seeded ``numpy.random.Generator``):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from metarec.data.dataset import Dataset, build_dataset
+from metarec.errors import ConfigError
 
 GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
           "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
@@ -60,6 +62,27 @@ class SyntheticConfig:
     max_user_ratings: int = 400
     year_range: tuple[int, int] = (1988, 2000)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        at_least = {"num_users": 1, "num_items": 1, "num_ratings": 1, "latent_dim": 1,
+                    "interaction_scale": 0, "user_bias_sd": 0, "item_bias_sd": 0,
+                    "noise_sd": 0, "popularity_exponent": 0, "min_user_ratings": 1,
+                    "max_user_ratings": self.min_user_ratings, "seed": 0}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if not (value >= low and math.isfinite(value)):  # NaN fails both
+                raise ConfigError(f"synthetic {name} must be >= {low}, got {value!r}")
+        if not 0 <= self.feature_share <= 1:
+            raise ConfigError(f"synthetic feature_share must be in [0, 1], got "
+                              f"{self.feature_share!r}")
+        if not math.isfinite(self.global_mean):
+            raise ConfigError(f"synthetic global_mean must be a number, got "
+                              f"{self.global_mean!r}")
+        # Release years become timestamps, which pandas holds from 1678 to 2261.
+        years = tuple(self.year_range)
+        if len(years) != 2 or not 1678 <= years[0] <= years[1] <= 2261:
+            raise ConfigError(f"synthetic year_range must be (first, last) with "
+                              f"1678 <= first <= last <= 2261, got {self.year_range!r}")
 
 
 def generate(config: SyntheticConfig | None = None) -> Dataset:

@@ -14,6 +14,7 @@ import io
 import re
 import warnings
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ def as_folder(path: str | Path) -> Path:
 
 
 def read_text(path: Path, encodings: str | Sequence[str] = "utf-8") -> str:
-    """The decoded text of ``path`` with ``\\r\\n`` normalised to ``\\n``.
+    """The decoded text of ``path`` with ``\\r\\n`` and a lone ``\\r`` (old Mac line
+    endings) normalised to ``\\n``: each is one line break, as Python's universal newlines
+    read them.
 
     ``encodings`` are tried in order; when all fail, the DataError names the encoding(s)
     tried and the line of the first undecodable byte. An empty (or blank) file is an error.
@@ -71,13 +74,22 @@ def read_text(path: Path, encodings: str | Sequence[str] = "utf-8") -> str:
             failure = failure or err
     if text is None:
         assert failure is not None
-        line = raw.count(b"\n", 0, failure.start) + 1
+        head = raw[:failure.start]
+        line = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
         raise DataError(
             f"cannot decode byte 0x{raw[failure.start]:02x} as {' or '.join(tried)}; "
             "is the file in another encoding?", path=path, line=line)
     if not text.strip():
         raise DataError("file is empty", path=path)
-    return text.replace("\r\n", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def column_list(columns: Sequence[object], limit: int = 8) -> str:
+    """``columns`` for an error message, as a list of at most ``limit`` names of at most
+    40 characters: a file read with the wrong separator can have one huge column name."""
+    names = [str(c) if len(str(c)) <= 40 else f"{str(c)[:37]}..." for c in columns]
+    shown = repr(names[:limit])
+    return shown if len(names) <= limit else f"{shown[:-1]}, ... ({len(names)} in all)]"
 
 
 def _line_layout(text: str, sep: str) -> tuple[np.ndarray, np.ndarray]:
@@ -104,21 +116,37 @@ def _line_layout(text: str, sep: str) -> tuple[np.ndarray, np.ndarray]:
     return counts, spaces == ends - starts
 
 
-def _record_lines(text: str, sep: str, blank: np.ndarray) -> np.ndarray:
-    """The 1-based line on which each record after the header starts, for text whose
-    quoted cells hold line breaks (a record then spans several lines). A record of one
-    blank line is skipped, as pandas does."""
+def _records(text: str, sep: str, blank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 1-based line on which each record after the header starts, and its number of
+    fields, read by the csv module, for text whose quoted cells hold line breaks (a
+    record then spans several lines) or separators. A record of one blank line is
+    skipped, as pandas does. Both empty when the csv module cannot read the text."""
     reader = csv.reader(io.StringIO(text), delimiter=sep)
     starts: list[int] = []
+    widths: list[int] = []
     end = 0
     try:
-        for _ in reader:
+        for record in reader:
             start, end = end + 1, reader.line_num
             if not (start == end and blank[start - 1]):
                 starts.append(start)
+                widths.append(len(record))
     except csv.Error:
-        return np.array([], dtype=np.int64)
-    return np.array(starts[1:], dtype=np.int64)
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    return np.array(starts[1:], dtype=np.int64), np.array(widths[1:], dtype=np.int64)
+
+
+def _last_record_line(text: str, sep: str) -> int | None:
+    """The line on which the last record starts: where a quote that is never closed
+    opens (its cell runs to the end of the file). None when the csv module cannot tell."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    start = end = 0
+    try:
+        for _ in reader:
+            start, end = end + 1, reader.line_num
+    except csv.Error:
+        return None
+    return start or None
 
 
 def read_delimited(
@@ -182,10 +210,12 @@ def read_quoted_csv(
     required: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Read a CSV file with a header line and quoted cells into a frame of strings
-    (missing cells ``NaN``, empty cells ``""``) and the 1-based line number of each row.
+    (empty cells ``""``) and the 1-based line number of each row.
 
     ``sep=None`` sniffs the separator among ``, ; tab |``. ``required`` columns must be
     present (a DataError lists the columns found, which usually reveals a wrong separator).
+    A record with more or fewer fields than the header, or a quote that is never closed,
+    is a DataError at its line.
     """
     text = read_text(path, encodings)
     if sep is None:
@@ -210,25 +240,55 @@ def read_quoted_csv(
         if match:
             raise DataError(f"expected {match['width']} fields separated by {sep!r}, got "
                             f"{match['got']}", path=path, line=int(match["line"])) from None
+        if "EOF inside string" in str(err):
+            raise DataError("a quoted cell opened on this line is never closed (expected "
+                            "a closing '\"')", path=path,
+                            line=_last_record_line(text, sep)) from None
         raise DataError(f"cannot parse as {sep!r}-separated CSV: {err}", path=path) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(
-            f"missing column(s) {missing}; found {list(frame.columns)} "
+            f"missing column(s) {missing}; found {column_list(frame.columns)} "
             f"(separator used: {sep!r})", path=path, line=1)
-    _, blank = _line_layout(text, sep)
+    counts, blank = _line_layout(text, sep)
     lines = (np.flatnonzero(~blank) + 1)[1:]
     if len(lines) != len(frame):  # quoted line breaks: follow the records
-        lines = _record_lines(text, sep, blank)
+        lines, _ = _records(text, sep, blank)
     if len(lines) != len(frame):  # unforeseen: record numbers are the best guess
         lines = np.arange(len(frame)) + 2
+    short = _first_short_record(text, sep, frame, lines, counts, blank)
+    if short is not None:
+        raise DataError(f"expected {len(frame.columns)} fields separated by {sep!r}, got "
+                        f"{short[1]}", path=path, line=short[0])
     return frame, lines
+
+
+def _first_short_record(text: str, sep: str, frame: pd.DataFrame, lines: np.ndarray,
+                        counts: np.ndarray, blank: np.ndarray) -> tuple[int, int] | None:
+    """(line, number of fields) of the first record with fewer fields than the header,
+    which pandas pads with empty cells; None when there is none. Only rows whose last
+    cell is empty can be one: their lines' separators tell, or where quotes make those
+    unreliable, the csv module."""
+    width = len(frame.columns)
+    if width < 2:
+        return None
+    padded = np.flatnonzero((frame.iloc[:, -1] == "").to_numpy(dtype=bool))
+    if not len(padded):
+        return None
+    at = lines[padded] - 1
+    quotes, _ = _line_layout(text, '"')
+    if not quotes[at].any():  # each of these records is one line: count its separators
+        short = np.flatnonzero(counts[at] + 1 < width)
+        return (int(at[short[0]]) + 1, int(counts[at[short[0]]]) + 1) if len(short) else None
+    starts, widths = _records(text, sep, blank)
+    short = np.flatnonzero(widths < width)
+    return (int(starts[short[0]]), int(widths[short[0]])) if len(short) else None
 
 
 def _first_long_record(text: str, sep: str) -> tuple[int | None, int | str]:
     """(line, header width) of the first record longer than the header; None and "the
-    header's" when the csv module cannot tell (e.g. a lone carriage return)."""
+    header's" when the csv module cannot tell."""
     reader = csv.reader(io.StringIO(text), delimiter=sep)
     try:
         width = len(next(reader))
@@ -306,11 +366,38 @@ def parse_numbers(
 
 
 def parse_ids(cells: pd.Series, lines: np.ndarray, path: Path, field: str) -> np.ndarray:
-    """Integer ids (int64); blank or non-integer cells are a DataError."""
+    """Integer ids as exact int64; blank or non-integer cells, and ids outside int64, are
+    a DataError. From 2**53 on float64 no longer holds every integer (2**53 + 1 would read
+    as 2**53, merging two ids), so such ids are read again from their cells, exactly."""
     values = parse_numbers(cells, lines, path, field, integer=True)
-    too_big = np.abs(values) >= 2.0**62
-    fail_first(too_big, cells, lines, path, field, "an integer id below 2**62")
-    return values.astype(np.int64)
+    ids = np.zeros(len(values), dtype=np.int64)
+    exact = np.abs(values) < 2.0**53
+    ids[exact] = values[exact]
+    large = np.flatnonzero(~exact)
+    if len(large):
+        exact_values = [_exact_integer(cells.iloc[at]) for at in large]
+        outside = np.zeros(len(values), dtype=bool)
+        outside[large] = [not -2**63 <= v < 2**63 for v in exact_values]
+        fail_first(outside, cells, lines, path, field,
+                   "an integer id from -2**63 to 2**63 - 1")
+        ids[large] = exact_values
+    return ids
+
+
+def _exact_integer(cell: object) -> int:
+    """The integer a cell that :func:`parse_numbers` accepted as one holds, exactly."""
+    if isinstance(cell, (int, float, np.integer, np.floating)):
+        return int(cell)
+    return int(Decimal(str(cell).strip()))  # text: every digit counts
+
+
+def parse_timestamps(cells: pd.Series, lines: np.ndarray, path: Path,
+                     field: str) -> np.ndarray:
+    """Unix seconds as float64, NaN where blank; a non-number, or a date outside
+    :data:`DATE_RANGE`, is a DataError at its line."""
+    seconds = parse_numbers(cells, lines, path, field, allow_missing=True)
+    check_date_range(seconds, cells, lines, path, field, "in unix seconds ")
+    return seconds
 
 
 def parse_text_ids(cells: pd.Series, lines: np.ndarray, path: Path, field: str) -> np.ndarray:

@@ -22,6 +22,7 @@ from metarec.data.readers._common import (
     parse_dates,
     parse_ids,
     parse_numbers,
+    parse_timestamps,
     ratings_frame,
     read_delimited,
 )
@@ -81,7 +82,7 @@ def read_ml100k(path: str | Path, occupations: str = "words") -> Dataset:
         parse_ids(frame["user"], lines, data_path, "user"),
         parse_ids(frame["item"], lines, data_path, "item"),
         parse_numbers(frame["rating"], lines, data_path, "rating", low=1, high=5),
-        parse_numbers(frame["timestamp"], lines, data_path, "timestamp", allow_missing=True),
+        parse_timestamps(frame["timestamp"], lines, data_path, "timestamp"),
     )
     users = _read_users(find_file(folder, "u.user", required=False), occupations == "ml-1m")
     items = _read_items(find_file(folder, "u.item", required=False))

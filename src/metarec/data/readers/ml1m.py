@@ -26,6 +26,7 @@ from metarec.data.readers._common import (
     optional_text,
     parse_ids,
     parse_numbers,
+    parse_timestamps,
     ratings_frame,
     read_delimited,
     split_list,
@@ -61,8 +62,7 @@ def read_ml1m(path: str | Path, extras: str | Path | None = None) -> Dataset:
         parse_ids(frame["user"], lines, ratings_path, "user"),
         parse_ids(frame["item"], lines, ratings_path, "item"),
         parse_numbers(frame["rating"], lines, ratings_path, "rating", low=1, high=5),
-        parse_numbers(frame["timestamp"], lines, ratings_path, "timestamp",
-                      allow_missing=True),
+        parse_timestamps(frame["timestamp"], lines, ratings_path, "timestamp"),
     )
     users = _read_users(find_file(folder, "users.dat", required=False))
     items = _read_movies(find_file(folder, "movies.dat", required=False))

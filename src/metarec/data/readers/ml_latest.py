@@ -18,6 +18,7 @@ from metarec.data.readers._common import (
     find_file,
     parse_ids,
     parse_numbers,
+    parse_timestamps,
     ratings_frame,
     read_quoted_csv,
     require_ratings,
@@ -40,8 +41,7 @@ def read_ml_latest(path: str | Path) -> Dataset:
         parse_ids(frame["userId"], lines, ratings_path, "userId"),
         parse_ids(frame["movieId"], lines, ratings_path, "movieId"),
         parse_numbers(frame["rating"], lines, ratings_path, "rating", low=0.5, high=5.0),
-        parse_numbers(frame["timestamp"], lines, ratings_path, "timestamp",
-                      allow_missing=True),
+        parse_timestamps(frame["timestamp"], lines, ratings_path, "timestamp"),
     )
     items = _read_movies(find_file(folder, "movies.csv", required=False))
     return build_dataset(

@@ -10,15 +10,18 @@ import pandas as pd
 from metarec.data.dataset import Dataset, build_dataset
 from metarec.data.readers._common import (
     check_date_range,
+    column_list,
     epoch_seconds,
+    fail_first,
     parse_dates,
     parse_ids,
     parse_numbers,
     parse_text_ids,
+    parse_timestamps,
     ratings_frame,
     read_quoted_csv,
 )
-from metarec.errors import DataError
+from metarec.errors import ConfigError, DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -41,22 +44,28 @@ def read_table(
     written plainly (``7``, not ``007`` or ``+7``) become ints, otherwise strings.
     ``time_col`` holds unix seconds or ISO 8601 dates (empty = missing; a column that is
     mostly numbers is unix seconds). The rating range is the observed (min, max).
-    ``name`` defaults to the file name without suffix.
+    ``name`` defaults to the file name without suffix. Binary Parquet columns are read
+    as UTF-8 text.
     """
     path = Path(path)
-    if path.suffix.lower() in PARQUET_SUFFIXES:
+    parquet = path.suffix.lower() in PARQUET_SUFFIXES
+    if parquet:
         frame, lines = _read_parquet(path)
     else:
-        if sep is not None and len(sep) != 1:
-            raise ValueError(f"sep must be one character, got {sep!r}")
+        if sep is not None and (len(sep) != 1 or sep in '"\r\n'):
+            raise ConfigError(f"sep must be one character other than a quote or a line "
+                              f"break, got {sep!r}")
         frame, lines = read_quoted_csv(path, sep=sep)
     wanted = [user_col, item_col, rating_col] + ([time_col] if time_col else [])
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        raise DataError(f"missing column(s) {missing}; found {list(frame.columns)}",
+        raise DataError(f"missing column(s) {missing}; found {column_list(frame.columns)}",
                         path=path, line=1)
     if not len(frame):
         raise DataError("no rating rows after the header", path=path)
+    if parquet:
+        for column in wanted:
+            frame[column] = _utf8(frame[column], lines, path, column)
     rating = parse_numbers(frame[rating_col], lines, path, rating_col)
     ratings = ratings_frame(
         _ids(frame[user_col], lines, path, user_col),
@@ -80,6 +89,25 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     return frame.reset_index(drop=True), np.arange(1, len(frame) + 1)
 
 
+def _utf8(cells: pd.Series, lines: np.ndarray, path: Path, field: str) -> pd.Series:
+    """``cells`` with binary values decoded as UTF-8, strictly: other bytes are a
+    DataError at their row (pandas would raise a UnicodeDecodeError on them later)."""
+    categorical = isinstance(cells.dtype, pd.CategoricalDtype)  # dictionary-encoded
+    distinct = cells.cat.categories if categorical else cells
+    if pd.api.types.infer_dtype(distinct, skipna=True) not in ("bytes", "mixed"):
+        return cells
+    values = cells.to_list()
+    bad = np.zeros(len(values), dtype=bool)
+    for at, value in enumerate(values):
+        if isinstance(value, bytes):
+            try:
+                values[at] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                bad[at] = True
+    fail_first(bad, cells, lines, path, field, "UTF-8 text")
+    return pd.Series(values, index=cells.index, dtype=object)
+
+
 def _ids(cells: pd.Series, lines: np.ndarray, path: Path, field: str) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(cells.dtype) or _all_integers(cells):
         return parse_ids(cells, lines, path, field)
@@ -98,11 +126,11 @@ def _times(cells: pd.Series, lines: np.ndarray, path: Path, field: str) -> np.nd
         check_date_range(seconds, cells, lines, path, field)
         return seconds
     if pd.api.types.is_numeric_dtype(cells.dtype):
-        return parse_numbers(cells, lines, path, field, allow_missing=True)
+        return parse_timestamps(cells, lines, path, field)
     text = cells.astype("string").str.strip()
     given = text.notna() & (text != "")
     numeric = pd.to_numeric(text.where(given), errors="coerce").notna()
     # Mostly numbers: unix seconds, and the odd cell out is the error (not the numbers).
     if 2 * int(numeric.sum()) >= int(given.sum()):
-        return parse_numbers(cells, lines, path, field, allow_missing=True)
+        return parse_timestamps(cells, lines, path, field)
     return parse_dates(cells, lines, path, field, "ISO8601")
