@@ -101,6 +101,24 @@ def test_train_refuses_a_step_budget_below_one(config: Path, tmp_path: Path) -> 
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize(("option", "message"), [
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--checkpoint-every", "0"], "--checkpoint-every must be >= 1"),
+    (["--out", "FILE"], "is a file: name a folder"),
+])
+def test_train_refuses_bad_options_before_loading_data(config: Path, tmp_path: Path,
+                                                       option: list[str],
+                                                       message: str) -> None:
+    """--threads 0 and an --out that is a file had been tracebacks from torch and pathlib."""
+    (tmp_path / "FILE").write_text("notes")
+    option = [str(tmp_path / "FILE") if o == "FILE" else o for o in option]
+    result = runner.invoke(app, ["train", "--config", str(config), "--out",
+                                 str(tmp_path / "x"), *option])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert message in str(result.exception)
+    assert not (tmp_path / "x").exists()
+
+
 def test_train_on_absolute_error_reports_both_errors(config: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = _train("--config", str(config), "--out", str(out), "--learner", "maml-r",

@@ -3,6 +3,7 @@ and metrics over the stream are exact on hand-made streams."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -289,3 +290,38 @@ def test_ratings_without_a_timestamp_are_left_out_of_the_stream(tmp_path, monkey
     timed = int(np.isfinite(stamps).sum())
     assert records[0]["events"] == timed - int(0.5 * timed)
     assert f"{len(stamps) - timed} of {len(stamps)} ratings have no timestamp" in caplog.text
+
+
+def test_data_of_a_distill_or_transfer_folder(tmp_path) -> None:
+    """A distillation's config.toml holds a [distill] section beside [data] (it had been
+    refused as an unknown setting); a transfer between generated domains names no data
+    set to load again."""
+    from metarec.evaluation.prequential import data_of_run
+
+    (tmp_path / "student").mkdir()
+    data = '[data]\ndataset = "synthetic"\n[data.options]\nnum_users = 50\n'
+    (tmp_path / "config.toml").write_text(data + '[distill]\nteacher_learner = "pretrain"\n')
+    assert data_of_run(tmp_path / "student") == ("synthetic", {"num_users": 50}, None)
+    (tmp_path / "config.toml").write_text(data + '[transfer]\nsource = "same"\n')
+    assert data_of_run(tmp_path / "student") == ("synthetic", {"num_users": 50}, None)
+    (tmp_path / "config.toml").write_text(data + "[transfer]\nshared_share = 0.4\n")
+    with pytest.raises(ConfigError, match="generated from its \\[transfer\\] settings.*"
+                                          "--dataset"):
+        data_of_run(tmp_path / "student")
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--start", "1.5"], "start must be a fraction of the stream in \\[0, 1\\), got 1.5"),
+    (["--start", "-0.5"], "start must be a fraction"),
+    (["--max-events", "0"], "max_events must be >= 1"),
+    (["--out", "."], "is a folder: name the JSON file"),
+])
+def test_prequential_refuses_settings_that_score_nothing(tmp_path, option, message) -> None:
+    """They had given NaN rows (or, for --out, an error after the whole evaluation)."""
+    from typer.testing import CliRunner
+
+    from metarec.cli import app
+
+    result = CliRunner().invoke(app, ["prequential", str(tmp_path / "missing"), *option])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert re.search(message, str(result.exception))

@@ -69,10 +69,26 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
-    """Console entry point: run the app, turning project errors into one line + exit 2."""
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """click's ``ClickException`` (usage errors), and the one of the copy of click that
+    newer typers carry (``typer._click``), whichever this install has."""
+    import click
+
+    classes: list[type[Exception]] = [click.ClickException]
     try:
-        app(standalone_mode=False)
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        pass
+    else:
+        classes.append(ClickException)
+    return tuple(classes)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning project errors into one line + exit 2,
+    usage errors into click's short message (exit 2) and Ctrl-C into exit 130."""
+    try:
+        code = app(standalone_mode=False)
     except MetarecError as error:
         err_console.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
@@ -80,13 +96,18 @@ def main() -> None:
         sys.exit(exit_.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as error:  # click usage errors
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise
+    except KeyboardInterrupt:
+        err_console.print("interrupted", highlight=False)
+        sys.exit(130)
+    except _usage_errors() as error:
+        error.show()  # type: ignore[attr-defined]
+        sys.exit(error.exit_code)  # type: ignore[attr-defined]
+    # Without standalone mode click returns the code of an Exit (130 for Ctrl-C) instead
+    # of raising it; a command's own result is None.
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        if code == 130:
+            err_console.print("interrupted", highlight=False)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from metarec.errors import ConfigError
+
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
@@ -42,6 +44,9 @@ def prequential_command(
 ) -> None:
     """Prequential evaluation: every event is predicted before it is learned from."""
     from metarec.evaluation.prequential import run_prequential_modes
+
+    if out is not None and out.is_dir():  # checked before the evaluation, not after it
+        raise ConfigError(f"--out {out} is a folder: name the JSON file to write")
 
     records = run_prequential_modes(
         checkpoint, dataset, data_dir=data_dir, learner=learner,

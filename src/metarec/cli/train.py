@@ -67,6 +67,13 @@ def run_job(job: TrainJob, *, show_progress: bool = True) -> dict[str, Any]:
     if job.max_steps is not None and job.max_steps < 1:
         raise ConfigError(f"--max-steps must be >= 1 (or left out: train to the end), got "
                           f"{job.max_steps}")
+    if job.threads is not None and job.threads < 1:
+        raise ConfigError(f"--threads must be >= 1 (or left out: torch's default), got "
+                          f"{job.threads}")
+    if Path(job.out).exists() and not Path(job.out).is_dir():
+        raise ConfigError(f"--out {job.out} is a file: name a folder for the checkpoints")
+    if job.checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every must be >= 1, got {job.checkpoint_every}")
     if job.backend not in (None, *BACKENDS):
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)} (default: nccl "
                           f"with a GPU, else gloo), got {job.backend!r}")

@@ -199,15 +199,22 @@ def check_no_leak(make_model: Callable[[Interactions], StreamModel], events: Int
 
 def data_of_run(run_dir: str | Path) -> tuple[str, dict[str, Any], str | None] | None:
     """(data set name, reader options, ``data_dir`` or None) named in the ``config.toml``
-    (a ``metarec run`` folder) or ``train_config.toml`` (a ``metarec train`` folder) of
-    ``run_dir`` or of one of its two parent folders (for a checkpoint folder inside a
-    run), if any."""
+    (a ``metarec run``, ``distill`` or ``transfer`` folder) or ``train_config.toml`` (a
+    ``metarec train`` folder) of ``run_dir`` or of one of its two parent folders (for a
+    checkpoint folder inside a run), if any. A transfer between generated domains names
+    no data set that can be loaded again: a ConfigError asks for one."""
     from metarec.config import config_from_dict, read_config_values
 
     for folder in (Path(run_dir), *Path(run_dir).parents[:2]):
         for path in (folder / "config.toml", folder / "train_config.toml"):
             if path.is_file():
                 values = read_config_values(path)
+                values.pop("distill", None)  # a distillation's own settings: [data] holds
+                transfer = values.pop("transfer", None)  # ... and so does a transfer's
+                if isinstance(transfer, dict) and transfer.get("source", "domains") == "domains":
+                    raise ConfigError(f"{path}: the target data set of this transfer run is "
+                                      "generated from its [transfer] settings: name the data "
+                                      "set to stream with --dataset")
                 if "dataset" in values.get("data", {}):
                     data = config_from_dict(values, str(path)).data
                     return data.dataset, dict(data.options), data.data_dir
@@ -232,6 +239,11 @@ def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,
     from metarec.learners.base import Learner, find_saved_learner
     from metarec.learners.online import OnlineConfig, OnlineRecommender
 
+    if not 0 <= start < 1:
+        raise ConfigError(f"start must be a fraction of the stream in [0, 1), got {start}")
+    if max_events is not None and max_events < 1:
+        raise ConfigError(f"max_events must be >= 1 (or unset: the whole stream), got "
+                          f"{max_events}")
     folder = find_saved_learner(checkpoint, learner)
     name, options = dataset or "synthetic", {}
     if dataset is None and (named := data_of_run(checkpoint)) is not None:
