@@ -68,3 +68,21 @@ def test_results_json_is_strict_json_with_null_for_what_is_no_number(tmp_path: P
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text)["results"] == [{"metric": "recall@3", "mean": None, "sd": None},
                                            {"metric": "mae", "mean": 0.7, "sd": 0.0}]
+
+
+def test_report_table_puts_each_value_under_its_own_column() -> None:
+    """A predictor without one scenario's column had its values shifted left."""
+    rows = [{"learner": "a", "warm/mae": 1.0, "new_users/mae": 2.0},
+            {"learner": "b", "new_users/mae": 3.0}]
+    page = report._html("t", {}, rows, [])
+    assert ("<tr><td>b</td><td></td><td>3.0000</td></tr>") in page
+
+
+def test_bar_chart_of_zero_or_negative_means_has_a_proper_axis() -> None:
+    records = [{"learner": "a", "scenario": "warm", "metric": "m", "mean": value, "sd": 0.0}
+               for value in (0.0,)]
+    low, high = report.bar_chart(records, "m", ["warm"]).axes[0].get_ylim()
+    assert low < 0.0 < high
+    records[0]["mean"] = -2.0
+    low, high = report.bar_chart(records, "m", ["warm"]).axes[0].get_ylim()
+    assert low < -2.0 < high

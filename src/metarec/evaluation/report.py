@@ -174,9 +174,10 @@ def _jsonable(value: Any) -> Any:
 
 def _html(title: str, document: dict[str, Any], rows: list[dict[str, Any]],
           images: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in (rows[0] if rows else {}))
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row.values())
-                   + "</tr>" for row in rows)
+    columns = list(dict.fromkeys(k for row in rows for k in row))  # every row's, in order
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(row.get(k, '')))}</td>"
+                                    for k in columns) + "</tr>" for row in rows)
     facts = {k: v for k, v in document.items() if k != "results"}
     pictures = "".join(f'<figure><img src="{html.escape(name)}" alt="{html.escape(name)}">'
                        f"<figcaption>{html.escape(name)}</figcaption></figure>"
@@ -221,7 +222,12 @@ def bar_chart(records: list[dict[str, Any]], metric: str, scenarios: Sequence[st
     axis.legend(fontsize=7, ncol=2)
     finite = [r["mean"] for r in records if r["metric"] == metric and r["mean"] == r["mean"]]
     if finite:
-        axis.set_ylim(min(finite) * 0.9, max(finite) * 1.05)
+        low, high = min(finite), max(finite)
+        if low > 0:
+            axis.set_ylim(low * 0.9, high * 1.05)
+        else:  # zero or negative means: a margin of 10 % of the largest magnitude (or 1)
+            pad = 0.1 * max(abs(low), abs(high)) or 1.0
+            axis.set_ylim(low - pad, high + pad)
     return figure
 
 
