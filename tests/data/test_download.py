@@ -295,30 +295,23 @@ def test_cache_folder_not_writable_is_a_download_error(server, cache, tiny):
     assert leftovers(cache) == []
 
 
-def test_cache_folder_refusing_the_download_file_is_a_download_error(server, cache, tiny,
-                                                                     monkeypatch):
-    # what a read-only folder does, also when running as root
+@pytest.mark.parametrize(("call", "error", "hits"), [
+    ("mkstemp", PermissionError(errno.EACCES, "Permission denied"), {}),
+    ("mkdtemp", OSError(errno.ENOSPC, "No space left on device"), {"/tiny.zip": 1}),
+])
+def test_cache_folder_refusing_a_file_or_folder_is_a_download_error(server, cache, tiny,
+                                                                    monkeypatch, call, error,
+                                                                    hits):
+    """What a read-only folder (also when running as root) or a full disk does: the
+    download file (before anything is fetched) or the unzip folder (after); nothing is
+    left behind."""
     def refuse(*args: object, **kwargs: object) -> None:
-        raise PermissionError(errno.EACCES, "Permission denied")
+        raise error
 
-    monkeypatch.setattr(download.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(download.tempfile, call, refuse)
     server.routes["/tiny.zip"] = (ARCHIVE, "full")
     with pytest.raises(DownloadError) as caught:
         download.fetch("tiny", url=server.url("/tiny.zip"))
-    assert str(caught.value) == f"cannot write in {cache}: Permission denied{WRITABLE_HINT}"
-    assert server.hits == {}
-
-
-def test_cache_folder_refusing_the_unzip_folder_keeps_nothing(server, cache, tiny,
-                                                              monkeypatch):
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(download.tempfile, "mkdtemp", refuse)
-    server.routes["/tiny.zip"] = (ARCHIVE, "full")
-    with pytest.raises(DownloadError) as caught:
-        download.fetch("tiny", url=server.url("/tiny.zip"))
-    assert str(caught.value) == (f"cannot write in {cache}: No space left on device"
-                                 f"{WRITABLE_HINT}")
-    assert server.hits == {"/tiny.zip": 1}
+    assert str(caught.value) == f"cannot write in {cache}: {error.strerror}{WRITABLE_HINT}"
+    assert server.hits == hits
     assert leftovers(cache) == []
