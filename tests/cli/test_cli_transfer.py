@@ -74,6 +74,15 @@ def test_transfer_writes_a_run_folder(tmp_path: Path) -> None:
     assert isinstance(other.exception, CheckpointError), other.output
     assert "has 80 item ids but the data set synthetic-source has 100 items" in str(
         other.exception)
+    # ... nor with another seed's split of the users (some of its test users trained it),
+    # nor across several seeds.
+    for seeds, message in (("[1]", "trained with seed 0, this run splits with seed 1"),
+                           ("[0,1]", "the run has seeds [0, 1]")):
+        leak = runner.invoke(app, ["transfer", "--config", str(config), "--out",
+                                   str(tmp_path / "run4"), "--source-checkpoint",
+                                   str(out / "source"), "--set", f"seeds={seeds}"])
+        assert isinstance(leak.exception, ConfigError), leak.output
+        assert message in str(leak.exception)
 
 
 def test_distill_writes_a_run_folder(tmp_path: Path) -> None:
@@ -95,6 +104,12 @@ def test_distill_writes_a_run_folder(tmp_path: Path) -> None:
                                 str(out / "student"), "--set", "data.options.num_items=100"])
     assert isinstance(other.exception, CheckpointError), other.output
     assert "has 80 item ids but the data set synthetic has 100 items" in str(other.exception)
+    several = runner.invoke(app, ["distill", "--config", str(config), "--out",
+                                  str(tmp_path / "run3"), "--teacher-checkpoint",
+                                  str(out / "student"), "--set", "seeds=[0,1]"])
+    assert isinstance(several.exception, ConfigError), several.output
+    assert "teacher checkpoint" in str(several.exception)
+    assert "the run has seeds [0, 1]" in str(several.exception)
 
 
 def _invoke(tmp_path: Path, args: list[str]):  # noqa: ANN202 (typer's Result)

@@ -146,6 +146,59 @@ def test_freezing_keeps_frozen_parameters_bit_identical(domains, learner, policy
     assert all(p.requires_grad for p in tl.model.parameters())
 
 
+@pytest.mark.parametrize(("learner", "own"), [("metasgd", "lr."), ("ridge", "precision.")])
+@pytest.mark.parametrize("policy", ["none", "embeddings", "head-only", "lr-ratio"])
+def test_the_learners_own_parameters_train_under_every_policy(domains, learner, own,
+                                                               policy) -> None:
+    """Meta-SGD's step sizes and ridge's precisions had been left out of the optimiser
+    by every policy, ``none`` included (and not reported frozen)."""
+    source, target, split, pretrained, cfg = domains
+    tl = Transfer(pretrained, cfg, TransferConfig(freeze=policy, target_learner=learner),
+                  source_features=source)
+    fitted = tl.build_target(target, split.train.all_ratings())
+    mine = {n: p for n, p in fitted.meta_parameters().items() if n.startswith(own)}
+    optimised = {id(p) for g in fitted.optimizer_.param_groups for p in g["params"]}
+    assert mine and all(id(p) in optimised for p in mine.values())
+    before = {n: p.detach().clone() for n, p in mine.items()}
+    tl.fit(subsample_users(split.train, 0.3, 0), target)
+    after = dict(tl.target_.meta_parameters())
+    assert any(not torch.equal(after[n], before[n]) for n in mine)
+
+
+def test_an_id_embedding_that_is_not_transferred_learns_in_the_target(domains) -> None:
+    """Its table starts at zero: zero head columns as well had kept both at zero for
+    good (no gradient reaches either)."""
+    source, target, split, _, cfg = domains
+    s_split = split_dataset(source, SplitConfig(seed=0, validation_fraction=0.0))
+    torch.manual_seed(0)
+    model = FeatureMLP.for_dataset(source, embedding_dim=4, hidden=(8,),
+                                   user_id_embedding=True, item_id_embedding=True)
+    pretrained = learner_class("pretrain")(model, cfg).fit(s_split.train, source)
+    tl = Transfer(pretrained, cfg, TransferConfig(freeze="none", exclude_fields=["item.id"]),
+                  source_features=source)
+    tl.fit(subsample_users(split.train, 0.5, 0), target)
+    status = {(f.side, f.name): f.status for f in tl.report_.fields}
+    assert status[("user", "id")] == "new"  # the domains share no user
+    assert status[("item", "id")] == "excluded"
+    for side in ("user", "item"):
+        table = getattr(tl.model.body, f"{side}_fields")["id"].embedding.weight
+        assert table.abs().sum() > 0, side
+
+
+def test_the_target_leaves_out_the_fields_the_source_model_left_out(domains) -> None:
+    source, target, split, _, cfg = domains
+    s_split = split_dataset(source, SplitConfig(seed=0, validation_fraction=0.0))
+    torch.manual_seed(0)
+    model = FeatureMLP.for_dataset(source, embedding_dim=4, hidden=(8,),
+                                   exclude_fields=["occupation"])
+    pretrained = learner_class("pretrain")(model, cfg).fit(s_split.train, source)
+    tl = Transfer(pretrained, cfg, TransferConfig(), source_features=source)
+    fitted = tl.build_target(target, split.train.all_ratings())
+    assert "occupation" in target.users.names
+    assert "occupation" not in fitted.model.body.user_fields
+    assert [s.name for s in fitted.model.user_specs] == [s.name for s in model.user_specs]
+
+
 def test_lr_ratio_uses_two_learning_rates(domains) -> None:
     source, target, split, pretrained, cfg = domains
     tl = Transfer(pretrained, cfg, TransferConfig(freeze="lr-ratio", body_lr_ratio=0.25))

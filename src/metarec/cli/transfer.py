@@ -158,6 +158,25 @@ def _load_learner(path: str, features: Any, what: str) -> Any:
     return learner
 
 
+def _check_split_seed(learner: Any, seed: int, seeds: list[int], same_users: bool,
+                      what: str) -> None:
+    """A ConfigError when a reused checkpoint trained on users of the data being split may
+    have trained on this seed's test users (``same_users``): each seed splits the users
+    anew, so one checkpoint fits one seed only -- and, for a ``metarec transfer`` source
+    (``learner`` given), the seed it was trained with."""
+    if not same_users:
+        return
+    if len(seeds) > 1:
+        raise ConfigError(f"{what} was trained on one split of these users, but the run has "
+                          f"seeds {seeds}: each seed's test users would include some it "
+                          "trained on; run one seed per checkpoint")
+    if learner is not None and learner.config.seed != seed:
+        raise ConfigError(f"{what} was trained with seed {learner.config.seed}, this run "
+                          f"splits with seed {seed}: its training users would include some "
+                          "of this seed's test users; use seeds = "
+                          f"[{learner.config.seed}]")
+
+
 def _check_scenarios(split: Any, names: list[str]) -> None:
     for name in names:
         if name not in split.scenarios:
@@ -229,6 +248,8 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
             source_rated = target_split.features(target_ds)
         if settings.source_checkpoint:
             source = _load_learner(settings.source_checkpoint, source_ds, "source")
+            _check_split_seed(source, seed, run.seeds, settings.source in ("domains", "same"),
+                              f"source checkpoint {settings.source_checkpoint}")
             if save_dir is not None and seed == run.seeds[0]:  # the run folder is whole
                 shutil.copytree(settings.source_checkpoint, save_dir / "source")
         else:
@@ -442,6 +463,8 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
         rated = split.features(dataset)  # models are built on the training ratings only
         if settings.teacher_checkpoint:
             teachers = [_load_learner(settings.teacher_checkpoint, dataset, "teacher")]
+            _check_split_seed(None, seed, run.seeds, True,
+                              f"teacher checkpoint {settings.teacher_checkpoint}")
         else:
             teachers = []
             for teacher_seed in settings.teacher_seeds:

@@ -4,12 +4,13 @@ The teacher is any fitted metarec learner, or several (an ensemble: their predic
 are averaged). The student is a smaller model trained by a student learner:
 
 * ``pretrain`` student (plain distillation): minibatches (``batch_size`` rows) of the
-  training ratings plus ``distill_pairs`` sampled unrated (user, item) pairs of training
-  users, one pass over both per epoch; the loss is
-  ``alpha * MSE(student, teacher)`` over every row plus ``(1 - alpha) * MSE(student,
-  rating)`` over the rated rows, plus ``hint_weight * MSE(P(student body), teacher body)``
-  where ``P`` is a learned linear map from the student's concatenated embeddings to the
-  teacher's (the teacher's predictions are its global, unadapted ones).
+  training ratings plus ``distill_pairs`` (user, item) pairs of training users drawn
+  uniformly (the teacher labels them; a pair may happen to be rated too), one pass over
+  both per epoch; the loss is ``alpha * MSE(student, teacher)`` over every row plus
+  ``(1 - alpha) * MSE(student, rating)`` over the rated rows, plus
+  ``hint_weight * MSE(P(student body), teacher body)`` where ``P`` is a learned linear
+  map from the student's concatenated embeddings to the teacher's (the teacher's
+  predictions are its global, unadapted ones).
 * meta-learner student (meta-distillation, e.g. ``maml-r``): each meta-batch's query
   loss after adaptation becomes ``(1 - alpha) * MSE(pred, rating) + alpha * MSE(pred,
   teacher)`` where the teacher's targets are its ADAPTED predictions (its own ``adapt`` on
@@ -53,9 +54,10 @@ from metarec.tasks.taskset import TaskSet
 class DistillConfig:
     """Distillation settings: ``alpha`` weighs the teacher term against the ratings;
     ``hint_weight`` > 0 adds the embedding-layer hint loss (FeatureMLP teacher and student);
-    ``distill_pairs`` unrated (user, item) pairs of training users are sampled (once, with
-    ``seed``) as extra teacher-only rows; ``student_learner`` trains the student
-    (``pretrain`` = plain distillation, a meta-learner = meta-distillation)."""
+    ``distill_pairs`` (user, item) pairs of training users are drawn uniformly (once, with
+    ``seed``; a pair may happen to be rated too) as extra teacher-only rows;
+    ``student_learner`` trains the student (``pretrain`` = plain distillation, a
+    meta-learner = meta-distillation)."""
 
     alpha: float = 0.5
     hint_weight: float = 0.0

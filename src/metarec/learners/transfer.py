@@ -225,11 +225,25 @@ def _copy_head(source: FeatureMLP, target: FeatureMLP,
     if not transferred:
         torch.nn.init.kaiming_uniform_(first_tgt.weight, a=5 ** 0.5)
     else:
-        for key in new_keys:  # zero columns: the copied function is unchanged at start
-            first_tgt.weight[:, tgt_at[key]:tgt_at[key] + dim] = 0.0
+        bound = first_tgt.in_features ** -0.5  # nn.Linear's own initial range
+        for key in new_keys:  # the copied function is unchanged at start: either the
+            columns = first_tgt.weight[:, tgt_at[key]:tgt_at[key] + dim]  # columns are zero
+            if _zero_table(target, key):  # or the field's table is (an id embedding's),
+                columns.uniform_(-bound, bound)  # which zero columns would never let learn
+            else:
+                columns.zero_()
     first_tgt.bias.copy_(first_src.bias)
     for src, tgt in zip(src_layers[1:], tgt_layers[1:], strict=True):
         tgt.load_state_dict(src.state_dict())
+
+
+def _zero_table(model: FeatureMLP, key: tuple[str, str]) -> bool:
+    """Whether field ``key`` = (side, name) of ``model`` embeds every value as zero (an id
+    embedding that nothing was copied into)."""
+    side, name = key
+    module = getattr(model.body, f"{side}_fields")[name]
+    table = getattr(module, "embedding", None)
+    return table is not None and not bool(table.weight.any())
 
 
 def trainable_names(model: RatingModel, policy: str) -> list[str]:
@@ -256,8 +270,10 @@ def apply_freezing(learner: Learner, policy: str, body_lr_ratio: float = 0.1) ->
              else dict(model.named_parameters()))
     body = set(model.body_names())
     model_names = {n for n, _ in model.named_parameters()}
-    head_group = [p for n, p in named.items() if n in trainable and
-                  (n not in body or n not in model_names)]
+    # The learner's own parameters (Meta-SGD's step sizes, ridge's prior precisions) are
+    # how it adapts, not transferred weights: trained with the head under every policy.
+    head_group = [p for n, p in named.items()
+                  if n not in model_names or (n in trainable and n not in body)]
     body_group = [p for n, p in named.items() if n in trainable and n in body]
     frozen = [n for n in named if n in model_names and n not in trainable]
     body_lr = cfg.meta_lr * (body_lr_ratio if policy == "lr-ratio" else 1.0)
@@ -279,12 +295,21 @@ def apply_freezing(learner: Learner, policy: str, body_lr_ratio: float = 0.1) ->
 
 
 def target_model_for(source: RatingModel, features: HasFeatures,
-                     ratings: Interactions | None = None) -> FeatureMLP:
+                     ratings: Interactions | None = None,
+                     source_features: HasFeatures | None = None) -> FeatureMLP:
     """A fresh :class:`FeatureMLP` over ``features``' fields with ``source``'s
-    architecture (embedding width, hidden layers, id embeddings)."""
+    architecture (embedding width, hidden layers, id embeddings). With
+    ``source_features``, a field the source's data has but its model left out (``[model]
+    exclude_fields``) is left out of the target too."""
     if not isinstance(source, FeatureMLP):
         raise ConfigError("transfer needs a FeatureMLP source model, got "
                           f"{type(source).__name__}")
+    excluded: set[str] = set()
+    if source_features is not None:
+        for table, specs in ((source_features.users, source.user_specs),
+                             (source_features.items, source.item_specs)):
+            excluded |= set(table.names) - {s.name for s in specs}
+        excluded &= set(features.users.names) | set(features.items.names)
     view = SimpleNamespace(
         users=features.users, items=features.items,
         num_users=features.users.num_rows, num_items=features.items.num_rows,
@@ -294,7 +319,8 @@ def target_model_for(source: RatingModel, features: HasFeatures,
     return FeatureMLP.for_dataset(view, embedding_dim=source.embedding_dim,  # type: ignore[arg-type]
                                   hidden=source.hidden,
                                   user_id_embedding=source.num_users > 0,
-                                  item_id_embedding=source.num_items > 0)
+                                  item_id_embedding=source.num_items > 0,
+                                  exclude_fields=sorted(excluded))
 
 
 def split_users(tasks: TaskSet, fraction: float, seed: int) -> tuple[TaskSet, TaskSet]:
@@ -342,7 +368,8 @@ class Transfer(Learner):
     def build_target(self, features: HasFeatures, ratings: Interactions | None = None
                      ) -> Learner:
         """The target learner with transferred weights and the freezing policy applied."""
-        model = target_model_for(self.source.model, features, ratings)
+        model = target_model_for(self.source.model, features, ratings,
+                                 self.source_features)
         self.report_ = transfer_weights(
             self.source.model, model, source_features=self.source_features,
             target_features=features, exclude_fields=self.transfer.exclude_fields,
