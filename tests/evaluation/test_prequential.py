@@ -137,6 +137,25 @@ def test_leaking_model_fails_the_check_and_honest_one_passes() -> None:
         check_no_leak(Peeking, events, probes=2)
 
 
+class FaintPeek(UserMean):
+    """Leaks by a millionth of the true rating: numpy's default relative tolerance had
+    let a change that small pass."""
+
+    def __init__(self, events: Interactions) -> None:
+        super().__init__()
+        self.peek = Peeking(events)
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return 3.5 + 1e-6 * self.peek.predict(users, items)
+
+
+def test_a_faint_leak_fails_the_check() -> None:
+    rng = np.random.default_rng(0)
+    events = stream(rng.integers(0, 5, 60), np.arange(60), rng.integers(1, 6, 60))
+    with pytest.raises(LeakageError, match="before predicting it"):
+        check_no_leak(FaintPeek, events, probes=2)
+
+
 def test_time_order_is_stable_with_missing_last() -> None:
     events = stream([1, 2, 3, 4], [1, 2, 3, 4], [1, 1, 1, 1], [5.0, np.nan, 1.0, 5.0])
     assert time_order(events).user.tolist() == [3, 1, 4, 2]

@@ -180,6 +180,19 @@ def test_meta_updates_run_every_n_events_with_replay(setup) -> None:
     assert online.model_version == 3 and online._cache == {}
 
 
+def test_no_update_tasks_means_no_meta_update(setup) -> None:
+    """``update_tasks = 0`` had meta-trained on every recently active user."""
+    dataset, learner = setup
+    learner = copy.deepcopy(learner)
+    weights = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    online = OnlineRecommender(learner, dataset, OnlineConfig(
+        update_every=4, update_tasks=0, replay_tasks=0, query_size=1))
+    online.learn(events([1, 1, 2, 2, 3, 3], [1, 2, 3, 4, 5, 6], [5, 1, 4, 2, 3, 3]))
+    assert online.recent_tasks(0) == []
+    assert online.meta_updates == 0
+    assert all(torch.equal(v, weights[k]) for k, v in learner.model.state_dict().items())
+
+
 def test_config_is_checked() -> None:
     with pytest.raises(ConfigError, match="online mode"):
         OnlineConfig(mode="fast")  # type: ignore[arg-type]

@@ -288,6 +288,8 @@ class OnlineRecommender:
         """Tasks of the ``limit`` most recently active users with enough events: the
         support is all but the latest ``query_size`` of their kept events."""
         tasks: list[_Task] = []
+        if limit <= 0:
+            return tasks
         for user in reversed(self._recent):
             state = self.users[user]
             if len(state.items) > self.config.query_size:
