@@ -216,3 +216,16 @@ def test_tables_are_not_cut_to_80_columns_when_output_is_not_a_terminal() -> Non
                            "print(transfer.console.width, online.console.width)"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.stdout.split() == ["160", "160"], done.stderr
+
+
+def test_per_learner_settings_reach_every_learner_of_a_transfer(tmp_path: Path) -> None:
+    """``[per_learner.NAME]`` had been recorded in config.toml but not applied."""
+    config = tmp_path / "t.toml"
+    config.write_text(COMMON + '[transfer]\nmethods = ["transfer"]\n'
+                      "[per_learner.pretrain]\nmeta_lr = 0.0123\n")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["transfer", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for folder in ("source", "model"):  # both trained by pretrain
+        saved = json.loads((out / folder / "learner.json").read_text())
+        assert saved["config"]["meta_lr"] == 0.0123, folder

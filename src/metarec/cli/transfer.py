@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from metarec.errors import CheckpointError, ConfigError
+from metarec.learners.config import LearnerConfig
 from metarec.learners.registry import learner_class
 from metarec.learners.transfer import TransferConfig
 
@@ -228,14 +229,18 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
                "transfer+meta": settings.meta_learner}
     names = [] if settings.source_checkpoint else [settings.source_learner]
     names += [methods[m] for m in settings.methods]
-    check_learners([(name, run.learner) for name in dict.fromkeys(names)], run.model)
+    check_learners([(name, run.learner_config(name)) for name in dict.fromkeys(names)],
+                   run.model)
     records: list[dict[str, Any]] = []
     report = None
     tcfg = settings.transfer_config()
     setting = settings.source if settings.source in ("domains", "same") else (
         f"{Path(settings.source).name}->{Path(run.data.dataset).name}")
     for seed in run.seeds:
-        cfg = replace(run.learner, seed=seed)
+        def cfg(name: str, seed: int = seed) -> LearnerConfig:
+            """``[learner]`` with ``[per_learner.NAME]`` and this seed."""
+            return replace(run.learner_config(name), seed=seed)
+
         source_ds, target_ds = transfer_datasets(run, settings, seed)
         check_fields(run.model, source_ds, target_ds)
         target_split = split_dataset(target_ds, replace(run.split, seed=seed))
@@ -262,7 +267,8 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
             torch.manual_seed(seed)  # the initial weights: one config, one result
             model = build_model(run.model.kind, source_rated, **run.model.options())
             started = time.perf_counter()
-            source = learner_class(settings.source_learner)(model, cfg).fit(
+            source = learner_class(settings.source_learner)(
+                model, cfg(settings.source_learner)).fit(
                 source_train, source_ds, source_val)
             say(f"seed {seed}: source trained in {time.perf_counter() - started:.1f}s")
             if save_dir is not None and seed == run.seeds[0]:
@@ -277,12 +283,13 @@ def transfer_experiment(run: Any, settings: TransferRun, events: Events | None =
                 if method == "target-only":
                     model = build_model(run.model.kind, target_split.features(target_ds),
                                         **run.model.options())
-                    learner = learner_class("pretrain")(model, cfg).fit(
+                    learner = learner_class("pretrain")(model, cfg("pretrain")).fit(
                         train, target_ds, target_split.validation)
                 else:
                     method_cfg = (replace(tcfg, target_learner=settings.meta_learner)
                                   if method == "transfer+meta" else tcfg)
-                    learner = Transfer(source, cfg, method_cfg, source_features=source_ds).fit(
+                    learner = Transfer(source, cfg(method_cfg.target_learner), method_cfg,
+                                       source_features=source_ds).fit(
                         train, target_ds, target_split.validation)
                     report = learner.report_
                 fit_s = time.perf_counter() - started
@@ -448,16 +455,18 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
     say = events or (lambda message: None)
     _refuse_training_feature_views(run)
     if not settings.teacher_checkpoint:
-        check_learners([(settings.teacher_learner, run.learner)], run.model)
+        check_learners([(settings.teacher_learner,
+                         run.learner_config(settings.teacher_learner))], run.model)
     with torch.random.fork_rng(devices=[]):  # the student's settings, on a tiny data set
         tiny = tiny_dataset()
-        Distill(student_model(settings, tiny, run.model), None, run.learner,
+        Distill(student_model(settings, tiny, run.model), None,
+                run.learner_config(settings.student_learner),
                 settings.distill_config())
     dataset = load_data(run)
     check_fields(run.model, dataset)
     records: list[dict[str, Any]] = []
     for seed in run.seeds:
-        cfg = replace(run.learner, seed=seed)
+        cfg = replace(run.learner_config(settings.student_learner), seed=seed)
         split = split_dataset(dataset, replace(run.split, seed=seed))
         _check_scenarios(split, settings.scenarios)
         rated = split.features(dataset)  # models are built on the training ratings only
@@ -469,7 +478,8 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
             teachers = []
             for teacher_seed in settings.teacher_seeds:
                 say(f"seed {seed}: training teacher {teacher_seed} ({settings.teacher_learner})")
-                teacher_cfg = replace(cfg, seed=seed * 1000 + teacher_seed)
+                teacher_cfg = replace(run.learner_config(settings.teacher_learner),
+                                      seed=seed * 1000 + teacher_seed)
                 torch.manual_seed(teacher_cfg.seed)  # the initial weights
                 model = build_model(run.model.kind, rated, **run.model.options())
                 teachers.append(learner_class(settings.teacher_learner)(model, teacher_cfg).fit(
