@@ -229,3 +229,35 @@ def test_per_learner_settings_reach_every_learner_of_a_transfer(tmp_path: Path) 
     for folder in ("source", "model"):  # both trained by pretrain
         saved = json.loads((out / folder / "learner.json").read_text())
         assert saved["config"]["meta_lr"] == 0.0123, folder
+
+
+def test_students_are_built_on_the_labelled_ratings_only(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """With ``label_fraction`` < 1 the students' starting mean had been that of every
+    training rating, labels the student is not to see."""
+    import metarec.cli.transfer as module
+
+    built = []
+    real = module.student_model
+
+    def spy(settings, dataset, model=None):  # noqa: ANN001, ANN202
+        built.append(len(dataset.interactions))
+        return real(settings, dataset, model)
+
+    monkeypatch.setattr(module, "student_model", spy)
+    config = tmp_path / "d.toml"
+    config.write_text(COMMON.replace("embedding_dim = 4\nhidden = [8]", "embedding_dim = 16\n"
+                                     "hidden = [32]")
+                      + "[distill]\nstudent_embedding_dim = 4\nstudent_hidden = [8]\n"
+                      "timing_pairs = 200\ntiming_users = 1\n")
+    sizes = {}
+    for fraction in (1.0, 0.25):
+        built.clear()
+        result = runner.invoke(app, ["distill", "--config", str(config), "--out",
+                                     str(tmp_path / f"run{fraction}"), "--set",
+                                     f"distill.label_fraction={fraction}"])
+        assert result.exit_code == 0, result.output
+        sizes[fraction] = built[1:]  # the first is the settings check on a tiny data set
+    assert len(set(sizes[1.0])) == 1 and len(set(sizes[0.25])) == 1
+    assert sizes[0.25][0] < 0.4 * sizes[1.0][0]

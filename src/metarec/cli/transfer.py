@@ -485,11 +485,14 @@ def distill_experiment(run: Any, settings: DistillRun, events: Events | None = N
                 teachers.append(learner_class(settings.teacher_learner)(model, teacher_cfg).fit(
                     split.train, dataset, split.validation))
         labelled = subsample_users(split.train, settings.label_fraction, seed)
+        # The students are built on the labelled ratings alone (their starting mean too).
+        student_rated = rated if labelled is split.train else replace(
+            rated, interactions=labelled.all_ratings())
         models: dict[str, Any] = {"teacher": teachers if len(teachers) > 1 else teachers[0]}
         for name, teacher in (("student+teacher", teachers), ("student alone", None)):
             say(f"seed {seed}: training {name} on {len(labelled)} labelled users")
             torch.manual_seed(seed)  # both students start from the same weights
-            student = Distill(student_model(settings, rated, run.model), teacher, cfg,
+            student = Distill(student_model(settings, student_rated, run.model), teacher, cfg,
                               settings.distill_config(seed))
             models[name] = student.fit(labelled, dataset, split.validation,
                                        pair_users=split.train.users)
