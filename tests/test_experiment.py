@@ -354,3 +354,51 @@ def test_a_split_with_nothing_to_train_on_is_a_data_error_before_training(tmp_pa
                                         "200 to 300 ratings"):
         run_experiment(config, tmp_path / "run")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("split.seed=5", "split.seed: metarec run splits and trains once per seed of `seeds`"),
+    ("learner.seed=5", "learner.seed: metarec run"),
+    ("per_learner.maml-r.seed=2", "per_learner.maml-r.seed: metarec run"),
+    ("evaluation.shots=[-1]", "evaluation.shots must be whole numbers >= 1, got [-1]"),
+    ("evaluation.ks=[0, 3]", "evaluation.ks must be whole numbers >= 1"),
+])
+def test_settings_a_run_would_ignore_or_crash_on_are_refused_first(
+        tmp_path: Path, override: str, message: str) -> None:
+    """The seeds had been written to config.toml and not used; a negative shot had
+    crashed with a traceback after everything trained."""
+    with pytest.raises(ConfigError, match=message.replace("[", "\\[").replace("]", "\\]")):
+        run_experiment(load_config(None, [*SMALL, "learners=[]", "baselines=['biases']",
+                                          override]), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_relative_data_path_is_saved_absolute(tmp_path: Path, monkeypatch) -> None:
+    """config.toml had kept the path as typed: `metarec evaluate` from another folder
+    could not find the data (or read another file of the same name)."""
+    (tmp_path / "data").mkdir()
+    rows = [f"{u},{i},{1 + (u * i) % 5},{u * 100 + i}" for u in range(60) for i in range(25)
+            if (u + i) % 3]
+    (tmp_path / "data" / "log.csv").write_text("user,item,rating,ts\n" + "\n".join(rows))
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, ["data.dataset='data/log.csv'", "data.options={'time_col': 'ts'}",
+                                "split.protocol='time'", "learners=[]",
+                                "baselines=['global-mean']", "evaluation.shots=[]"])
+    run_experiment(config, tmp_path / "run")
+    saved = load_config(tmp_path / "run" / "config.toml")
+    assert saved.data.dataset == str(tmp_path / "data" / "log.csv")
+    monkeypatch.chdir(tmp_path / "data")
+    evaluate_run(tmp_path / "run")
+
+
+def test_several_seeds_say_whose_split_and_curves_the_document_holds(tmp_path: Path) -> None:
+    out = tmp_path / "two"
+    run_experiment(load_config(None, [*SMALL, "learners=['anil']", "baselines=['biases']",
+                                      "seeds=[3, 4]", "evaluation.shots=[]"]), out)
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["split_and_histories_seed"] == 3
+    one = tmp_path / "one"
+    run_experiment(load_config(None, [*SMALL, "learners=['anil']", "baselines=['biases']",
+                                      "seeds=[3]", "evaluation.shots=[]"]), one)
+    alone = json.loads((one / "results.json").read_text())
+    assert doc["split"] == alone["split"] and doc["histories"] == alone["histories"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -33,6 +34,19 @@ class DataConfig:
     dataset: str = "synthetic"
     data_dir: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+
+    def absolute(self) -> DataConfig:
+        """A copy in which ``dataset`` (when it is a path, not a registered name) and
+        ``data_dir`` are absolute paths, so that a run's ``config.toml`` reads the same
+        files from any working directory."""
+        from metarec.data.registry import REGISTRY
+
+        dataset = self.dataset
+        if dataset not in REGISTRY and Path(dataset).expanduser().exists():
+            dataset = str(Path(dataset).expanduser().resolve())
+        data_dir = (None if self.data_dir is None
+                    else str(Path(self.data_dir).expanduser().resolve()))
+        return dataclasses.replace(self, dataset=dataset, data_dir=data_dir)
 
 
 @dataclass
@@ -97,6 +111,15 @@ class EvalConfig:
     shots: list[int] = field(default_factory=lambda: [1, 3, 5, 10, 20])
     all_items: bool = True
     validation: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("ks", "shots"):
+            bad = [v for v in getattr(self, name) if not v >= 1]
+            if bad:
+                raise ConfigError(f"evaluation.{name} must be whole numbers >= 1, got "
+                                  f"{getattr(self, name)}")
+        if not math.isfinite(self.threshold):
+            raise ConfigError(f"evaluation.threshold must be a number, got {self.threshold}")
 
 
 @dataclass

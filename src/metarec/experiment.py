@@ -60,8 +60,10 @@ class RunResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     aggregated: list[dict[str, Any]] = field(default_factory=list)
     histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Each learner's training curve (epoch records) with the first of the run's seeds."""
     timings: dict[str, float] = field(default_factory=dict)
     split_summary: list[dict[str, Any]] = field(default_factory=list)
+    """:meth:`ColdStartSplit.summary` of the first of the run's seeds."""
 
 
 def load_data(config: RunConfig) -> Dataset:
@@ -96,6 +98,14 @@ def check_run(config: RunConfig) -> None:
     unknown learner or baseline, a learner's settings (``[learner]`` with its
     ``[per_learner]`` table) that it refuses, and ``ridge``'s settings when the
     ``foldin`` control takes them."""
+    seeded = [name for name, value in (("split.seed", config.split.seed),
+                                       ("learner.seed", config.learner.seed)) if value]
+    seeded += [f"per_learner.{name}.seed" for name, values in config.per_learner.items()
+               if values.get("seed")]
+    if seeded:  # each seed of `seeds` sets both; these would be written and not used
+        raise ConfigError(f"{', '.join(seeded)}: metarec run splits and trains once per "
+                          "seed of `seeds` (--seed N, repeatable), which sets both; leave "
+                          "these at 0 (they are for metarec train)")
     unknown = [b for b in config.baselines if b not in BASELINES]
     if unknown:
         raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
@@ -289,6 +299,7 @@ def run_experiment(config: RunConfig, out: str | Path | None = None,
     fails leaves ``out`` as it was and deletes what it wrote. ``out`` must be absent, an
     empty folder or a run folder (:data:`~metarec.evaluation.report.RUN_FILES`)."""
     check_run(config)
+    config = replace(config, data=config.data.absolute())  # config.toml from anywhere
     if out is None:
         return _run(config, None, events, dataset)
     with replaced_folder(out) as staging:
@@ -307,7 +318,8 @@ def _run(config: RunConfig, out: Path | None, events: Events | None,
     for seed in config.seeds:
         split = make_split(dataset, config, seed)
         split.require_training(dataset.name)
-        result.split_summary = split.summary()
+        if seed == config.seeds[0]:  # the split and training curves of the first seed
+            result.split_summary = split.summary()
         trained: dict[str, Learner] = {}
         for name in to_train(config):
             emit("stage", {"message": f"seed {seed}: training {name}"})
@@ -367,7 +379,8 @@ def write_results(result: RunResult, dataset: str, out: Path) -> Path:
     config = result.config
     document = results_document(dataset, config.split.protocol, config.seeds, result.aggregated,
                                 split=result.split_summary, timings=result.timings,
-                                histories=result.histories)
+                                histories=result.histories,
+                                split_and_histories_seed=config.seeds[0])
     figures = {}
     full = [r for r in result.aggregated if r["scenario"] in SCENARIOS]
     figures["scenarios_mae"] = bar_chart(full, "mae", [s for s in SCENARIOS if any(

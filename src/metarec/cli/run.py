@@ -22,15 +22,17 @@ SHORT = {"warm": "warm", "new_users": "new users", "new_items": "new items",
 
 
 def _table(aggregated: list[dict[str, Any]], metrics: tuple[str, str] = ("mae", "ndcg@3"),
-           split: list[dict[str, Any]] | None = None) -> Table:
+           split: list[dict[str, Any]] | None = None, seed: int | None = None) -> Table:
     """Learners x scenarios; each cell ``MAE / nDCG@3`` (± sd over seeds when > 1); with
     the ``split`` summary, a caption with each scenario's test users (an empty scenario
-    has no column, and the caption says so)."""
+    has no column, and the caption says so; ``seed``: the seed whose split it is, when the
+    run has several)."""
     scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in aggregated)]
     caption = None
     if split:
         users = {row["scenario"]: row["users"] for row in split}
-        caption = "test users: " + ", ".join(
+        caption = ("test users" + (f" (seed {seed})" if seed is not None else "") + ": "
+                   ) + ", ".join(
             f"{SHORT[s]} {users[s]:,}" + (" (no column)" if users[s] == 0 else "")
             for s in SCENARIOS if s in users)
     table = Table(title=f"Cold-start results: {metrics[0]} / {metrics[1]} "
@@ -93,7 +95,8 @@ def run(
                               + (f", val {val:.4f}" if val is not None else ""))
 
         result = run_experiment(cfg, out, events)
-    console.print(_table(result.aggregated, split=result.split_summary))
+    console.print(_table(result.aggregated, split=result.split_summary,
+                         seed=cfg.seeds[0] if len(cfg.seeds) > 1 else None))
     console.print(f"run folder: {out} (report.html, results.json); "
                   f"{result.timings['total']:.1f} s")
 
