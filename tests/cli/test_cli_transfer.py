@@ -39,10 +39,14 @@ def wide(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_transfer_writes_a_run_folder(tmp_path: Path) -> None:
     config = tmp_path / "t.toml"
     config.write_text(COMMON + '[transfer]\nfractions = [0.5, 1.0]\nfreeze = "embeddings"\n'
-                      'methods = ["target-only", "transfer"]\n')
+                      'methods = ["target-only", "transfer"]\n'
+                      "[per_learner.pretrain]\nmeta_lr = 0.0123\n")
     out = tmp_path / "run"
     result = runner.invoke(app, ["transfer", "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.output
+    for folder in ("source", "model"):  # both trained by pretrain: [per_learner] applies
+        saved = json.loads((out / folder / "learner.json").read_text())
+        assert saved["config"]["meta_lr"] == 0.0123, folder  # (it had been ignored)
     document = json.loads((out / "results.json").read_text())
     rows = document["results"]
     assert {(r["fraction"], r["method"]) for r in rows} == {
@@ -217,18 +221,6 @@ def test_tables_are_not_cut_to_80_columns_when_output_is_not_a_terminal() -> Non
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.stdout.split() == ["160", "160"], done.stderr
 
-
-def test_per_learner_settings_reach_every_learner_of_a_transfer(tmp_path: Path) -> None:
-    """``[per_learner.NAME]`` had been recorded in config.toml but not applied."""
-    config = tmp_path / "t.toml"
-    config.write_text(COMMON + '[transfer]\nmethods = ["transfer"]\n'
-                      "[per_learner.pretrain]\nmeta_lr = 0.0123\n")
-    out = tmp_path / "run"
-    result = runner.invoke(app, ["transfer", "--config", str(config), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    for folder in ("source", "model"):  # both trained by pretrain
-        saved = json.loads((out / folder / "learner.json").read_text())
-        assert saved["config"]["meta_lr"] == 0.0123, folder
 
 
 def test_students_are_built_on_the_labelled_ratings_only(tmp_path: Path,
