@@ -15,6 +15,7 @@ from metarec.data.synthetic import SyntheticConfig, generate
 from metarec.errors import ConfigError
 from metarec.learners import LearnerConfig, Pretrain, Ridge
 from metarec.learners.inner_loop import Params
+from metarec.learners.maml import ANIL
 from metarec.learners.ridge import fold_in, ridge_solve
 from metarec.models import FeatureMF, FeatureMLP
 from metarec.tasks.batch import pad_tasks
@@ -425,3 +426,19 @@ def test_memory_precision_is_ridge_only_and_positive(data) -> None:
     assert fold_in(trained, None, memory_precision=2.0, memory_level=True).config.memory_level
     with pytest.raises(ConfigError, match="memory_level needs memory_precision"):
         LearnerConfig(memory_level=True)
+
+
+def test_zero_steps_train_without_adaptation_too(data) -> None:
+    """Training had solved through the ridge at 0 steps while validation and prediction
+    did not adapt: its loss must be the unadapted query loss, and no gradient may reach
+    the precisions."""
+    ds, _, batch = data
+    learner = _ridge("FeatureMF", ds)
+    learner.config = replace(learner.config, inner_steps=0)
+    loss, grads = learner.meta_gradients(batch)
+    anil = ANIL(learner.model, replace(learner.config, inner_steps=0))
+    expected, _ = anil.meta_gradients(batch)
+    assert loss == pytest.approx(expected, rel=1e-6)
+    for name, grad in grads.items():
+        if name.startswith("precision."):
+            assert not grad.abs().any(), name

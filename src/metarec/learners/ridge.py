@@ -387,9 +387,10 @@ class Ridge(ANIL):
         def task_loss(adapted: Params, fixed: Params, lr: object, task: tuple
                       ) -> torch.Tensor:
             # ``lr`` (the step sizes every task loss receives) has no use in a solve.
-            new = ridge_solve(forward, adapted, fixed, precision, *task[:4],
-                              robust_floor=self.robust_floor(),
-                              size_exponent=self.size_exponent)
+            # 0 inner steps: no adaptation, in training as in prediction.
+            new = adapted if not self.config.inner_steps else ridge_solve(
+                forward, adapted, fixed, precision, *task[:4],
+                robust_floor=self.robust_floor(), size_exponent=self.size_exponent)
             return adapted_query_loss(forward, {**fixed, **new}, task, alpha,
                                       self.config.loss, self.config.rank_weight)
 

@@ -52,9 +52,10 @@ class FieldEmbedding(nn.Module):
             known = (values >= 0) & (values < self.num_ids)
             return self.embedding(torch.where(known, values + 1, torch.zeros_like(values)))
         if self.kind == "numeric":
-            x = (values - self.mean) / self.std
+            # Standardised in the model's dtype (a float64 model: in float64 too).
+            x = (values.to(self.linear.weight.dtype) - self.mean) / self.std
             x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))  # missing, +-inf: 0
-            return self.linear(x.unsqueeze(-1).to(self.linear.weight.dtype))
+            return self.linear(x.unsqueeze(-1))
         vectors = self.embedding(values)
         if self.kind == "multi":
             present = (values != 0).to(vectors.dtype).unsqueeze(-1)
