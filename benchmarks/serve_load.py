@@ -3,7 +3,7 @@
 Starts the real server (uvicorn, SQLite WAL) in a subprocess with a freshly trained tiny
 MAML-R checkpoint (``--learner ridge``: a ``FeatureMF`` ``ridge`` with the neighbourhood
 term; or ``--run-dir``), pre-loads events for ``--warm-users`` users, then
-sends requests at ``--rate`` per second for ``--duration`` seconds:
+sends requests at each rate of ``--rates`` (per second) for ``--duration`` seconds:
 
 * ``recommend``: GET recommendations of a warm user (re-adapted when their events
   changed since their last request, cached otherwise);
