@@ -49,10 +49,16 @@ def check_items(items: np.ndarray, num_items: int, what: str = "item") -> None:
     items = np.asarray(items)
     if items.dtype.kind not in "iu":
         raise InputError(f"{what} indices must be whole numbers, got dtype {items.dtype}")
-    out = np.flatnonzero((items < 0) | (items >= num_items))
+    _check_rows(items, num_items, "item", what)
+
+
+def _check_rows(index: np.ndarray, num_rows: int, side: str, what: str) -> None:
+    """An :class:`~metarec.errors.InputError` naming the first entry of ``index`` that is
+    not a row of the ``side`` table (``num_rows`` rows)."""
+    out = np.flatnonzero((index < 0) | (index >= num_rows))
     if len(out):
-        raise InputError(f"{what} {int(out[0])}: item index {int(items[out[0]])} is outside "
-                         f"the item table ({num_items} rows)")
+        raise InputError(f"{what} {int(out[0])}: {side} index {int(index[out[0]])} is "
+                         f"outside the {side} table ({num_rows} rows)")
 
 
 def check_ratings(ratings: Interactions, features: HasFeatures, what: str = "event"
@@ -64,9 +70,5 @@ def check_ratings(ratings: Interactions, features: HasFeatures, what: str = "eve
     if len(bad):
         raise InputError(f"{what} {int(bad[0])}: rating {float(ratings.rating[bad[0]])} is "
                          "not a finite number")
-    for side, index, table in (("user", ratings.user, features.users),
-                               ("item", ratings.item, features.items)):
-        out = np.flatnonzero((index < 0) | (index >= table.num_rows))
-        if len(out):
-            raise InputError(f"{what} {int(out[0])}: {side} index {int(index[out[0]])} "
-                             f"is outside the {side} table ({table.num_rows} rows)")
+    _check_rows(ratings.user, features.users.num_rows, "user", what)
+    _check_rows(ratings.item, features.items.num_rows, "item", what)
