@@ -226,10 +226,14 @@ def _copy_head(source: FeatureMLP, target: FeatureMLP,
         torch.nn.init.kaiming_uniform_(first_tgt.weight, a=5 ** 0.5)
     else:
         bound = first_tgt.in_features ** -0.5  # nn.Linear's own initial range
-        for key in new_keys:  # the copied function is unchanged at start: either the
-            columns = first_tgt.weight[:, tgt_at[key]:tgt_at[key] + dim]  # columns are zero
-            if _zero_table(target, key):  # or the field's table is (an id embedding's),
-                columns.uniform_(-bound, bound)  # which zero columns would never let learn
+        for key in new_keys:
+            # The copied function must be unchanged at the start: zero columns see to it,
+            # unless the field's table is zero itself (an id embedding nothing was copied
+            # into), where zero columns would keep both at zero for good; those columns
+            # start fresh instead.
+            columns = first_tgt.weight[:, tgt_at[key]:tgt_at[key] + dim]
+            if _zero_table(target, key):
+                columns.uniform_(-bound, bound)
             else:
                 columns.zero_()
     first_tgt.bias.copy_(first_src.bias)
