@@ -136,8 +136,12 @@ def test_recommend_rejects_unknown_users_and_negative_k(fitted, data) -> None:
     with pytest.raises(InputError, match="k must be a whole number >= 0"):
         learner.recommend(0, k=-1)
     assert learner.recommend(0, k=0) == []
-    with pytest.raises(InputError, match="user index 1.7"):
+    with pytest.raises(InputError, match="user index must be an integer, got 1.7"):
         learner.recommend(1.7, k=3)
+    # Integers of every kind are users: numpy scalars, 0-d arrays and tensors.
+    expected = learner.recommend(2, k=3)
+    for user in (np.int64(2), np.array(2), torch.tensor(2)):
+        assert learner.recommend(user, k=3) == expected
     with pytest.raises(InputError, match="k must be a whole number"):
         learner.recommend(0, k=2.5)
 
@@ -168,6 +172,7 @@ def test_scoring_rejects_bad_support_and_items(fitted, data) -> None:
     with pytest.raises(InputError, match="whole numbers"):
         learner.score_items(user, support, np.array([0.5]))
     assert np.isfinite(learner.score_items(user, support, np.arange(ds.num_items))).all()
+    assert learner.score_items(user, support, []).shape == (0,)  # nothing to score
 
 
 def test_fit_rejects_a_non_finite_training_rating(data) -> None:

@@ -71,6 +71,10 @@ def test_recommend_and_score_reject_unknown_users_and_negative_k(setup) -> None:
         online.score(-1)
     with pytest.raises(InputError, match="k must be a whole number >= 0"):
         online.recommend(0, k=-2)
+    with pytest.raises(InputError, match=f"candidate 1: item index {dataset.num_items} is "
+                                         "outside the item table"):
+        online.recommend(0, k=3, candidates=np.array([0, dataset.num_items]))
+    assert online.recommend(0, k=3, candidates=np.array([], dtype=np.int64)) == []
 
 
 def test_a_changed_item_readapts_the_users_who_rated_it(setup) -> None:

@@ -449,7 +449,7 @@ class Learner(ABC):
     def score_items(self, user: int, support: Interactions, items: np.ndarray) -> np.ndarray:
         """Scores of ``items`` for ``user`` after adapting to ``support`` (their ratings)."""
         features = self._features()
-        check_request(user, 0, features.users.num_rows)
+        user = check_request(user, 0, features.users.num_rows)
         check_ratings(support, features, "support rating")
         check_items(items, features.items.num_rows)
         return self._score_items(user, support, items)
@@ -469,7 +469,7 @@ class Learner(ABC):
         """Top-``k`` (item index, score) for ``user``, adapted to ``support`` (default: the
         user's ratings seen in training)."""
         features = self._features()
-        check_request(user, k, features.users.num_rows)
+        user = check_request(user, k, features.users.num_rows)
         if support is None:
             known = self.known_
             support = known.subset(known.user == user) if known is not None else _empty()

@@ -41,7 +41,7 @@ from metarec.errors import ConfigError
 from metarec.learners.base import HasFeatures, Learner
 from metarec.learners.inner_loop import Params, masked_loss
 from metarec.learners.meta_learner import MetaLearner
-from metarec.learners.ranking import check_ratings, check_request, top_k
+from metarec.learners.ranking import check_items, check_ratings, check_request, top_k
 from metarec.tasks.batch import pad_tasks
 from metarec.tasks.taskset import TaskSet
 
@@ -487,7 +487,7 @@ class OnlineRecommender:
     def score(self, user: int, items: np.ndarray | None = None) -> np.ndarray:
         """Scores of ``items`` (default: every item) for ``user`` (with the learner's
         term from the support residuals, if it has one: ``ridge``'s neighbours)."""
-        check_request(user, 0, self.features.users.num_rows)
+        user = check_request(user, 0, self.features.users.num_rows)
         return self._score(user, items)
 
     def _score(self, user: int, items: np.ndarray | None = None) -> np.ndarray:
@@ -602,7 +602,9 @@ class OnlineRecommender:
                   candidates: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-``k`` (item index, score) for ``user`` among ``candidates`` (default: all
         items), leaving out every item the user has rated when ``exclude_seen``."""
-        check_request(user, k, self.features.users.num_rows)
+        user = check_request(user, k, self.features.users.num_rows)
+        if candidates is not None:
+            check_items(candidates, self.features.items.num_rows, "candidate")
         items = (np.arange(self.features.items.num_rows) if candidates is None
                  else np.asarray(candidates, dtype=np.int64))
         scores = self._score(user, None if candidates is None else items)

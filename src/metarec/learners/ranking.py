@@ -3,7 +3,7 @@ shares."""
 
 from __future__ import annotations
 
-import numbers
+import operator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,26 +28,38 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return candidates[np.argsort(key[candidates], kind="stable")][:k]
 
 
-def _whole(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+def _whole(value: object) -> int | None:
+    """``value`` as an int when it is an integer (a Python or numpy integer, a 0-d
+    integer array or tensor), else None (a float, a bool, anything else)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
 
 
-def check_request(user: int, k: int, num_users: int) -> None:
-    """Raise :class:`~metarec.errors.InputError` unless ``user`` is a whole number with
-    ``0 <= user < num_users`` (a row of the user feature table) and ``k`` a whole number
+def check_request(user: int, k: int, num_users: int) -> int:
+    """``user`` as an int; an :class:`~metarec.errors.InputError` unless it is an integer
+    with ``0 <= user < num_users`` (a row of the user feature table) and ``k`` an integer
     ``>= 0``."""
-    if not _whole(user) or not 0 <= int(user) < num_users:
-        raise InputError(f"user index {user!r} is out of range: the user table has "
+    index = _whole(user)
+    if index is None:
+        raise InputError(f"user index must be an integer, got {user!r}")
+    if not 0 <= index < num_users:
+        raise InputError(f"user index {index} is out of range: the user table has "
                          f"{num_users} rows (0..{num_users - 1})")
-    if not _whole(k) or k < 0:
+    count = _whole(k)
+    if count is None or count < 0:
         raise InputError(f"k must be a whole number >= 0, got {k!r}")
+    return index
 
 
 def check_items(items: np.ndarray, num_items: int, what: str = "item") -> None:
     """Raise :class:`~metarec.errors.InputError` unless every entry of ``items`` is a
     row of the item feature table (``num_items`` rows)."""
     items = np.asarray(items)
-    if items.dtype.kind not in "iu":
+    if items.size and items.dtype.kind not in "iu":  # ([] reads as float: nothing to check)
         raise InputError(f"{what} indices must be whole numbers, got dtype {items.dtype}")
     _check_rows(items, num_items, "item", what)
 
