@@ -85,6 +85,18 @@ def test_invalid_event_is_422_naming_the_field(run_dir: Path, body: dict, field:
     assert field in response.json()["detail"][0]["loc"]
 
 
+def test_item_ids_may_hold_a_slash_user_ids_may_not(run_dir: Path) -> None:
+    """Only a user id names a path (GET /users/{id}); ISBNs and URLs are fine item ids."""
+    with client(run_dir) as c:
+        assert c.post("/items", json={"id": "isbn/0-19-852663-6"},
+                      headers=auth()).status_code == 200
+        assert c.post("/events", json={"user": "u1", "item": "http://x.org/item/7",
+                                       "rating": 4}, headers=auth()).status_code == 200
+        refused = c.post("/users", json={"id": "a/b"}, headers=auth())
+        assert refused.status_code == 422 and "id" in refused.json()["detail"][0]["loc"]
+        assert c.get("/users/u1").json()["events"] == 1
+
+
 def test_limits_on_batch_size_body_size_and_k(run_dir: Path) -> None:
     event = {"user": "1", "item": "2", "rating": 3}
     with client(run_dir, max_body_bytes=200_000) as c:

@@ -60,18 +60,26 @@ MAX_MEMBERS = 256
 
 
 def _raw_id(value: str | int) -> str:
-    """Raw ids travel as strings of 1 to 256 characters, without ``/`` (the path of
-    ``GET /users/{id}`` could not name them) or NUL (PostgreSQL's text cannot hold it)."""
+    """Raw ids travel as strings of 1 to 256 characters, without NUL (PostgreSQL's text
+    cannot hold it)."""
     text = str(value)
     if not 0 < len(text) <= 256:
         raise ValueError("id must have 1 to 256 characters")
-    if "/" in text or "\x00" in text:
-        raise ValueError("id may not contain '/' or NUL")
+    if "\x00" in text:
+        raise ValueError("id may not contain NUL")
+    return text
+
+
+def _path_safe(text: str) -> str:
+    """A user id also names a path (``GET /users/{id}``), which cannot hold a ``/``."""
+    if "/" in text:
+        raise ValueError("a user id may not contain '/' (GET /users/{id} could not name it)")
     return text
 
 
 RawId = Annotated[StrictStr | StrictInt, Field(description="raw id (string or integer)"),
                   AfterValidator(_raw_id)]
+UserId = Annotated[RawId, AfterValidator(_path_safe)]
 FeatureValue = (StrictStr | StrictInt | StrictFloat
                 | Annotated[list[StrictStr], Field(max_length=MAX_MEMBERS)] | None)
 
@@ -106,7 +114,7 @@ class EventIn(BaseModel):
     """One rating event; ``timestamp`` in seconds since the epoch (default: now)."""
 
     model_config = ConfigDict(extra="forbid")
-    user: RawId
+    user: UserId
     item: RawId
     rating: Annotated[float, Strict()] = Field(ge=0.0, le=10.0, allow_inf_nan=False)
     timestamp: Annotated[float, Strict()] | None = Field(default=None, allow_inf_nan=False)
@@ -123,6 +131,10 @@ class EntityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: RawId
     features: dict[str, FeatureValue] = Field(default_factory=dict, max_length=64)
+
+
+class UserIn(EntityIn):
+    id: UserId
 
 
 class ReloadIn(BaseModel):
@@ -382,7 +394,7 @@ def create_app(settings: ServeSettings, state: ServiceState | None = None) -> Fa
         return {"id": body.id, "created": created[str(body.id)]}
 
     @app.post("/users", dependencies=[Auth], summary="Register or update a user")
-    async def post_user(body: EntityIn) -> dict[str, Any]:
+    async def post_user(body: UserIn) -> dict[str, Any]:
         return await register("users", body)
 
     @app.post("/items", dependencies=[Auth], summary="Register or update an item")
