@@ -173,3 +173,21 @@ def test_learner_settings_built_in_python_are_type_checked() -> None:
         with pytest.raises(ConfigError, match=message):
             LearnerConfig(**values)
     assert LearnerConfig(seed=np.int64(3), grad_clip=None, memory_precision=None).seed == 3
+
+
+def test_every_config_file_written_names_its_data_by_absolute_path(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """run, transfer, distill and train all write to_toml(): a relative path had been
+    written as typed, readable from the original working directory only."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "log.csv").write_text("user,item,rating\n1,2,3\n")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, ["data.dataset='data/log.csv'", "data.data_dir='data'"])
+    (tmp_path / "run.toml").write_text(config.to_toml())
+    monkeypatch.chdir(tmp_path / "data")  # read back from elsewhere
+    written = load_config(tmp_path / "run.toml")
+    assert written.data.dataset == str(tmp_path / "data" / "log.csv")
+    assert written.data.data_dir == str(tmp_path / "data")
+    named = load_config(None, ["data.dataset='synthetic'"])  # a registered name stays
+    (tmp_path / "named.toml").write_text(named.to_toml())
+    assert load_config(tmp_path / "named.toml").data.dataset == "synthetic"

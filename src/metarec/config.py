@@ -161,8 +161,10 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def to_toml(self) -> str:
-        """TOML text that :func:`load_config` reads back into this config."""
-        return tomli_w.dumps(toml_values(self.to_dict()))
+        """TOML text that :func:`load_config` reads back into this config, from any
+        working directory (data paths written absolute, :meth:`DataConfig.absolute`)."""
+        written = dataclasses.replace(self, data=self.data.absolute())
+        return tomli_w.dumps(toml_values(written.to_dict()))
 
 
 SECTIONS = {"data": DataConfig, "split": SplitConfig, "model": ModelConfig,

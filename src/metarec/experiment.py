@@ -299,7 +299,6 @@ def run_experiment(config: RunConfig, out: str | Path | None = None,
     fails leaves ``out`` as it was and deletes what it wrote. ``out`` must be absent, an
     empty folder or a run folder (:data:`~metarec.evaluation.report.RUN_FILES`)."""
     check_run(config)
-    config = replace(config, data=config.data.absolute())  # config.toml from anywhere
     if out is None:
         return _run(config, None, events, dataset)
     with replaced_folder(out) as staging:
