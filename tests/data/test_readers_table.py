@@ -191,6 +191,17 @@ def test_integer_ids_beyond_2_53_stay_exact(write, tmp_path):
                                "-2**63 to 2**63 - 1, got 18446744073709551615")
 
 
+def test_a_large_id_written_with_a_fraction_is_no_integer_id(tmp_path):
+    """float64 rounds 2**53 + 1.5 to an integer: the text says otherwise."""
+    from metarec.data.readers._common import parse_ids
+
+    cells = pd.Series(["9007199254740993", "9007199254740993.5"], dtype=object)
+    with pytest.raises(DataError) as info:
+        parse_ids(cells, np.array([2, 3]), tmp_path / "r.csv", "user")
+    assert str(info.value) == ("r.csv:3: field 'user': expected an integer id from -2**63 "
+                               "to 2**63 - 1, got '9007199254740993.5'")
+
+
 def test_ids_beyond_int64_in_a_csv_stay_strings(write):
     data = read_table(write("big.csv", "user,item,rating\n9223372036854775808,1,3\n"
                             "9223372036854775807,1,4\n"))

@@ -376,19 +376,21 @@ def parse_ids(cells: pd.Series, lines: np.ndarray, path: Path, field: str) -> np
     large = np.flatnonzero(~exact)
     if len(large):
         exact_values = [_exact_integer(cells.iloc[at]) for at in large]
-        outside = np.zeros(len(values), dtype=bool)
-        outside[large] = [not -2**63 <= v < 2**63 for v in exact_values]
-        fail_first(outside, cells, lines, path, field,
+        wrong = np.zeros(len(values), dtype=bool)
+        wrong[large] = [v is None or not -2**63 <= v < 2**63 for v in exact_values]
+        fail_first(wrong, cells, lines, path, field,
                    "an integer id from -2**63 to 2**63 - 1")
         ids[large] = exact_values
     return ids
 
 
-def _exact_integer(cell: object) -> int:
-    """The integer a cell that :func:`parse_numbers` accepted as one holds, exactly."""
+def _exact_integer(cell: object) -> int | None:
+    """The integer a cell that :func:`parse_numbers` accepted as one holds, exactly; None
+    when its text has a fraction that float64 had rounded away (``2**53 + 0.5``)."""
     if isinstance(cell, (int, float, np.integer, np.floating)):
         return int(cell)
-    return int(Decimal(str(cell).strip()))  # text: every digit counts
+    value = Decimal(str(cell).strip())  # text: every digit counts
+    return int(value) if value == value.to_integral_value() else None
 
 
 def parse_timestamps(cells: pd.Series, lines: np.ndarray, path: Path,
