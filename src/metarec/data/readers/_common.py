@@ -13,7 +13,7 @@ import csv
 import io
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -116,18 +116,25 @@ def _line_layout(text: str, sep: str) -> tuple[np.ndarray, np.ndarray]:
     return counts, spaces == ends - starts
 
 
+def _record_spans(text: str, sep: str) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, fields) of each record of ``text``, header included, as
+    the csv module reads them (a quoted cell may span lines); raises ``csv.Error``."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    end = 0
+    for record in reader:
+        start, end = end + 1, reader.line_num
+        yield start, end, record
+
+
 def _records(text: str, sep: str, blank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The 1-based line on which each record after the header starts, and its number of
     fields, read by the csv module, for text whose quoted cells hold line breaks (a
     record then spans several lines) or separators. A record of one blank line is
     skipped, as pandas does. Both empty when the csv module cannot read the text."""
-    reader = csv.reader(io.StringIO(text), delimiter=sep)
     starts: list[int] = []
     widths: list[int] = []
-    end = 0
     try:
-        for record in reader:
-            start, end = end + 1, reader.line_num
+        for start, end, record in _record_spans(text, sep):
             if not (start == end and blank[start - 1]):
                 starts.append(start)
                 widths.append(len(record))
@@ -139,14 +146,13 @@ def _records(text: str, sep: str, blank: np.ndarray) -> tuple[np.ndarray, np.nda
 def _last_record_line(text: str, sep: str) -> int | None:
     """The line on which the last record starts: where a quote that is never closed
     opens (its cell runs to the end of the file). None when the csv module cannot tell."""
-    reader = csv.reader(io.StringIO(text), delimiter=sep)
-    start = end = 0
+    last = None
     try:
-        for _ in reader:
-            start, end = end + 1, reader.line_num
+        for last in _record_spans(text, sep):  # noqa: B007 (the last one is wanted)
+            pass
     except csv.Error:
         return None
-    return start or None
+    return last[0] if last else None
 
 
 def read_delimited(
