@@ -55,3 +55,9 @@ class CheckpointError(MetarecError):
 
 class DistributedError(MetarecError):
     """Joining the process group failed, or a collective failed because a rank stopped."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (its type's name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

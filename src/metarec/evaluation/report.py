@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from metarec.errors import ConfigError  # noqa: E402
+from metarec.files import replacing  # noqa: E402
 
 
 def machine() -> dict[str, Any]:
@@ -145,9 +146,8 @@ def _swap(staging: Path, folder: Path) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with replacing(path) as temporary:
+        temporary.write_text(text)
 
 
 def _nulls(value: Any) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +30,8 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torch.utils._pytree import tree_map
 
 from metarec.data.dataset import FeatureTable, Fields, Interactions
-from metarec.errors import CheckpointError, ConfigError
+from metarec.errors import CheckpointError, ConfigError, first_line
+from metarec.files import replacing
 from metarec.learners.config import LearnerConfig
 from metarec.learners.inner_loop import Forward, Params, StepSizes, adapt
 from metarec.learners.ranking import check_items, check_ratings, check_request, top_k
@@ -496,19 +496,19 @@ class Learner(ABC):
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous().cpu() for k, v in self.state_dict().items()}
-        with _replacing(folder / "weights.safetensors") as temporary:
+        with replacing(folder / "weights.safetensors") as temporary:
             save_file(state, str(temporary))
         memory = folder / "memory.safetensors"
         if self.known_ is not None:
             # The training ratings: recommend()'s default support and exclusions, and
             # ridge's memory and its neighbours' similarities.
-            with _replacing(memory) as temporary:
+            with replacing(memory) as temporary:
                 save_numpy(_compact(self.known_), str(temporary))
         else:  # an unfitted learner: no memory of an earlier save may stay beside it
             memory.unlink(missing_ok=True)
         meta = {"learner": self.name, "config": self.config.to_dict(),
                 "model": self.model.config(), "history": self.history_}
-        with _replacing(folder / "learner.json") as temporary:
+        with replacing(folder / "learner.json") as temporary:
             temporary.write_text(json.dumps(meta, indent=2))
         return folder
 
@@ -566,24 +566,6 @@ class Learner(ABC):
                                       f"({first_line(error)})") from error
         learner.model.eval()
         return learner
-
-
-@contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write; it replaces ``path`` in one step once
-    the block completes (a crash leaves the old file, never half a new one)."""
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of ``error``'s message (its type's name when it has none)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _compact(ratings: Interactions) -> dict[str, np.ndarray]:

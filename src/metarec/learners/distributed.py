@@ -31,8 +31,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from metarec.errors import CheckpointError, DistributedError
-from metarec.learners.base import HasFeatures, Progress, first_line, validation_record
+from metarec.errors import CheckpointError, DistributedError, first_line
+from metarec.files import replacing
+from metarec.learners.base import HasFeatures, Progress, validation_record
 from metarec.learners.meta_learner import MetaLearner
 from metarec.tasks.taskset import TaskSet
 
@@ -420,9 +421,8 @@ class DistributedMetaTrainer:
         if self.checkpoint_dir is None or not self.context.is_main:
             return
         folder = self.learner.save(self.checkpoint_dir)
-        temporary = folder / (STATE_FILE + ".tmp")
-        torch.save(self.state_dict(learner_state), temporary)
-        os.replace(temporary, folder / STATE_FILE)
+        with replacing(folder / STATE_FILE) as temporary:
+            torch.save(self.state_dict(learner_state), temporary)
         logger.info("checkpoint at step %d in %s", self.step_, folder)
 
     def total_steps(self) -> int:

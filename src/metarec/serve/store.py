@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from metarec.errors import ConfigError
+from metarec.errors import ConfigError, first_line
 
 
 class Base(DeclarativeBase):
@@ -116,7 +116,7 @@ class EventStore:
         except SQLAlchemyError as error:
             self.engine.dispose()
             shown = make_url(url).render_as_string(hide_password=True)
-            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            reason = first_line(getattr(error, "orig", None) or error)
             raise ConfigError(f"cannot open the database {shown!r}: {reason}") from None
 
     def close(self) -> None:
