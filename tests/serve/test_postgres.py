@@ -85,3 +85,53 @@ def test_service_on_postgres_keeps_events_across_restart(run_dir: Path,
         assert c.app.state.holder["state"].snapshot() == before  # type: ignore[attr-defined]
         assert c.get("/users/pg0/recommendations").json() == recs
         assert c.get("/users/pg1").json()["events"] == 10
+
+
+def test_a_retried_event_is_stored_once_on_postgres(run_dir: Path, postgres_url: str) -> None:
+    settings = ServeSettings(run_dir=run_dir, db_url=postgres_url, token=TOKEN)
+    event = {"user": "pg-retry", "item": "3", "rating": 4, "key": "pg-retry-1"}
+    with TestClient(create_app(settings)) as c:
+        first = c.post("/events", json=event, headers=auth()).json()
+        again = c.post("/events", json=event, headers=auth()).json()
+        assert (first["stored"], again["stored"], again["ids"]) == (1, 0, first["ids"])
+        conflict = c.post("/events", json={**event, "rating": 5}, headers=auth())
+        assert conflict.status_code == 409
+        assert c.get("/users/pg-retry").json()["events"] == 1
+
+
+def test_a_database_from_before_keys_gains_them_on_postgres(postgres_url: str) -> None:
+    from sqlalchemy import create_engine, inspect, text
+
+    from metarec.serve.store import EventStore, NewEvent
+
+    schema_url = postgres_url  # tables in a schema of their own, beside the other tests'
+    engine = create_engine(schema_url)
+    with engine.begin() as db:
+        db.execute(text("DROP SCHEMA IF EXISTS before_keys CASCADE; CREATE SCHEMA before_keys;"
+                        "SET search_path TO before_keys;"
+                        "CREATE TABLE users (id SERIAL PRIMARY KEY, external_id VARCHAR(256) "
+                        "UNIQUE, features JSON);"
+                        "CREATE TABLE items (id SERIAL PRIMARY KEY, external_id VARCHAR(256) "
+                        "UNIQUE, features JSON);"
+                        "CREATE TABLE events (id SERIAL PRIMARY KEY, user_id INTEGER "
+                        "REFERENCES users(id), item_id INTEGER REFERENCES items(id), "
+                        "rating FLOAT, timestamp FLOAT);"
+                        "INSERT INTO users (external_id, features) VALUES ('old', '{}');"
+                        "INSERT INTO items (external_id, features) VALUES ('12', '{}');"
+                        "INSERT INTO events (user_id, item_id, rating, timestamp) "
+                        "VALUES (1, 1, 5.0, 10.0);"))
+    engine.dispose()
+    separator = "&" if "?" in schema_url else "?"
+    store = EventStore(f"{schema_url}{separator}options=-csearch_path%3Dbefore_keys")
+    try:
+        assert "event_key" in {c["name"] for c in inspect(store.engine).get_columns("events")}
+        for _ in range(2):
+            stored, ids = store.add_events([NewEvent("old", "12", 4.0, 11.0, "k")])
+        assert (stored, ids) == ([], [2])
+        assert [(e.user, e.rating) for e in store.iter_events()] == [("old", 5.0), ("old", 4.0)]
+    finally:
+        store.close()
+        engine = create_engine(schema_url)
+        with engine.begin() as db:
+            db.execute(text("DROP SCHEMA before_keys CASCADE"))
+        engine.dispose()

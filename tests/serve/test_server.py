@@ -3,6 +3,7 @@ durability: every acknowledged event survives ``kill -9``."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -31,8 +32,13 @@ def test_real_server_round_trip(run_dir: Path, server_factory) -> None:
 
 @pytest.mark.slow
 def test_acknowledged_events_survive_kill_9(run_dir: Path, server_factory) -> None:
+    """Writers with keyed events under load, the server killed: every acknowledged event
+    is stored, and a client that resends what it is unsure of (the batch in flight, and
+    one it had acknowledged) after the restart gets each event stored exactly once."""
     server = server_factory(run_dir)
     acknowledged: list[int] = []
+    unsure: list[list[dict]] = []
+    resent_acknowledged: list[int] = []
     stop = threading.Event()
 
     def writer(worker: int) -> None:
@@ -40,14 +46,19 @@ def test_acknowledged_events_survive_kill_9(run_dir: Path, server_factory) -> No
             n = 0
             while not stop.is_set():
                 batch = [{"user": f"w{worker}-{n % 11}", "item": str(1 + (n + j) % 80),
-                          "rating": float(1 + (n + j) % 5)} for j in range(5)]
+                          "rating": float(1 + (n + j) % 5), "key": f"w{worker}-{n}-{j}"}
+                         for j in range(5)]
                 n += 1
                 try:
                     response = c.post("/events", json={"events": batch}, headers=auth())
                 except httpx.HTTPError:
-                    return  # the server died mid-request: not acknowledged
+                    unsure.append(batch)  # the server died mid-request: not acknowledged
+                    return
                 if response.status_code == 200:
                     acknowledged.extend(response.json()["ids"])
+                    if n == 1:  # resent below, though acknowledged
+                        unsure.append(batch)
+                        resent_acknowledged.append(len(batch))
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
     for thread in threads:
@@ -67,6 +78,16 @@ def test_acknowledged_events_survive_kill_9(run_dir: Path, server_factory) -> No
 
     restarted = server_factory(run_dir)
     with httpx.Client(base_url=restarted.url, timeout=10) as c:
-        health = c.get("/health").json()
-        assert health["events"] >= len(acknowledged)
+        before = c.get("/health").json()["events"]
+        assert before >= len(acknowledged)
         assert c.get("/users/w0-0").json()["events"] > 0
+        for batch in unsure:
+            assert c.post("/events", json={"events": batch},
+                          headers=auth()).status_code == 200
+        after = c.get("/health").json()["events"]
+    with sqlite3.connect(run_dir / "service.db") as db:
+        keys = [k for (k,) in db.execute("SELECT event_key FROM events")]
+    assert len(keys) == len(set(keys)) == after  # every event once, each with its key
+    assert {e["key"] for batch in unsure for e in batch} <= set(keys)
+    assert resent_acknowledged  # and storing them again changed nothing:
+    assert after - before <= sum(map(len, unsure)) - sum(resent_acknowledged)

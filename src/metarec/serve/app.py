@@ -49,7 +49,7 @@ from metarec.serve.state import (
     decode_table,
     load_learner,
 )
-from metarec.serve.store import EventStore
+from metarec.serve.store import EventConflict, EventStore, NewEvent
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,23 @@ class EventIn(BaseModel):
     item: RawId
     rating: Annotated[float, Strict()] = Field(ge=0.0, le=10.0, allow_inf_nan=False)
     timestamp: Annotated[float, Strict()] | None = Field(default=None, allow_inf_nan=False)
+    key: Annotated[StrictStr, AfterValidator(_raw_id)] | None = Field(
+        default=None, description="idempotency key: an event whose key is stored already "
+        "is a retry, answered with the stored id and not stored again")
+
+
+def _distinct_keys(events: list[EventIn]) -> list[EventIn]:
+    keys = [e.key for e in events if e.key is not None]
+    if len(keys) != len(set(keys)):
+        repeated = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"event key {repeated!r} is given twice")
+    return events
 
 
 class EventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH)
+    events: Annotated[list[EventIn], AfterValidator(_distinct_keys)] = Field(
+        min_length=1, max_length=MAX_BATCH)
 
 
 class EntityIn(BaseModel):
@@ -362,14 +374,18 @@ def create_app(settings: ServeSettings, state: ServiceState | None = None) -> Fa
     @app.post("/events", dependencies=[Auth], summary="Record one event or a batch")
     async def post_events(body: Annotated[EventIn | EventBatch, Body()]) -> dict[str, Any]:
         events = body.events if isinstance(body, EventBatch) else [body]
-        rows = [(e.user, e.item, e.rating, e.timestamp) for e in events]
+        rows = [NewEvent(e.user, e.item, e.rating, e.timestamp, e.key)  # type: ignore[arg-type]
+                for e in events]
         # The commit (and its fsync) runs in a thread so reads go on meanwhile; the lock
         # keeps commits and their application to the state in one order.
         async with write_lock:
             current = state()
-            stored, _, _ = await asyncio.to_thread(current.store.add_events, rows)  # type: ignore[arg-type]
+            try:
+                stored, ids = await asyncio.to_thread(current.store.add_events, rows)
+            except EventConflict as error:
+                raise HTTPException(409, str(error)) from None
             current.learn(stored)
-        return {"stored": len(stored), "ids": [s.id for s in stored]}
+        return {"stored": len(stored), "repeated": len(rows) - len(stored), "ids": ids}
 
     @app.get("/users/{user_id}/recommendations", summary="Top-k items for a user")
     async def recommendations(

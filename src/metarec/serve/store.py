@@ -24,13 +24,15 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from metarec.errors import ConfigError, first_line
+from metarec.errors import ConfigError, MetarecError, first_line
 
 
 class Base(DeclarativeBase):
@@ -58,6 +60,26 @@ class EventRow(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
     rating: Mapped[float] = mapped_column(Float)
     timestamp: Mapped[float] = mapped_column(Float)
+    # The client's idempotency key (None: none given); a retried event with the same key
+    # is answered from the database and not stored again.
+    event_key: Mapped[str | None] = mapped_column(String(256), unique=True, index=True,
+                                                  nullable=True)
+
+
+class EventConflict(MetarecError):
+    """An event's key is stored already, for another user, item, rating or time."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One event to store: raw user and item ids, rating, time in seconds (None: the
+    time of arrival) and the client's idempotency key (None: none)."""
+
+    user: str
+    item: str
+    rating: float
+    timestamp: float | None = None
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +135,7 @@ class EventStore:
         self.engine = make_engine(url)
         try:
             Base.metadata.create_all(self.engine)
+            self._add_event_keys()
         except SQLAlchemyError as error:
             self.engine.dispose()
             shown = make_url(url).render_as_string(hide_password=True)
@@ -121,6 +144,16 @@ class EventStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _add_event_keys(self) -> None:
+        """Give a database written before events had keys the ``event_key`` column and
+        its unique index; the events stored before keep no key."""
+        if "event_key" in {c["name"] for c in inspect(self.engine).get_columns("events")}:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE events ADD COLUMN event_key VARCHAR(256)"))
+            connection.execute(text("CREATE UNIQUE INDEX ix_events_event_key "
+                                    "ON events (event_key)"))
 
     # ---- users and items ------------------------------------------------------------
     def _ensure(self, session: Session, table: type[UserRow] | type[ItemRow],
@@ -185,25 +218,58 @@ class EventStore:
             return int(session.scalar(select(func.count()).select_from(ItemRow)) or 0)
 
     # ---- events ---------------------------------------------------------------------
-    def add_events(self, events: Sequence[tuple[str, str, float, float | None]]
-                   ) -> tuple[list[StoredEvent], dict[str, int], dict[str, int]]:
-        """Commit ``(user, item, rating, timestamp)`` events in one transaction (unknown
-        users and items are registered without features). Returns the stored events and
-        the raw -> database ids of users and items created on the way."""
+    def add_events(self, events: Sequence[NewEvent]) -> tuple[list[StoredEvent], list[int]]:
+        """Commit ``events`` in one transaction (unknown users and items are registered
+        without features). An event whose key is stored already is a retry: it is not
+        stored again, and it must name the same user, item and rating (and time, when it
+        gives one) or the whole batch is refused with :class:`EventConflict`. Returns the
+        newly stored events, and the database id of every event of ``events`` in order
+        (a retry's is the id stored the first time)."""
+        keys = [e.key for e in events if e.key is not None]
+        if len(keys) != len(set(keys)):
+            repeated = next(k for k in keys if keys.count(k) > 1)
+            raise EventConflict(f"event key {repeated!r} is given twice in one batch")
+        try:
+            return self._add_events(events, keys)
+        except IntegrityError:
+            # Another process stored one of the keys since this one looked: look again,
+            # so that those events are answered as retries.
+            return self._add_events(events, keys)
+
+    def _add_events(self, events: Sequence[NewEvent], keys: list[str]
+                    ) -> tuple[list[StoredEvent], list[int]]:
         now = time.time()
         with Session(self.engine) as session, session.begin():
-            users = self._ensure(session, UserRow, {e[0]: None for e in events})
-            items = self._ensure(session, ItemRow, {e[1]: None for e in events})
-            rows = [EventRow(user_id=users[u][0], item_id=items[i][0], rating=float(r),
-                             timestamp=float(now if t is None else t))
-                    for u, i, r, t in events]
+            known = {row[0]: row for row in session.execute(
+                select(EventRow.event_key, EventRow.id, UserRow.external_id,
+                       ItemRow.external_id, EventRow.rating, EventRow.timestamp)
+                .join(UserRow, EventRow.user_id == UserRow.id)
+                .join(ItemRow, EventRow.item_id == ItemRow.id)
+                .where(EventRow.event_key.in_(keys))).all()} if keys else {}
+            for e in events:
+                if e.key in known:
+                    _, _, user, item, rating, timestamp = known[e.key]
+                    if (user, item, rating) != (e.user, e.item, float(e.rating)) or (
+                            e.timestamp is not None and timestamp != float(e.timestamp)):
+                        raise EventConflict(
+                            f"event key {e.key!r} is stored already for another event "
+                            f"(user {user!r}, item {item!r}, rating {rating}, timestamp "
+                            f"{timestamp}): a retry must repeat the event unchanged")
+            new = [e for e in events if e.key not in known]
+            users = self._ensure(session, UserRow, {e.user: None for e in new})
+            items = self._ensure(session, ItemRow, {e.item: None for e in new})
+            rows = [EventRow(user_id=users[e.user][0], item_id=items[e.item][0],
+                             rating=float(e.rating),
+                             timestamp=float(now if e.timestamp is None else e.timestamp),
+                             event_key=e.key)
+                    for e in new]
             session.add_all(rows)
             session.flush()
-            stored = [StoredEvent(row.id, e[0], e[1], row.rating, row.timestamp)
-                      for row, e in zip(rows, events, strict=True)]
-        new_users = {k: v[0] for k, v in users.items() if v[1]}
-        new_items = {k: v[0] for k, v in items.items() if v[1]}
-        return stored, new_users, new_items
+            stored = [StoredEvent(row.id, e.user, e.item, row.rating, row.timestamp)
+                      for row, e in zip(rows, new, strict=True)]
+        fresh = iter(stored)
+        ids = [known[e.key][1] if e.key in known else next(fresh).id for e in events]
+        return stored, ids
 
     def iter_events(self, batch: int = 10_000) -> Iterator[StoredEvent]:
         """Every event in commit (database id) order."""
