@@ -51,6 +51,25 @@ def test_state_keeps_the_latest_events_up_to_the_cap(setup) -> None:
     assert online.state_of(7).num_events == 1 and online.state_of(9) is None
 
 
+def test_a_re_rated_item_keeps_its_latest_rating_only(setup) -> None:
+    """A user who rates an item again changed their mind: the support holds the item
+    once, with the new rating, as its latest event; a meta-update task cannot hold the
+    item in both support and query."""
+    dataset, learner = setup
+    online = OnlineRecommender(learner, dataset, OnlineConfig(support_cap=4, query_size=1))
+    online.learn(events([5, 5, 5, 5, 5], [1, 2, 3, 2, 4], [1, 2, 3, 5, 4]))
+    assert online.state_of(5).snapshot() == {
+        "items": [1, 3, 2, 4], "ratings": [1.0, 3.0, 5.0, 4.0], "num_events": 5,
+        "last_time": 4.0, "seen": [1, 2, 3, 4]}
+    online.learn(events([5], [4], [2]))
+    [task] = online.recent_tasks(1)
+    assert (task.items.tolist(), task.ratings.tolist()) == ([1, 3, 2, 4], [1, 3, 5, 2])
+    # The same adaptation as a user who rated each item once, in that order.
+    fresh = OnlineRecommender(learner, dataset, OnlineConfig(support_cap=4, query_size=1))
+    fresh.learn(events([5, 5, 5, 5], [1, 3, 2, 4], [1, 3, 5, 2]))
+    assert np.array_equal(online.score(5), fresh.score(5))
+
+
 def test_recommend_leaves_out_every_rated_item_not_only_the_kept_ones(setup) -> None:
     dataset, learner = setup
     online = OnlineRecommender(learner, dataset, OnlineConfig(support_cap=2))

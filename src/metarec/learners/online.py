@@ -52,13 +52,14 @@ OnlineMode = Literal["meta", "sgd", "static"]
 class OnlineConfig:
     """Settings of :class:`OnlineRecommender`.
 
-    ``support_cap``: most recent ratings kept per user (their support set);
+    ``support_cap``: most recent ratings kept per user (their support set; an item's
+    latest rating only);
     ``adapt_steps``: inner steps per adaptation (None = the learner's ``inner_steps``);
     ``update_every``: events between incremental meta-updates (0 = never);
     ``update_steps``: meta-steps per update; ``update_tasks``: recent users' tasks per
     meta-step; ``replay_tasks``: older tasks replayed per meta-step, drawn from a
     reservoir of ``replay_capacity`` tasks; ``query_size``: latest events of a user that
-    form a task's query (a user needs ``query_size + 1`` events to make a task);
+    form a task's query (a user needs ``query_size + 1`` kept items to make a task);
     ``sgd_lr``: step size of the ``sgd`` mode; ``seed``: the reservoir's random draws.
 
     ``item_shrinkage`` (None = off): keep an offset per item, added to every prediction.
@@ -99,7 +100,8 @@ class OnlineConfig:
 @dataclass
 class UserState:
     """What the recommender keeps of one user: their recent ratings (oldest first, at
-    most ``support_cap``), how many events they have had, the latest event time, and
+    most ``support_cap``, an item once: a re-rating replaces the earlier rating and counts
+    as the latest), how many events they have had, the latest event time, and
     every item they have rated (``seen``, one entry per event, 8 bytes each: what
     :meth:`OnlineRecommender.recommend` leaves out, however old)."""
 
@@ -202,6 +204,10 @@ class OnlineRecommender:
             state = self.users.get(user)
             if state is None:
                 state = self.users[user] = UserState(deque(maxlen=cap), deque(maxlen=cap))
+            if item in state.items:  # a re-rating replaces the earlier one
+                at = state.items.index(item)
+                del state.items[at]
+                del state.ratings[at]
             state.items.append(item)
             state.ratings.append(rating)
             state.seen.append(item)
