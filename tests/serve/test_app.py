@@ -443,3 +443,14 @@ def test_a_database_the_service_cannot_use_is_one_config_error(
     assert isinstance(result.exception, ConfigError), result.output
     assert message in str(result.exception)
     assert "\n" not in str(result.exception)
+
+
+def test_a_re_rated_item_is_kept_once_with_its_latest_rating(run_dir: Path) -> None:
+    with client(run_dir) as c:
+        for rating in (5, 1):
+            c.post("/events", json={"user": "eve", "item": "12", "rating": rating},
+                   headers=auth())
+        user = c.get("/users/eve").json()
+        state = c.app.state.holder["state"].snapshot()["eve"]  # type: ignore[attr-defined]
+    assert (user["events"], user["support_size"]) == (2, 1)
+    assert state["ratings"] == [1.0]
