@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +222,29 @@ def test_load_of_a_damaged_checkpoint_is_a_checkpoint_error(damage: str, fitted,
         (folder / "learner.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"m/(learner\.json|weights|memory)"):
         Learner.load(folder, features=ds)
+
+
+@pytest.mark.parametrize("other", ["fields", "items"])
+def test_load_with_features_it_was_not_trained_on_is_a_checkpoint_error(
+        other: str, data, tmp_path: Path) -> None:
+    """Features of another data set had failed later, inside the model's lookups."""
+    ds, split = data
+    model = FeatureMF.for_dataset(ds, embedding_dim=4, hidden=(8,), factors=2,
+                                  item_id_embedding=True)
+    folder = learner_class("ridge")(model, CONFIG).save(tmp_path / "m")
+    if other == "fields":  # one genre fewer
+        specs = [replace(f, vocab=f.vocab[:-1]) if f.name == "genres" else f
+                 for f in ds.items.specs]
+        elsewhere = replace(ds, items=replace(ds.items, specs=specs))
+        message = r"checkpoint .*/m's item fields \['genres'\] differ from those of the"
+    else:
+        elsewhere = generate(SyntheticConfig(num_users=300, num_items=150,
+                                             num_ratings=15_000))
+        message = r"checkpoint .*/m's model has 200 item ids but the data set .* has 150"
+    with pytest.raises(CheckpointError, match=message):
+        Learner.load(folder, features=elsewhere)
+    assert Learner.load(folder, features=ds).features_ is ds
+    assert Learner.load(folder).features_ is None  # features attached later (the service)
 
 
 def test_fit_again_starts_a_new_history(data) -> None:

@@ -147,16 +147,13 @@ def _metrics(tasks: Any, pred: Any) -> dict[str, float]:
 
 def _load_learner(path: str, features: Any, what: str) -> Any:
     """The learner saved at ``path``, checked against the data set ``features`` it is to
-    run on (:func:`~metarec.evaluation.prequential.check_checkpoint`)."""
-    from metarec.evaluation.prequential import check_checkpoint
+    run on (:func:`~metarec.learners.base.check_fits`)."""
     from metarec.learners.base import Learner
 
     if not Path(path).is_dir():
         raise CheckpointError(f"{what} checkpoint {path} does not exist (expected a folder "
                               "written by save(), e.g. a run folder's model/)")
-    learner = Learner.load(path, features=features)
-    check_checkpoint(learner, features, f"{what} checkpoint {path}")
-    return learner
+    return Learner.load(path, features=features)
 
 
 def _check_split_seed(learner: Any, seed: int, seeds: list[int], same_users: bool,

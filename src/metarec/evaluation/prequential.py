@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from metarec.data.dataset import Interactions
-from metarec.errors import CheckpointError, ConfigError, MetarecError
+from metarec.errors import ConfigError, MetarecError
 from metarec.evaluation.metrics import mae, ndcg_at_k, rmse
 
 log = logging.getLogger(__name__)
@@ -267,7 +267,6 @@ def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,
     records = []
     for mode in modes:
         model = Learner.load(folder, features=data)
-        check_checkpoint(model, data)
         every = update_every if mode == "meta" else 0
         settings = OnlineConfig(mode=mode, update_every=every, **(online or {}))  # type: ignore[arg-type]
         result = run_prequential(OnlineRecommender(model, data, settings), events, config)
@@ -277,24 +276,3 @@ def run_prequential_modes(checkpoint: str | Path, dataset: str | None = None, *,
                         "item_shrinkage": settings.item_shrinkage, **result.summary(),
                         "curve": result.curve(window).to_dict("records")})
     return records
-
-
-def check_checkpoint(learner: Any, data: Any, what: str = "checkpoint") -> None:
-    """Raise :class:`CheckpointError` unless ``learner``'s model was built for ``data``'s
-    fields (names, kinds, category values) and, where it has id embeddings, for as many
-    users and items; ``what`` names the checkpoint in the message."""
-    model_config = learner.model.config()
-    for side, table in (("user", data.users), ("item", data.items)):
-        saved = {s["name"]: (s["kind"], tuple(s.get("vocab", ())))
-                 for s in model_config.get(f"{side}_specs", [])}
-        have = {s.name: (s.kind, tuple(s.vocab)) for s in table.specs}
-        differ = [name for name, spec in saved.items() if have.get(name) != spec]
-        if differ:  # a field the model left out (exclude_fields) may be in the data
-            raise CheckpointError(f"the {what}'s {side} fields {differ} differ from the "
-                                  f"data set's ({list(saved)} vs {list(have)}): use the "
-                                  "data set it was trained on")
-        ids = int(model_config.get(f"num_{side}s", 0) or 0)
-        if ids and ids != table.num_rows:
-            raise CheckpointError(f"the {what}'s model has {ids} {side} ids but the data set "
-                                  f"{data.name} has {table.num_rows} {side}s: use the data "
-                                  "set it was trained on")

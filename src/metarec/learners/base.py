@@ -55,6 +55,29 @@ class HasFeatures(Protocol):
     items: FeatureTable
 
 
+def check_fits(model: torch.nn.Module, features: HasFeatures, what: str) -> None:
+    """Raise :class:`CheckpointError` unless ``model`` was built for the fields of
+    ``features`` (names, kinds, category values) and, where it has id embeddings, for as
+    many users and items; ``what`` names the checkpoint in the message."""
+    model_config = model.config()  # type: ignore[operator]
+    name = getattr(features, "name", "")
+    data = f"the data set {name}" if name else "the data set"
+    for side, table in (("user", features.users), ("item", features.items)):
+        saved = {s["name"]: (s["kind"], tuple(s.get("vocab", ())))
+                 for s in model_config.get(f"{side}_specs", [])}
+        have = {s.name: (s.kind, tuple(s.vocab)) for s in table.specs}
+        differ = [n for n, spec in saved.items() if have.get(n) != spec]
+        if differ:  # a field the model left out (exclude_fields) may be in the data
+            raise CheckpointError(f"the {what}'s {side} fields {differ} differ from those "
+                                  f"of {data} ({list(saved)} vs {list(have)}): use the "
+                                  "data set it was trained on")
+        ids = int(model_config.get(f"num_{side}s", 0) or 0)
+        if ids and ids != table.num_rows:
+            raise CheckpointError(f"the {what}'s model has {ids} {side} ids but {data} "
+                                  f"has {table.num_rows} {side}s: use the data set it was "
+                                  "trained on")
+
+
 @dataclass
 class Adapted:
     """Per-user parameters after adaptation: ``params`` have a leading task dimension and
@@ -516,7 +539,10 @@ class Learner(ABC):
     def load(path: str | Path, features: HasFeatures | None = None,
              device: str | None = None) -> Learner:
         """Load a learner written by :meth:`save` (any learner kind), on ``device``
-        (``"cpu"``, ``"cuda"``, ``"auto"``). By default on the device it was trained on,
+        (``"cpu"``, ``"cuda"``, ``"auto"``); ``features`` (the data set it is to run on)
+        must have the fields it was trained with, and as many users and items where the
+        model has id embeddings (:func:`check_fits`; the service attaches its growing
+        catalogue after loading instead). By default on the device it was trained on,
         or on the CPU when this machine has no such device (a GPU-trained checkpoint
         served on a CPU host); an explicit ``device`` that is missing is an error."""
         from metarec.learners.registry import learner_class
@@ -553,6 +579,8 @@ class Learner(ABC):
                                   f"learner and model of {meta_path.name} "
                                   f"({first_line(error)})") from error
         learner.history_ = meta.get("history", [])
+        if features is not None:
+            check_fits(learner.model, features, f"checkpoint {folder}")
         learner.features_ = features
         memory_path = folder / "memory.safetensors"
         if memory_path.is_file():
