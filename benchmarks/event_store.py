@@ -3,8 +3,9 @@
 side in one run: the two kinds alternate, so the machine's moment falls on both.
 
 The database is first filled with 5,000 users, 3,000 items and ``--stored`` keyed events
-(the unique index a new key is looked up in), then each round commits a batch of every ``--sizes`` without keys, the
-same batch with keys, and that keyed batch again (a retry: looked up, nothing stored).
+(the unique index a new key is looked up in), then each round commits a batch of every
+``--sizes`` without keys, the same batch with keys, and that keyed batch again (a retry:
+looked up, nothing stored).
 Reports the p50 and p95 of each, in ms, and writes ``benchmarks/results/NAME.json``
 (``--name``, default ``event_store``).
 
@@ -22,7 +23,6 @@ import numpy as np
 from _common import write_json
 
 from metarec.serve.store import EventStore, NewEvent
-
 
 USERS, ITEMS = 5000, 3000
 
