@@ -76,6 +76,7 @@ def test_transfer_writes_a_run_folder(tmp_path: Path) -> None:
                                 str(tmp_path / "run3"), "--source-checkpoint",
                                 str(out / "source"), "--set", "data.options.num_items=100"])
     assert isinstance(other.exception, CheckpointError), other.output
+    assert "the source checkpoint" in str(other.exception)
     assert "has 80 item ids but the data set synthetic-source has 100 items" in str(
         other.exception)
     # ... nor with another seed's split of the users (some of its test users trained it),
@@ -107,6 +108,7 @@ def test_distill_writes_a_run_folder(tmp_path: Path) -> None:
                                 str(tmp_path / "run2"), "--teacher-checkpoint",
                                 str(out / "student"), "--set", "data.options.num_items=100"])
     assert isinstance(other.exception, CheckpointError), other.output
+    assert "the teacher checkpoint" in str(other.exception)
     assert "has 80 item ids but the data set synthetic has 100 items" in str(other.exception)
     several = runner.invoke(app, ["distill", "--config", str(config), "--out",
                                   str(tmp_path / "run3"), "--teacher-checkpoint",

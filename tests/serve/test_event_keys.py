@@ -63,6 +63,9 @@ def test_a_retry_without_a_timestamp_matches_the_time_of_first_arrival(
         assert c.post("/events", json=event, headers=auth()).json() == {
             "stored": 0, "repeated": 1, "ids": [1]}
         assert c.get("/users/bob").json()["events"] == 1
+        # Adding a timestamp the first had not is another event, not a retry.
+        assert c.post("/events", json={**event, "timestamp": 5.0},
+                      headers=auth()).status_code == 409
 
 
 @pytest.mark.parametrize("change", [{"rating": 4}, {"item": "13"}, {"user": "carol"},
@@ -99,6 +102,25 @@ def test_a_bad_key_is_422(run_dir: Path, key: object) -> None:
         assert "key" in response.json()["detail"][0]["loc"]
 
 
+@pytest.mark.parametrize("path, body, field", [
+    ("/events", '{"user": "a", "item": "1", "rating": 3, "key": "k\\ud800"}', "key"),
+    ("/events", '{"user": "\\udc00", "item": "1", "rating": 3}', "user"),
+    ("/events", '{"user": "a", "item": "\\ud800", "rating": 3}', "item"),
+    ("/items", '{"id": "i", "features": {"rate": "\\ud800"}}', "rate"),
+    ("/items", '{"id": "i", "features": {"\\ud800": "PG"}}', "features"),
+])
+def test_an_unpaired_surrogate_is_422_not_500(run_dir: Path, path: str, body: str,
+                                             field: str) -> None:
+    """JSON may escape half a surrogate pair, which no database can store as UTF-8: it
+    had failed inside the store (500), and the 422 naming it inside the error handler."""
+    with client(run_dir) as c:
+        response = c.post(path, content=body.encode(),
+                          headers={**auth(), "Content-Type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert field in response.json()["detail"][0]["loc"]
+        assert c.get("/health").json()["events"] == 0
+
+
 def test_the_store_refuses_a_key_twice_in_one_call(tmp_path: Path) -> None:
     store = EventStore(f"sqlite:///{tmp_path / 'e.db'}")
     with pytest.raises(EventConflict, match="'k' is given twice"):
@@ -131,9 +153,60 @@ def test_a_key_stored_by_another_process_meanwhile_is_a_retry(tmp_path: Path,
     other.close()
 
 
-def test_a_database_from_before_keys_gains_them_and_keeps_its_events(run_dir: Path) -> None:
-    path = run_dir / "service.db"
-    with sqlite3.connect(path) as db:  # the schema events had until 2026-12-05
+def test_a_batch_raced_again_and_again_still_stores_each_event_once(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """Each of two looks is overtaken by another process's commit of one of the batch's
+    keys (the first version looked again only once): the batch looks again until
+    nothing is left to race for."""
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    store, other = EventStore(url), EventStore(url)
+    batch = [NewEvent("u", str(i), 4.0, float(i), f"k{i}") for i in range(3)]
+    original = EventStore._ensure
+    overtaken = iter([batch[0], batch[2]])
+
+    def ensure(self, session, table, features):  # type: ignore[no-untyped-def]
+        if self is store and table.__name__ == "UserRow":
+            racing = next(overtaken, None)
+            if racing is not None:
+                other.add_events([racing])
+        return original(self, session, table, features)
+
+    monkeypatch.setattr(EventStore, "_ensure", ensure)
+    stored, ids = store.add_events(batch)
+    assert next(overtaken, None) is None  # both races ran
+    assert [e.item for e in stored] == ["1"] and ids == [1, 3, 2]
+    assert [e.item for e in store.iter_events()] == ["0", "2", "1"]
+    store.close()
+    other.close()
+
+
+def test_two_processes_adding_the_keys_to_an_old_database_at_once(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """The second sees no column, then fails to add it because the first just did: it
+    opens the database all the same."""
+    path = tmp_path / "old.db"
+    _old_database(path)
+    url = f"sqlite:///{path}"
+    original = EventStore._has_event_keys
+    looks: list[bool] = []
+
+    def has_event_keys(self):  # type: ignore[no-untyped-def]
+        looks.append(original(self))
+        if len(looks) == 1:  # another process adds them right after this look
+            monkeypatch.setattr(EventStore, "_has_event_keys", original)
+            EventStore(url).close()
+            return False
+        return looks[-1]
+
+    monkeypatch.setattr(EventStore, "_has_event_keys", has_event_keys)
+    store = EventStore(url)
+    assert store.add_events([NewEvent("old", "12", 4.0, 11.0, "k")])[1] == [2]
+    store.close()
+
+
+def _old_database(path: Path) -> None:
+    """A service database as written before events had keys (until 2026-12-05)."""
+    with sqlite3.connect(path) as db:
         db.executescript("""
             CREATE TABLE users (id INTEGER PRIMARY KEY, external_id VARCHAR(256), features JSON);
             CREATE TABLE items (id INTEGER PRIMARY KEY, external_id VARCHAR(256), features JSON);
@@ -147,6 +220,12 @@ def test_a_database_from_before_keys_gains_them_and_keeps_its_events(run_dir: Pa
             INSERT INTO items VALUES (1, '12', '{}');
             INSERT INTO events VALUES (1, 1, 1, 5.0, 10.0);
         """)
+    db.close()
+
+
+def test_a_database_from_before_keys_gains_them_and_keeps_its_events(run_dir: Path) -> None:
+    path = run_dir / "service.db"
+    _old_database(path)
     with client(run_dir) as c:
         assert c.get("/users/old").json()["events"] == 1
         for _ in range(2):

@@ -147,13 +147,17 @@ def _metrics(tasks: Any, pred: Any) -> dict[str, float]:
 
 def _load_learner(path: str, features: Any, what: str) -> Any:
     """The learner saved at ``path``, checked against the data set ``features`` it is to
-    run on (:func:`~metarec.learners.base.check_fits`)."""
-    from metarec.learners.base import Learner
+    run on (:func:`~metarec.learners.base.check_fits`; the message names it the ``what``
+    checkpoint)."""
+    from metarec.learners.base import Learner, check_fits
 
     if not Path(path).is_dir():
         raise CheckpointError(f"{what} checkpoint {path} does not exist (expected a folder "
                               "written by save(), e.g. a run folder's model/)")
-    return Learner.load(path, features=features)
+    learner = Learner.load(path)
+    check_fits(learner.model, features, f"{what} checkpoint {path}")
+    learner.features_ = features
+    return learner
 
 
 def _check_split_seed(learner: Any, seed: int, seeds: list[int], same_users: bool,

@@ -67,6 +67,17 @@ def _raw_id(value: str | int) -> str:
         raise ValueError("id must have 1 to 256 characters")
     if "\x00" in text:
         raise ValueError("id may not contain NUL")
+    return _utf8(text)
+
+
+def _utf8(text: str) -> str:
+    """Text a database can store: no unpaired surrogate (JSON's ``"\\ud800"``)."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text may not hold an unpaired surrogate (it is not "
+                             "UTF-8)") from None
     return text
 
 
@@ -80,8 +91,9 @@ def _path_safe(text: str) -> str:
 RawId = Annotated[StrictStr | StrictInt, Field(description="raw id (string or integer)"),
                   AfterValidator(_raw_id)]
 UserId = Annotated[RawId, AfterValidator(_path_safe)]
-FeatureValue = (StrictStr | StrictInt | StrictFloat
-                | Annotated[list[StrictStr], Field(max_length=MAX_MEMBERS)] | None)
+Text = Annotated[StrictStr, AfterValidator(_utf8)]
+FeatureValue = (Text | StrictInt | StrictFloat
+                | Annotated[list[Text], Field(max_length=MAX_MEMBERS)] | None)
 
 
 @dataclass
@@ -142,7 +154,7 @@ class EntityIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: RawId
-    features: dict[str, FeatureValue] = Field(default_factory=dict, max_length=64)
+    features: dict[Text, FeatureValue] = Field(default_factory=dict, max_length=64)
 
 
 class UserIn(EntityIn):
@@ -444,13 +456,16 @@ def create_app(settings: ServeSettings, state: ServiceState | None = None) -> Fa
 
 
 def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float written as a string (JSON has none)."""
+    """``value`` with every non-finite float written as a string (JSON has none), and
+    every unpaired surrogate in a string escaped (UTF-8 has none)."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, list):
         return [_finite(v) for v in value]
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {_finite(k): _finite(v) for k, v in value.items()}
     return value
 
 

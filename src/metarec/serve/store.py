@@ -145,15 +145,25 @@ class EventStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _has_event_keys(self) -> bool:
+        found = inspect(self.engine)
+        return ("event_key" in {c["name"] for c in found.get_columns("events")}
+                and "ix_events_event_key" in {i["name"] for i in found.get_indexes("events")})
+
     def _add_event_keys(self) -> None:
         """Give a database written before events had keys the ``event_key`` column and
-        its unique index; the events stored before keep no key."""
-        if "event_key" in {c["name"] for c in inspect(self.engine).get_columns("events")}:
+        its unique index (one transaction); the events stored before keep no key."""
+        if self._has_event_keys():
             return
-        with self.engine.begin() as connection:
-            connection.execute(text("ALTER TABLE events ADD COLUMN event_key VARCHAR(256)"))
-            connection.execute(text("CREATE UNIQUE INDEX ix_events_event_key "
-                                    "ON events (event_key)"))
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(text("ALTER TABLE events ADD COLUMN event_key "
+                                        "VARCHAR(256)"))
+                connection.execute(text("CREATE UNIQUE INDEX ix_events_event_key "
+                                        "ON events (event_key)"))
+        except SQLAlchemyError:
+            if not self._has_event_keys():  # else another process added them meanwhile
+                raise
 
     # ---- users and items ------------------------------------------------------------
     def _ensure(self, session: Session, table: type[UserRow] | type[ItemRow],
@@ -229,12 +239,17 @@ class EventStore:
         if len(keys) != len(set(keys)):
             repeated = next(k for k in keys if keys.count(k) > 1)
             raise EventConflict(f"event key {repeated!r} is given twice in one batch")
-        try:
-            return self._add_events(events, keys)
-        except IntegrityError:
-            # Another process stored one of the keys since this one looked: look again,
-            # so that those events are answered as retries.
-            return self._add_events(events, keys)
+        # A unique index refuses the batch when another process has stored one of its
+        # keys, users or items since this one looked: look again (those events are then
+        # retries, those rows found). Each refusal is a row committed meanwhile, so the
+        # batch succeeds before its keys, users and items have all been taken.
+        for attempt in range(3 * len(events) + 1):
+            try:
+                return self._add_events(events, keys)
+            except IntegrityError:
+                if attempt == 3 * len(events):
+                    raise
+        raise AssertionError("unreachable")
 
     def _add_events(self, events: Sequence[NewEvent], keys: list[str]
                     ) -> tuple[list[StoredEvent], list[int]]:
