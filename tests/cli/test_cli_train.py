@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from metarec.cli import app
 from metarec.config import load_config
-from metarec.errors import ConfigError
+from metarec.errors import CheckpointError, ConfigError
 from metarec.learners import Learner
 
 runner = CliRunner()
@@ -90,6 +90,47 @@ def test_train_writes_checkpoint_and_history_then_resumes(config: Path, tmp_path
     preq = runner.invoke(app, ["evaluate", str(out), "--protocol", "prequential",
                                "--max-events", "600"])
     assert preq.exit_code == 0, preq.output
+
+
+def test_train_never_overwrites_a_run_and_resumes_only_what_it_trained(
+        config: Path, tmp_path: Path) -> None:
+    """A second `train` into the same --out had overwritten a finished run; a resume had
+    trained on another data set, model or learner, and relabelled the folder."""
+    out = tmp_path / "run"
+    _train("--config", str(config), "--out", str(out), "--max-steps", "3",
+           "--checkpoint-every", "1")
+    before = _weights(out)
+
+    def refused(*args: str, error: type = ConfigError) -> str:
+        result = runner.invoke(app, ["train", "--config", str(config), "--out", str(out),
+                                     *args])
+        assert isinstance(result.exception, error), result.output
+        return str(result.exception)
+
+    assert "holds a training of 'reptile'" in refused("--max-steps", "2")
+    assert "resume it with --learner reptile" in refused("--resume", "--learner", "maml-r")
+    assert "another model" in refused("--resume", "--set", "model.hidden=[16]",
+                                      error=CheckpointError)
+    other_data = refused("--resume", "--set", "data.options.num_ratings=14000",
+                         error=CheckpointError)  # (its starting mean differs too)
+    assert "another model" in other_data or "other training tasks" in other_data
+    assert "inner_steps=1 (this run: 2)" in refused(
+        "--resume", "--set", "learner.inner_steps=2", error=CheckpointError)
+    (out / "train.json").unlink()  # a run killed before its end: only the checkpoint
+    assert "holds an unfinished training" in refused()
+    after = _weights(out)
+    assert all((before[k] == after[k]).all() for k in before)
+    assert load_config(out / "train_config.toml").learner.inner_steps == 1
+    _train("--config", str(config), "--out", str(out), "--resume", "--max-steps", "4")
+
+
+def test_train_refuses_a_file_where_the_checkpoints_go(config: Path, tmp_path: Path) -> None:
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "checkpoints").write_text("notes")
+    result = runner.invoke(app, ["train", "--config", str(config), "--out",
+                                 str(tmp_path / "o")])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert "checkpoints is a file, where the checkpoints go" in str(result.exception)
 
 
 def test_train_refuses_a_step_budget_below_one(config: Path, tmp_path: Path) -> None:

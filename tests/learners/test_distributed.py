@@ -310,6 +310,73 @@ def test_resume_refuses_a_different_meta_batch_size(data, tmp_path) -> None:
                                       checkpoint_dir=tmp_path / "none").resume()
 
 
+@pytest.mark.parametrize("change", ["inner_steps", "model", "split", "epochs", "damaged"])
+def test_resume_refuses_other_settings_model_or_tasks(data, tmp_path, change: str) -> None:
+    """A resume had checked only meta_batch_size, seed and dtype: other settings, another
+    model or another data set trained on silently (the sampler's old position included);
+    a damaged state had been a KeyError."""
+    dataset, split = data
+    DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                           checkpoint_dir=tmp_path, max_steps=2).fit()
+    learner, train = _learner("reptile", dataset), split.train
+    message = None
+    if change == "inner_steps":
+        learner.config.inner_steps = 3
+        message = r"trained with inner_steps=2 \(this run: 3\)"
+    elif change == "model":
+        torch.manual_seed(0)
+        model = build_model("FeatureMLP", dataset, embedding_dim=4, hidden=(16,))
+        learner = learner_class("reptile")(model, learner.config)
+        message = "checkpoint holds another model"
+    elif change == "split":
+        train = split_dataset(dataset, SplitConfig(seed=1)).train
+        message = "trained on other training tasks"
+    elif change == "epochs":  # may change: train longer
+        learner.config.epochs = 31
+    else:
+        state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+        del state["batcher"]
+        torch.save(state, tmp_path / STATE_FILE)
+        message = r"not a trainer state this run can resume \('batcher'\)"
+    trainer = DistributedMetaTrainer(learner, train, dataset, checkpoint_dir=tmp_path)
+    if message is None:
+        assert trainer.resume() and trainer.step_ == 2
+    else:
+        with pytest.raises(CheckpointError, match=message):
+            trainer.resume()
+
+
+def _resume_worker(rank: int, port: int, out: str) -> None:
+    """Rank 1 resumes from a folder of its own, without the checkpoint rank 0 sees."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    context = init_distributed("gloo", timeout_s=60)
+    try:
+        dataset, split = _data()
+        trainer = DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                                         context=context,
+                                         checkpoint_dir=Path(out) / f"rank{rank}")
+        try:
+            trainer.resume()
+        except CheckpointError as error:
+            Path(out, f"error{rank}.txt").write_text(str(error))
+    finally:
+        context.close()
+
+
+def test_ranks_that_resume_from_different_checkpoints_are_refused(data, tmp_path) -> None:
+    """Ranks without shared storage had resumed from different steps and summed the
+    gradients of different models."""
+    dataset, split = data
+    DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                           checkpoint_dir=tmp_path / "rank0", max_steps=3).fit()
+    mp.spawn(_resume_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        assert "resumed from different checkpoints (rank 0 from step 3; 1 rank(s) differ)" \
+            in (tmp_path / f"error{rank}.txt").read_text()
+
+
 def test_pretrain_is_refused(data) -> None:
     dataset, split = data
     model = build_model("FeatureMLP", dataset, embedding_dim=4, hidden=(8,))

@@ -27,6 +27,7 @@ from metarec.data.registry import load_dataset
 from metarec.data.splits import split_dataset
 from metarec.errors import ConfigError
 from metarec.learners.distributed import (
+    STATE_FILE,
     DistributedContext,
     DistributedMetaTrainer,
     init_distributed,
@@ -100,6 +101,9 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
         aliases = [f"{a} (= {n})" for a, n in ALIASES.items() if n in supported]
         raise ConfigError(f"learner {name!r} is not a meta-learner; metarec train supports "
                           f"{', '.join(supported + aliases)}")
+    out = Path(job.out)
+    folder = out / "checkpoints" / cls.name
+    _check_out(out, folder, cls.name, job.resume)
     options = reader_options(config.data.dataset, config.data.options)
     data_dir = Path(config.data.data_dir) if config.data.data_dir else None
     dataset = load_dataset(config.data.dataset, data_dir=data_dir, **options)
@@ -114,8 +118,6 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
     torch.manual_seed(settings.seed)
     model = build_model(config.model.kind, dataset, **config.model.options())
     learner = cls(model, settings)
-    out = Path(job.out)
-    folder = out / "checkpoints" / learner.name
     console = Console(stderr=True)
     tasks_done = [0]
 
@@ -164,6 +166,33 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
         # config.toml: OUT is no `metarec run` folder, and may be one).
         (out / "train_config.toml").write_text(config.to_toml())
     return summary
+
+
+def _check_out(out: Path, folder: Path, name: str, resume: bool) -> None:
+    """Refuse an ``--out`` this job cannot write, before anything trains: a file where a
+    checkpoint folder goes; without ``--resume``, a training run already there (finished
+    or not: it would be overwritten); with it, another learner's training."""
+    for path in (out / "checkpoints", folder):
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"--out {out}: {path} is a file, where the checkpoints go: "
+                              "name another --out")
+    summary = out / "train.json"
+    trained: str | None = None
+    held = None  # what --out holds that a fresh start would overwrite
+    if summary.is_file():
+        try:
+            trained = str(json.loads(summary.read_text())["learner"])
+            held = f"a training of {trained!r} ({summary})"
+        except (OSError, ValueError, KeyError, TypeError):
+            held = f"{summary}, unreadable"
+    elif (folder / STATE_FILE).is_file():
+        held = f"an unfinished training ({folder / STATE_FILE})"
+    if not resume and held is not None:
+        raise ConfigError(f"--out {out} holds {held}: continue it with --resume, or name "
+                          "another --out (nothing was written)")
+    if resume and trained is not None and trained != name:
+        raise ConfigError(f"--out {out} holds a training of {trained!r}, not {name!r}: "
+                          f"resume it with --learner {trained}, or name another --out")
 
 
 def train(

@@ -18,6 +18,8 @@ sampler's position, and a resumed run equals an uninterrupted one.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import os
 import pickle
@@ -40,6 +42,9 @@ from metarec.tasks.taskset import TaskSet
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.pt"
+MAY_CHANGE_ON_RESUME = frozenset({"epochs", "device", "eval_batch_size"})
+"""Learner settings a resumed run may change: train longer, on another device, or
+validate in other batch sizes. Every other setting must be the checkpoint's."""
 StepCallback = Callable[[dict[str, Any]], None]
 """Called after every meta-step with ``{"step", "epoch", "loss", "tasks"}``."""
 
@@ -144,6 +149,17 @@ def shard_indices(index: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     return index[n * rank // world_size:n * (rank + 1) // world_size]
 
 
+def task_digest(tasks: TaskSet) -> str:
+    """A SHA-256 of ``tasks`` (users, support and query rows, offsets): a resumed run
+    checks that it trains on what its checkpoint trained on."""
+    digest = hashlib.sha256()
+    for part in (tasks.users, tasks.support_offsets, tasks.query_offsets):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    for rows in (tasks.support, tasks.query):
+        for column in (rows.user, rows.item, rows.rating):
+            digest.update(np.ascontiguousarray(column).tobytes())
+    return digest.hexdigest()
+
 class DistributedMetaTrainer:
     """Meta-trains ``learner`` on ``train`` with the meta-batches split across ranks.
 
@@ -179,6 +195,12 @@ class DistributedMetaTrainer:
         self.waited_ = 0
         self.finished_ = False
         self._started = False
+        self._digest: str | None = None
+
+    def _train_digest(self) -> str:
+        if self._digest is None:
+            self._digest = task_digest(self.train)
+        return self._digest
 
     # ---- one meta-step --------------------------------------------------------------
     def step(self, index: np.ndarray, tasks: TaskSet | None = None) -> float:
@@ -367,20 +389,33 @@ class DistributedMetaTrainer:
             "batcher": learner.batcher_.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "world_size": self.context.world_size,
+            "model": json.dumps(learner.model.config(), sort_keys=True, default=str),
+            "train_digest": self._train_digest(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved (any world size may resume)."""
         learner = self.learner
-        saved = state["config"]
-        for key in ("meta_batch_size", "seed", "dtype"):
-            if saved.get(key) != getattr(learner.config, key):
-                raise CheckpointError(f"checkpoint was trained with {key}={saved.get(key)!r}, "
-                                      f"this run has {getattr(learner.config, key)!r}: "
-                                      "resume with the same setting or start a new --out")
         if state["learner"] != learner.name:
             raise CheckpointError(f"checkpoint holds learner {state['learner']!r}, not "
                                   f"{learner.name!r}")
+        saved, current = state["config"], learner.config.to_dict()
+        differ = [f"{k}={saved[k]!r} (this run: {current[k]!r})" for k in current
+                  if k in saved and k not in MAY_CHANGE_ON_RESUME and saved[k] != current[k]]
+        if differ:
+            raise CheckpointError(f"checkpoint was trained with {', '.join(differ)}: resume "
+                                  "with the same settings (only "
+                                  f"{', '.join(sorted(MAY_CHANGE_ON_RESUME))} may change) "
+                                  "or start a new --out")
+        model = json.dumps(learner.model.config(), sort_keys=True, default=str)
+        if state.get("model", model) != model:
+            raise CheckpointError("checkpoint holds another model (its kind, sizes, fields or "
+                                  "the data set's categories and ids differ from this run's): "
+                                  "resume with the same model and data, or start a new --out")
+        if state.get("train_digest", self._train_digest()) != self._train_digest():
+            raise CheckpointError("checkpoint was trained on other training tasks (the data "
+                                  "set or the split differ from this run's): resume with the "
+                                  "same data and split, or start a new --out")
         self._start()
         assert learner.optimizer_ is not None and learner.batcher_ is not None
         learner.load_state_dict(state["learner_state"])
@@ -405,17 +440,42 @@ class DistributedMetaTrainer:
         if self.checkpoint_dir is None:
             raise CheckpointError("resume needs a checkpoint_dir")
         path = self.checkpoint_dir / STATE_FILE
-        if not path.is_file():
-            return False
-        try:
-            state = torch.load(path, weights_only=True)
-        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
-            raise CheckpointError(f"{path}: unreadable trainer state ({first_line(error)}); "
-                                  "delete it to start over") from error
-        self.load_state_dict(state)
-        if self.context.is_main:
-            logger.info("resumed from %s at step %d (epoch %d)", path, self.step_, self.epoch_)
-        return True
+        found = path.is_file()
+        self._start()  # every rank meets in its broadcast, with a checkpoint or without
+        if found:
+            try:
+                state = torch.load(path, weights_only=True)
+            except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
+                raise CheckpointError(f"{path}: unreadable trainer state "
+                                      f"({first_line(error)}); delete it to start "
+                                      "over") from error
+            try:
+                self.load_state_dict(state)
+            except CheckpointError as error:
+                raise CheckpointError(f"{path}: {error}") from None
+            except (KeyError, TypeError, ValueError, RuntimeError) as error:
+                raise CheckpointError(f"{path}: not a trainer state this run can resume "
+                                      f"({first_line(error)})") from error
+            if self.context.is_main:
+                logger.info("resumed from %s at step %d (epoch %d)", path, self.step_,
+                            self.epoch_)
+        if self.context.world_size > 1:
+            self._check_same_start(found)
+        return found
+
+    def _check_same_start(self, found: bool) -> None:
+        """Every rank must resume from the same checkpoint (``checkpoint_dir`` on storage
+        they share): ranks that did not would sum gradients of different models."""
+        mine = torch.tensor([float(found), float(self.step_)], dtype=torch.float64)
+        first = self._collective(mine.clone(), "broadcast")
+        differ = self._all_reduce(torch.tensor([float(not torch.equal(mine, first))],
+                                               dtype=torch.float64))
+        if differ.item():
+            at = f"step {int(first[1].item())}" if first[0].item() else "no checkpoint"
+            raise CheckpointError(
+                f"rank {self.context.rank}: the ranks resumed from different checkpoints "
+                f"(rank 0 from {at}; {int(differ.item())} rank(s) differ): every rank must "
+                f"see the same {self.checkpoint_dir} (storage they share)")
 
     def _checkpoint(self, learner_state: dict[str, torch.Tensor] | None = None) -> None:
         if self.checkpoint_dir is None or not self.context.is_main:
