@@ -122,6 +122,9 @@ def test_train_never_overwrites_a_run_and_resumes_only_what_it_trained(
     assert all((before[k] == after[k]).all() for k in before)
     assert load_config(out / "train_config.toml").learner.inner_steps == 1
     _train("--config", str(config), "--out", str(out), "--resume", "--max-steps", "4")
+    again = _train("--config", str(config), "--out", str(out), "--resume", "--max-steps", "4")
+    assert "4 meta-steps, 0 epochs on 1 process(es), no step taken" in again.output
+    assert json.loads((out / "train.json").read_text())["tasks_per_second"] is None
 
 
 def test_train_refuses_a_file_where_the_checkpoints_go(config: Path, tmp_path: Path) -> None:

@@ -154,7 +154,9 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
         "epochs": trainer.epoch_,
         "finished": trainer.finished_,
         "seconds": round(seconds, 3),
-        "tasks_per_second": round(tasks_done[0] / seconds, 2) if seconds > 0 else None,
+        # None when this invocation took no step (a finished run resumed).
+        "tasks_per_second": (round(tasks_done[0] / seconds, 2)
+                             if seconds > 0 and tasks_done[0] else None),
         "checkpoint": str(folder),
         "history": learner.history_,
         "job": asdict(job),
@@ -226,9 +228,11 @@ def train(
         last = summary["history"][-1] if summary["history"] else {}
         errors = ", ".join(f"val {name.upper()} {last[f'val_{name}']:.4f}"
                            for name in ("mse", "mae") if f"val_{name}" in last)
+        rate = summary["tasks_per_second"]
         typer.echo(f"{summary['learner']}: {summary['steps']} meta-steps, "
-                   f"{summary['epochs']} epochs on {summary['world_size']} process(es), "
-                   f"{summary['tasks_per_second']} tasks/s" + (f", {errors}" if errors else ""))
+                   f"{summary['epochs']} epochs on {summary['world_size']} process(es)"
+                   + (f", {rate} tasks/s" if rate is not None else ", no step taken")
+                   + (f", {errors}" if errors else ""))
         typer.echo(f"checkpoint: {summary['checkpoint']}")
 
 
