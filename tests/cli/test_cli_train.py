@@ -118,6 +118,9 @@ def test_train_never_overwrites_a_run_and_resumes_only_what_it_trained(
         "--resume", "--set", "learner.inner_steps=2", error=CheckpointError)
     (out / "train.json").unlink()  # a run killed before its end: only the checkpoint
     assert "holds an unfinished training" in refused()
+    assert "holds an unfinished training" in refused("--learner", "maml-r")
+    assert "holds a training of 'reptile', not 'maml-r'" in refused("--resume", "--learner",
+                                                                    "maml-r")
     after = _weights(out)
     assert all((before[k] == after[k]).all() for k in before)
     assert load_config(out / "train_config.toml").learner.inner_steps == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from metarec.learners.distributed import (
     DistributedContext,
     DistributedError,
     DistributedMetaTrainer,
+    first_difference,
     init_distributed,
     shard_indices,
 )
@@ -310,7 +312,8 @@ def test_resume_refuses_a_different_meta_batch_size(data, tmp_path) -> None:
                                       checkpoint_dir=tmp_path / "none").resume()
 
 
-@pytest.mark.parametrize("change", ["inner_steps", "model", "split", "epochs", "damaged"])
+@pytest.mark.parametrize("change", ["inner_steps", "model", "split", "epochs", "damaged",
+                                    "weights"])
 def test_resume_refuses_other_settings_model_or_tasks(data, tmp_path, change: str) -> None:
     """A resume had checked only meta_batch_size, seed and dtype: other settings, another
     model or another data set trained on silently (the sampler's old position included);
@@ -327,17 +330,22 @@ def test_resume_refuses_other_settings_model_or_tasks(data, tmp_path, change: st
         torch.manual_seed(0)
         model = build_model("FeatureMLP", dataset, embedding_dim=4, hidden=(16,))
         learner = learner_class("reptile")(model, learner.config)
-        message = "checkpoint holds another model"
+        message = r"checkpoint holds another model \(model.hidden\[0\]: 8 in the checkpoint"
     elif change == "split":
         train = split_dataset(dataset, SplitConfig(seed=1)).train
         message = "trained on other training tasks"
     elif change == "epochs":  # may change: train longer
         learner.config.epochs = 31
-    else:
+    elif change == "damaged":
         state = torch.load(tmp_path / STATE_FILE, weights_only=True)
         del state["batcher"]
         torch.save(state, tmp_path / STATE_FILE)
         message = r"not a trainer state this run can resume \('batcher'\)"
+    else:
+        state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+        state["learner_state"] = [1, 2]
+        torch.save(state, tmp_path / STATE_FILE)
+        message = "not a trainer state this run can resume"
     trainer = DistributedMetaTrainer(learner, train, dataset, checkpoint_dir=tmp_path)
     if message is None:
         assert trainer.resume() and trainer.step_ == 2
@@ -346,8 +354,73 @@ def test_resume_refuses_other_settings_model_or_tasks(data, tmp_path, change: st
             trainer.resume()
 
 
+def test_first_difference_names_the_field_and_forgives_the_last_bits() -> None:
+    saved = {"hidden": [8], "numeric_stats": {"item.year": [1993.991775, 3.732372652149711]}}
+    assert first_difference(saved, {"hidden": [8], "numeric_stats": {
+        "item.year": [1993.991775, 3.7323726521495426]}}) is None  # 1 vs 2 threads
+    assert first_difference(saved, {**saved, "hidden": [16]}) == (
+        "model.hidden[0]: 8 in the checkpoint, 16 in this run")
+    assert first_difference(saved, {**saved, "extra": 1}) == "model.extra is only in the run"
+    assert first_difference({"a": float("nan")}, {"a": float("nan")}) is None
+    assert first_difference({"a": True}, {"a": 1}) is not None
+
+
+def _retag_storages_as_cuda(path: Path) -> None:
+    """Make a trainer state look saved on a GPU: its tensors' storages say ``cuda:0``."""
+    import zipfile
+
+    source = zipfile.ZipFile(path)
+    copy = path.with_suffix(".tmp")
+    with zipfile.ZipFile(copy, "w", zipfile.ZIP_STORED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.endswith("data.pkl"):
+                assert b"X\x03\x00\x00\x00cpu" in data
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            target.writestr(info.filename, data)
+    source.close()
+    copy.replace(path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a host without a GPU")
+def test_a_state_saved_on_a_gpu_resumes_on_the_cpu(data, tmp_path) -> None:
+    """``device`` may change on resume, but the state had been loaded where it was saved:
+    "unreadable trainer state ... delete it to start over" on a host without a GPU."""
+    dataset, split = data
+    first = DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                                   checkpoint_dir=tmp_path, max_steps=3)
+    first.fit()
+    _retag_storages_as_cuda(tmp_path / STATE_FILE)
+    with pytest.raises(RuntimeError, match="CUDA"):
+        torch.load(tmp_path / STATE_FILE, weights_only=True)
+    again = DistributedMetaTrainer(_learner("reptile", dataset, seed=1), split.train, dataset,
+                                   checkpoint_dir=tmp_path)
+    assert again.resume() and again.step_ == 3
+    assert _max_diff(_params(again.learner), _params(first.learner)) == 0.0
+
+
+def test_resume_forgives_the_last_bits_of_a_models_statistics(data, tmp_path) -> None:
+    """A model's numeric statistics differ in their last bits with torch's thread count:
+    a run continued with other threads (or under torchrun) had been refused."""
+    import json
+
+    dataset, split = data
+    DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                           checkpoint_dir=tmp_path, max_steps=2).fit()
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    model = json.loads(state["model"])
+    stats = model["numeric_stats"]
+    field = next(iter(stats))
+    stats[field] = [stats[field][0] * (1 + 1e-15), stats[field][1]]
+    state["model"] = json.dumps(model)
+    torch.save(state, tmp_path / STATE_FILE)
+    assert DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                                  checkpoint_dir=tmp_path).resume()
+
+
 def _resume_worker(rank: int, port: int, out: str) -> None:
-    """Rank 1 resumes from a folder of its own, without the checkpoint rank 0 sees."""
+    """Each rank resumes from a folder of its own (``out/rankR``), as ranks without a
+    shared ``--out`` would; what each raised goes to ``out/errorR.txt``."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE="2", LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -363,18 +436,37 @@ def _resume_worker(rank: int, port: int, out: str) -> None:
             Path(out, f"error{rank}.txt").write_text(str(error))
     finally:
         context.close()
+    # Leave without the interpreter's teardown, which can abort in gloo's threads now and
+    # then ("terminate called without an active exception") after a clean close.
+    os._exit(0)
 
 
-def test_ranks_that_resume_from_different_checkpoints_are_refused(data, tmp_path) -> None:
-    """Ranks without shared storage had resumed from different steps and summed the
-    gradients of different models."""
+@pytest.mark.parametrize("case", ["one rank has none", "same step, other weights",
+                                  "one rank's is damaged"])
+def test_ranks_that_cannot_resume_from_one_checkpoint_all_stop(data, tmp_path,
+                                                              case: str) -> None:
+    """Ranks without shared storage had resumed from different steps (or from files of
+    one step) and summed the gradients of different models; a rank that could not load
+    its file had left the others waiting in a collective until the timeout."""
     dataset, split = data
     DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
                            checkpoint_dir=tmp_path / "rank0", max_steps=3).fit()
+    if case == "same step, other weights":
+        DistributedMetaTrainer(_learner("reptile", dataset, seed=1), split.train, dataset,
+                               checkpoint_dir=tmp_path / "rank1", max_steps=3).fit()
+        expected = ["resumed from different checkpoints (rank 0 from step 3; 1 rank(s)"] * 2
+    elif case == "one rank's is damaged":
+        (tmp_path / "rank1").mkdir()
+        (tmp_path / "rank1" / STATE_FILE).write_text("garbage")
+        expected = ["1 other rank(s) could not load their checkpoint",
+                    "unreadable trainer state"]
+    else:
+        expected = ["resumed from different checkpoints (rank 0 from step 3; 1 rank(s)"] * 2
+    began = time.perf_counter()
     mp.spawn(_resume_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert time.perf_counter() - began < 50  # no rank waited for the 60 s timeout
     for rank in (0, 1):
-        assert "resumed from different checkpoints (rank 0 from step 3; 1 rank(s) differ)" \
-            in (tmp_path / f"error{rank}.txt").read_text()
+        assert expected[rank] in (tmp_path / f"error{rank}.txt").read_text()
 
 
 def test_pretrain_is_refused(data) -> None:

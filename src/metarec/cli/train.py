@@ -173,28 +173,33 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
 def _check_out(out: Path, folder: Path, name: str, resume: bool) -> None:
     """Refuse an ``--out`` this job cannot write, before anything trains: a file where a
     checkpoint folder goes; without ``--resume``, a training run already there (finished
-    or not: it would be overwritten); with it, another learner's training."""
+    or not: it would be overwritten); with it, another learner's training (one ``--out``
+    holds one learner's training: ``train.json`` is one per folder)."""
     for path in (out / "checkpoints", folder):
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--out {out}: {path} is a file, where the checkpoints go: "
                               "name another --out")
     summary = out / "train.json"
-    trained: str | None = None
-    held = None  # what --out holds that a fresh start would overwrite
+    trained: list[str] = []  # the learners whose training --out holds
+    held = None  # what a fresh start would overwrite
     if summary.is_file():
         try:
-            trained = str(json.loads(summary.read_text())["learner"])
-            held = f"a training of {trained!r} ({summary})"
+            trained.append(str(json.loads(summary.read_text())["learner"]))
+            held = f"a training of {trained[0]!r} ({summary})"
         except (OSError, ValueError, KeyError, TypeError):
             held = f"{summary}, unreadable"
-    elif (folder / STATE_FILE).is_file():
-        held = f"an unfinished training ({folder / STATE_FILE})"
+    states = (sorted((out / "checkpoints").glob(f"*/{STATE_FILE}"))
+              if (out / "checkpoints").is_dir() else [])
+    for state in states:  # a training killed before it wrote train.json
+        trained.append(state.parent.name)
+        held = held or f"an unfinished training ({state})"
     if not resume and held is not None:
         raise ConfigError(f"--out {out} holds {held}: continue it with --resume, or name "
                           "another --out (nothing was written)")
-    if resume and trained is not None and trained != name:
-        raise ConfigError(f"--out {out} holds a training of {trained!r}, not {name!r}: "
-                          f"resume it with --learner {trained}, or name another --out")
+    other = next((t for t in trained if t != name), None)
+    if resume and other is not None:
+        raise ConfigError(f"--out {out} holds a training of {other!r}, not {name!r}: "
+                          f"resume it with --learner {other}, or name another --out")
 
 
 def train(

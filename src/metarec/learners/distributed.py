@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import logging
+import math
 import os
 import pickle
 from collections.abc import Callable
@@ -148,6 +150,37 @@ def shard_indices(index: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     n = len(index)
     return index[n * rank // world_size:n * (rank + 1) // world_size]
 
+
+def first_difference(saved: Any, current: Any, where: str = "model") -> str | None:
+    """Where two JSON-like configurations differ first, with both values (``None`` when
+    they agree). Floats agree within a relative 1e-9: statistics summed over many rows
+    (a field's mean) differ in their last bits with the number of threads."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        for key in sorted(set(saved) | set(current), key=str):
+            if key not in saved or key not in current:
+                return f"{where}.{key} is only in the {'run' if key in current else 'checkpoint'}"
+            found = first_difference(saved[key], current[key], f"{where}.{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
+        for index, (a, b) in enumerate(zip(saved, current, strict=True)):
+            found = first_difference(a, b, f"{where}[{index}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(saved, bool) != isinstance(current, bool):
+        return f"{where}: {saved!r} in the checkpoint, {current!r} in this run"
+    numbers = (int, float)
+    if (isinstance(saved, numbers) and isinstance(current, numbers)
+            and not isinstance(saved, bool) and not isinstance(current, bool)
+            and (math.isclose(saved, current, rel_tol=1e-9, abs_tol=1e-12)
+                 or (math.isnan(saved) and math.isnan(current)))):
+        return None
+    if saved == current:
+        return None
+    shown = [repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..." for v in (saved, current)]
+    return f"{where}: {shown[0]} in the checkpoint, {shown[1]} in this run"
 
 def task_digest(tasks: TaskSet) -> str:
     """A SHA-256 of ``tasks`` (users, support and query rows, offsets): a resumed run
@@ -407,11 +440,11 @@ class DistributedMetaTrainer:
                                   "with the same settings (only "
                                   f"{', '.join(sorted(MAY_CHANGE_ON_RESUME))} may change) "
                                   "or start a new --out")
-        model = json.dumps(learner.model.config(), sort_keys=True, default=str)
-        if state.get("model", model) != model:
-            raise CheckpointError("checkpoint holds another model (its kind, sizes, fields or "
-                                  "the data set's categories and ids differ from this run's): "
-                                  "resume with the same model and data, or start a new --out")
+        model = json.loads(json.dumps(learner.model.config(), default=str))
+        where = first_difference(json.loads(state.get("model", "null")) or model, model)
+        if where is not None:
+            raise CheckpointError(f"checkpoint holds another model ({where}): resume with "
+                                  "the same model and data, or start a new --out")
         if state.get("train_digest", self._train_digest()) != self._train_digest():
             raise CheckpointError("checkpoint was trained on other training tasks (the data "
                                   "set or the split differ from this run's): resume with the "
@@ -420,7 +453,8 @@ class DistributedMetaTrainer:
         assert learner.optimizer_ is not None and learner.batcher_ is not None
         learner.load_state_dict(state["learner_state"])
         learner.optimizer_.load_state_dict(state["optimizer"])
-        learner.average_ = state.get("average")
+        average = state.get("average")
+        learner.average_ = None if average is None else [t.to(learner.device) for t in average]
         learner.batcher_.load_state_dict(state["batcher"])
         learner.history_ = list(state["history"])
         torch.set_rng_state(state["torch_rng"])
@@ -436,46 +470,63 @@ class DistributedMetaTrainer:
             self.epoch_ >= learner.config.epochs or stopped_early)
 
     def resume(self) -> bool:
-        """Load :data:`STATE_FILE` from ``checkpoint_dir`` if there is one (every rank)."""
+        """Load :data:`STATE_FILE` from ``checkpoint_dir`` if there is one (every rank:
+        with several, each must load the same file, or all of them stop)."""
         if self.checkpoint_dir is None:
             raise CheckpointError("resume needs a checkpoint_dir")
         path = self.checkpoint_dir / STATE_FILE
-        found = path.is_file()
         self._start()  # every rank meets in its broadcast, with a checkpoint or without
+        found, failure, digest = path.is_file(), None, 0.0
         if found:
             try:
-                state = torch.load(path, weights_only=True)
-            except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
-                raise CheckpointError(f"{path}: unreadable trainer state "
-                                      f"({first_line(error)}); delete it to start "
-                                      "over") from error
-            try:
-                self.load_state_dict(state)
-            except CheckpointError as error:
-                raise CheckpointError(f"{path}: {error}") from None
-            except (KeyError, TypeError, ValueError, RuntimeError) as error:
-                raise CheckpointError(f"{path}: not a trainer state this run can resume "
-                                      f"({first_line(error)})") from error
-            if self.context.is_main:
-                logger.info("resumed from %s at step %d (epoch %d)", path, self.step_,
-                            self.epoch_)
+                digest = self._load(path)
+            except CheckpointError as error:  # raised after the other ranks hear of it
+                failure = error
         if self.context.world_size > 1:
-            self._check_same_start(found)
+            self._check_same_start(found, failure is not None, digest)
+        if failure is not None:
+            raise failure
+        if found and self.context.is_main:
+            logger.info("resumed from %s at step %d (epoch %d)", path, self.step_, self.epoch_)
         return found
 
-    def _check_same_start(self, found: bool) -> None:
-        """Every rank must resume from the same checkpoint (``checkpoint_dir`` on storage
-        they share): ranks that did not would sum gradients of different models."""
-        mine = torch.tensor([float(found), float(self.step_)], dtype=torch.float64)
+    def _load(self, path: Path) -> float:
+        """Load the trainer state at ``path`` (on the CPU first, wherever it was saved);
+        returns a number that names the file's bytes (48 bits of their SHA-256)."""
+        try:
+            data = path.read_bytes()
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
+            raise CheckpointError(f"{path}: unreadable trainer state ({first_line(error)}); "
+                                  "delete it to start over") from error
+        try:
+            self.load_state_dict(state)
+        except CheckpointError as error:
+            raise CheckpointError(f"{path}: {error}") from None
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            raise CheckpointError(f"{path}: not a trainer state this run can resume "
+                                  f"({first_line(error)})") from error
+        return float(int.from_bytes(hashlib.sha256(data).digest()[:6], "big"))
+
+    def _check_same_start(self, found: bool, failed: bool, digest: float) -> None:
+        """Every rank must resume from the same checkpoint file (``checkpoint_dir`` on
+        storage they share), and every rank must have loaded it: otherwise all stop,
+        rather than sum gradients of different models or wait for a rank that left."""
+        mine = torch.tensor([float(found), float(self.step_), digest], dtype=torch.float64)
         first = self._collective(mine.clone(), "broadcast")
-        differ = self._all_reduce(torch.tensor([float(not torch.equal(mine, first))],
-                                               dtype=torch.float64))
-        if differ.item():
+        failures, differ = self._all_reduce(torch.tensor(
+            [float(failed), float(not failed and not torch.equal(mine, first))],
+            dtype=torch.float64)).tolist()
+        rank = self.context.rank
+        if failures and not failed:
+            raise CheckpointError(f"rank {rank}: {int(failures)} other rank(s) could not load "
+                                  "their checkpoint: see their message")
+        if differ and not failed:
             at = f"step {int(first[1].item())}" if first[0].item() else "no checkpoint"
             raise CheckpointError(
-                f"rank {self.context.rank}: the ranks resumed from different checkpoints "
-                f"(rank 0 from {at}; {int(differ.item())} rank(s) differ): every rank must "
-                f"see the same {self.checkpoint_dir} (storage they share)")
+                f"rank {rank}: the ranks resumed from different checkpoints (rank 0 from "
+                f"{at}; {int(differ)} rank(s) differ): every rank must see the same "
+                f"{self.checkpoint_dir} (storage they share)")
 
     def _checkpoint(self, learner_state: dict[str, torch.Tensor] | None = None) -> None:
         if self.checkpoint_dir is None or not self.context.is_main:
