@@ -130,6 +130,22 @@ def test_train_never_overwrites_a_run_and_resumes_only_what_it_trained(
     assert json.loads((out / "train.json").read_text())["tasks_per_second"] is None
 
 
+def test_a_folder_holding_two_trainings_from_before_the_rule_resumes_each(
+        config: Path, tmp_path: Path) -> None:
+    """Before one --out held one training, two learners could share it: both resume."""
+    out, other = tmp_path / "legacy", tmp_path / "other"
+    _train("--config", str(config), "--out", str(out), "--max-steps", "2",
+           "--learner", "maml-r", "--checkpoint-every", "1")
+    _train("--config", str(config), "--out", str(other), "--max-steps", "2",
+           "--learner", "reptile", "--checkpoint-every", "1")
+    shutil.copytree(other / "checkpoints" / "reptile", out / "checkpoints" / "reptile")
+    shutil.copy(other / "train.json", out / "train.json")  # the later one's summary
+    for learner in ("reptile", "maml-r"):
+        result = _train("--config", str(config), "--out", str(out), "--resume",
+                        "--learner", learner, "--max-steps", "3")
+        assert f"{learner}: 3 meta-steps" in result.output
+
+
 def test_train_refuses_a_file_where_the_checkpoints_go(config: Path, tmp_path: Path) -> None:
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "checkpoints").write_text("notes")

@@ -363,6 +363,47 @@ def test_first_difference_names_the_field_and_forgives_the_last_bits() -> None:
     assert first_difference(saved, {**saved, "extra": 1}) == "model.extra is only in the run"
     assert first_difference({"a": float("nan")}, {"a": float("nan")}) is None
     assert first_difference({"a": True}, {"a": 1}) is not None
+    assert first_difference({"n": 3_000_000_000}, {"n": 3_000_000_002}) is not None  # exact
+    assert first_difference({"v": ["a", "b"]}, {"v": ["a", "b", "c"]}) == (
+        "model.v: 2 values in the checkpoint, 3 in this run")
+    assert first_difference({"v": ["a", "b"]}, {"v": ["a", "x", "c"]}) == (
+        "model.v[1]: 'b' in the checkpoint, 'x' in this run")
+
+
+def test_every_damaged_trainer_state_is_a_checkpoint_error(data, tmp_path) -> None:
+    """Damaged files had raised ValueError, UnicodeDecodeError or KeyError from inside
+    torch.load, or loaded silently with wrong values (torch.load does not check the
+    archive's checksums)."""
+    dataset, split = data
+    DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                           checkpoint_dir=tmp_path / "good", max_steps=2).fit()
+    good = (tmp_path / "good" / STATE_FILE).read_bytes()
+    rng = np.random.default_rng(0)
+    damaged = [good[:cut] for cut in rng.integers(1, len(good), 15)]
+    for _ in range(40):
+        flipped = bytearray(good)
+        at = int(rng.integers(0, len(good)))
+        flipped[at] ^= 1 + int(rng.integers(0, 255))
+        damaged.append(bytes(flipped))
+    resumed = 0
+    for number, content in enumerate(damaged):
+        folder = tmp_path / f"d{number}"
+        folder.mkdir()
+        (folder / STATE_FILE).write_bytes(content)
+        trainer = DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                                         checkpoint_dir=folder)
+        try:
+            trainer.resume()
+        except CheckpointError:
+            continue
+        # Only a flip the format ignores may load (zip padding, an unused header field):
+        # then the weights are the checkpoint's own.
+        first = DistributedMetaTrainer(_learner("reptile", dataset), split.train, dataset,
+                                       checkpoint_dir=tmp_path / "good")
+        first.resume()
+        assert _max_diff(_params(trainer.learner), _params(first.learner)) == 0.0
+        resumed += 1
+    assert resumed < len(damaged) // 4
 
 
 def _retag_storages_as_cuda(path: Path) -> None:

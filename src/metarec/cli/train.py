@@ -173,8 +173,9 @@ def _train(job: TrainJob, context: DistributedContext, show_progress: bool) -> d
 def _check_out(out: Path, folder: Path, name: str, resume: bool) -> None:
     """Refuse an ``--out`` this job cannot write, before anything trains: a file where a
     checkpoint folder goes; without ``--resume``, a training run already there (finished
-    or not: it would be overwritten); with it, another learner's training (one ``--out``
-    holds one learner's training: ``train.json`` is one per folder)."""
+    or not: it would be overwritten); with it, another learner's training when this one
+    has no checkpoint there (one ``--out`` holds one learner's training: ``train.json`` is
+    one per folder; folders written before this rule may hold several, each resumable)."""
     for path in (out / "checkpoints", folder):
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--out {out}: {path} is a file, where the checkpoints go: "
@@ -197,7 +198,7 @@ def _check_out(out: Path, folder: Path, name: str, resume: bool) -> None:
         raise ConfigError(f"--out {out} holds {held}: continue it with --resume, or name "
                           "another --out (nothing was written)")
     other = next((t for t in trained if t != name), None)
-    if resume and other is not None:
+    if resume and other is not None and not (folder / STATE_FILE).is_file():
         raise ConfigError(f"--out {out} holds a training of {other!r}, not {name!r}: "
                           f"resume it with --learner {other}, or name another --out")
 

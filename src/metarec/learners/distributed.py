@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import os
-import pickle
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -163,17 +163,20 @@ def first_difference(saved: Any, current: Any, where: str = "model") -> str | No
             if found is not None:
                 return found
         return None
-    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
-        for index, (a, b) in enumerate(zip(saved, current, strict=True)):
+    if isinstance(saved, list) and isinstance(current, list):
+        for index, (a, b) in enumerate(zip(saved, current, strict=False)):
             found = first_difference(a, b, f"{where}[{index}]")
             if found is not None:
                 return found
+        if len(saved) != len(current):
+            return (f"{where}: {len(saved)} values in the checkpoint, {len(current)} in this "
+                    "run")
         return None
     if isinstance(saved, bool) != isinstance(current, bool):
         return f"{where}: {saved!r} in the checkpoint, {current!r} in this run"
     numbers = (int, float)
     if (isinstance(saved, numbers) and isinstance(current, numbers)
-            and not isinstance(saved, bool) and not isinstance(current, bool)
+            and (isinstance(saved, float) or isinstance(current, float))
             and (math.isclose(saved, current, rel_tol=1e-9, abs_tol=1e-12)
                  or (math.isnan(saved) and math.isnan(current)))):
         return None
@@ -495,15 +498,22 @@ class DistributedMetaTrainer:
         returns a number that names the file's bytes (48 bits of their SHA-256)."""
         try:
             data = path.read_bytes()
+            if zipfile.is_zipfile(io.BytesIO(data)):  # torch.load does not check the CRCs
+                damaged = zipfile.ZipFile(io.BytesIO(data)).testzip()
+                if damaged is not None:
+                    raise CheckpointError(f"{path}: damaged trainer state (bad checksum of "
+                                          f"{damaged}); delete it to start over")
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
+        except CheckpointError:
+            raise
+        except Exception as error:  # a damaged file fails in many ways inside torch.load
             raise CheckpointError(f"{path}: unreadable trainer state ({first_line(error)}); "
                                   "delete it to start over") from error
         try:
             self.load_state_dict(state)
         except CheckpointError as error:
             raise CheckpointError(f"{path}: {error}") from None
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        except Exception as error:  # keys or values of the wrong kind
             raise CheckpointError(f"{path}: not a trainer state this run can resume "
                                   f"({first_line(error)})") from error
         return float(int.from_bytes(hashlib.sha256(data).digest()[:6], "big"))
