@@ -1,6 +1,7 @@
 """What an idempotency key costs the service's store: ``EventStore.add_events`` on SQLite
 (WAL, ``synchronous=FULL``, as ``metarec serve`` runs it), with and without keys, side by
-side in one run: the two kinds alternate, so the machine's moment falls on both.
+side in one run: the three kinds of commit below alternate, so the machine's moment
+falls on each.
 
 The database is first filled with 5,000 users, 3,000 items and ``--stored`` keyed events
 (the unique index a new key is looked up in), then each round commits a batch of every
@@ -75,6 +76,7 @@ def main() -> None:
     path = write_json(args.name, "generated events", "sqlite", [], rows,
                       stored=args.stored, rounds=args.rounds)
     print(f"wrote {path}")
+
 
 if __name__ == "__main__":
     main()

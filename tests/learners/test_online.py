@@ -28,6 +28,7 @@ def setup(request):
     dataset = generate(SyntheticConfig(num_users=150, num_items=100, num_ratings=6000,
                                        seed=1))
     split = split_dataset(dataset, SplitConfig(seed=0))
+    torch.manual_seed(0)  # the same model whichever tests ran before
     model = FeatureMLP.for_dataset(dataset, embedding_dim=8, hidden=(16, 16))
     learner = learner_class(request.param)(model, LearnerConfig(epochs=1, inner_steps=3,
                                                                 patience=None))

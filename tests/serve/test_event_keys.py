@@ -187,21 +187,39 @@ def test_two_processes_adding_the_keys_to_an_old_database_at_once(tmp_path: Path
     path = tmp_path / "old.db"
     _old_database(path)
     url = f"sqlite:///{path}"
-    original = EventStore._has_event_keys
+    original = EventStore._has_key_column
     looks: list[bool] = []
 
-    def has_event_keys(self):  # type: ignore[no-untyped-def]
+    def has_key_column(self):  # type: ignore[no-untyped-def]
         looks.append(original(self))
-        if len(looks) == 1:  # another process adds them right after this look
-            monkeypatch.setattr(EventStore, "_has_event_keys", original)
+        if len(looks) == 1:  # another process adds the keys right after this look
+            monkeypatch.setattr(EventStore, "_has_key_column", original)
             EventStore(url).close()
             return False
         return looks[-1]
 
-    monkeypatch.setattr(EventStore, "_has_event_keys", has_event_keys)
+    monkeypatch.setattr(EventStore, "_has_key_column", has_key_column)
     store = EventStore(url)
     assert store.add_events([NewEvent("old", "12", 4.0, 11.0, "k")])[1] == [2]
     store.close()
+
+
+def test_a_start_interrupted_between_column_and_index_is_finished_next_time(
+        tmp_path: Path) -> None:
+    """SQLite runs ALTER TABLE outside a transaction: a start killed after it had left a
+    column without its index, and every later start failed on the column."""
+    path = tmp_path / "old.db"
+    _old_database(path)
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE events ADD COLUMN event_key VARCHAR(256)")
+    db.close()
+    store = EventStore(f"sqlite:///{path}")
+    for _ in range(2):
+        assert store.add_events([NewEvent("old", "12", 4.0, 11.0, "k")])[1] == [2]
+    store.close()
+    with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO events (user_id, item_id, rating, timestamp, event_key) "
+                   "VALUES (1, 1, 4.0, 12.0, 'k')")
 
 
 def _old_database(path: Path) -> None:

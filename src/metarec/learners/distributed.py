@@ -185,6 +185,7 @@ def first_difference(saved: Any, current: Any, where: str = "model") -> str | No
     shown = [repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..." for v in (saved, current)]
     return f"{where}: {shown[0]} in the checkpoint, {shown[1]} in this run"
 
+
 def task_digest(tasks: TaskSet) -> str:
     """A SHA-256 of ``tasks`` (users, support and query rows, offsets): a resumed run
     checks that it trains on what its checkpoint trained on."""
@@ -195,6 +196,7 @@ def task_digest(tasks: TaskSet) -> str:
         for column in (rows.user, rows.item, rows.rating):
             digest.update(np.ascontiguousarray(column).tobytes())
     return digest.hexdigest()
+
 
 class DistributedMetaTrainer:
     """Meta-trains ``learner`` on ``train`` with the meta-batches split across ranks.

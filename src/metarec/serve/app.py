@@ -49,7 +49,7 @@ from metarec.serve.state import (
     decode_table,
     load_learner,
 )
-from metarec.serve.store import EventConflict, EventStore, NewEvent
+from metarec.serve.store import EventConflict, EventStore, NewEvent, first_repeated
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,19 @@ MAX_MEMBERS = 256
 def _raw_id(value: str | int) -> str:
     """Raw ids travel as strings of 1 to 256 characters, without NUL (PostgreSQL's text
     cannot hold it)."""
-    text = str(value)
+    return _short_text(str(value), "id")
+
+
+def _event_key(value: str) -> str:
+    """An event's idempotency key: a string as an id is."""
+    return _short_text(value, "key")
+
+
+def _short_text(text: str, what: str) -> str:
     if not 0 < len(text) <= 256:
-        raise ValueError("id must have 1 to 256 characters")
+        raise ValueError(f"{what} must have 1 to 256 characters")
     if "\x00" in text:
-        raise ValueError("id may not contain NUL")
+        raise ValueError(f"{what} may not contain NUL")
     return _utf8(text)
 
 
@@ -130,15 +138,14 @@ class EventIn(BaseModel):
     item: RawId
     rating: Annotated[float, Strict()] = Field(ge=0.0, le=10.0, allow_inf_nan=False)
     timestamp: Annotated[float, Strict()] | None = Field(default=None, allow_inf_nan=False)
-    key: Annotated[StrictStr, AfterValidator(_raw_id)] | None = Field(
+    key: Annotated[StrictStr, AfterValidator(_event_key)] | None = Field(
         default=None, description="idempotency key: an event whose key is stored already "
         "is a retry, answered with the stored id and not stored again")
 
 
 def _distinct_keys(events: list[EventIn]) -> list[EventIn]:
-    keys = [e.key for e in events if e.key is not None]
-    if len(keys) != len(set(keys)):
-        repeated = next(k for k in keys if keys.count(k) > 1)
+    repeated = first_repeated([e.key for e in events if e.key is not None])
+    if repeated is not None:
         raise ValueError(f"event key {repeated!r} is given twice")
     return events
 

@@ -10,7 +10,7 @@ new checkpoint with other vocabularies can re-encode them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,16 @@ class EventRow(Base):
 class EventConflict(MetarecError):
     """An event's key is stored already, for another user, item, rating or time."""
 
+
+
+def first_repeated(keys: Sequence[str]) -> str | None:
+    """The first key that ``keys`` holds more than once (None: all differ)."""
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
 
 @dataclass(frozen=True)
 class NewEvent:
@@ -145,24 +155,33 @@ class EventStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _has_event_keys(self) -> bool:
-        found = inspect(self.engine)
-        return ("event_key" in {c["name"] for c in found.get_columns("events")}
-                and "ix_events_event_key" in {i["name"] for i in found.get_indexes("events")})
-
     def _add_event_keys(self) -> None:
-        """Give a database written before events had keys the ``event_key`` column and
-        its unique index (one transaction); the events stored before keep no key."""
-        if self._has_event_keys():
+        """Give a database written before events had keys the ``event_key`` column, then
+        its unique index; the events stored before keep no key. SQLite's driver runs
+        these statements outside any transaction, so each step is taken on its own: a
+        start interrupted between the two, or two starts at once, end the same way."""
+        self._take_step(self._has_key_column,
+                        "ALTER TABLE events ADD COLUMN event_key VARCHAR(256)")
+        self._take_step(self._has_key_index, "CREATE UNIQUE INDEX IF NOT EXISTS "
+                        "ix_events_event_key ON events (event_key)")
+
+    def _has_key_column(self) -> bool:
+        return "event_key" in {c["name"] for c in inspect(self.engine).get_columns("events")}
+
+    def _has_key_index(self) -> bool:
+        return "ix_events_event_key" in {
+            i["name"] for i in inspect(self.engine).get_indexes("events")}
+
+    def _take_step(self, done: Callable[[], bool], statement: str) -> None:
+        """Run ``statement`` unless ``done()``; a failure is fine when another process
+        has just done it (``done()`` after it)."""
+        if done():
             return
         try:
             with self.engine.begin() as connection:
-                connection.execute(text("ALTER TABLE events ADD COLUMN event_key "
-                                        "VARCHAR(256)"))
-                connection.execute(text("CREATE UNIQUE INDEX ix_events_event_key "
-                                        "ON events (event_key)"))
+                connection.execute(text(statement))
         except SQLAlchemyError:
-            if not self._has_event_keys():  # else another process added them meanwhile
+            if not done():
                 raise
 
     # ---- users and items ------------------------------------------------------------
@@ -236,8 +255,8 @@ class EventStore:
         newly stored events, and the database id of every event of ``events`` in order
         (a retry's is the id stored the first time)."""
         keys = [e.key for e in events if e.key is not None]
-        if len(keys) != len(set(keys)):
-            repeated = next(k for k in keys if keys.count(k) > 1)
+        repeated = first_repeated(keys)
+        if repeated is not None:
             raise EventConflict(f"event key {repeated!r} is given twice in one batch")
         # A unique index refuses the batch when another process has stored one of its
         # keys, users or items since this one looked: look again (those events are then
