@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_helpers import Server
+import torch
+from serve_helpers import CONFIG_TOML, SMALL, Server
 
 from metarec.data.splits import SplitConfig, split_dataset
 from metarec.data.synthetic import SyntheticConfig, generate
@@ -17,23 +18,13 @@ from metarec.learners.config import LearnerConfig
 from metarec.learners.registry import learner_class
 from metarec.models import FeatureMF, FeatureMLP
 
-SMALL = {"num_users": 120, "num_items": 80, "num_ratings": 4000, "seed": 3}
-CONFIG_TOML = """[data]
-dataset = "synthetic"
-
-[data.options]
-num_users = 120
-num_items = 80
-num_ratings = 4000
-seed = 3
-"""
-
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder: config.toml + checkpoints/maml-r/{learner.json,weights.safetensors}."""
     dataset = generate(SyntheticConfig(**SMALL))
     split = split_dataset(dataset, SplitConfig(seed=0))
+    torch.manual_seed(0)  # the same model whichever tests ran before
     model = FeatureMLP.for_dataset(dataset, embedding_dim=8, hidden=(16, 16))
     learner = learner_class("maml-r")(model, LearnerConfig(epochs=1, inner_steps=3,
                                                            patience=None, seed=0))
@@ -50,6 +41,7 @@ def ridge_mf_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     neighbourhood term on (checkpoints/ridge/)."""
     dataset = generate(SyntheticConfig(**SMALL))
     split = split_dataset(dataset, SplitConfig(seed=0))
+    torch.manual_seed(0)
     model = FeatureMF.for_dataset(dataset, embedding_dim=8, hidden=(16,), factors=4,
                                   item_id_embedding=True)
     learner = learner_class("ridge")(model, LearnerConfig(epochs=1, patience=None, seed=0,

@@ -13,6 +13,17 @@ from pathlib import Path
 import httpx
 
 TOKEN = "test-token"
+# The small generated data set the test runs are trained on, and the config.toml naming it.
+SMALL = {"num_users": 120, "num_items": 80, "num_ratings": 4000, "seed": 3}
+CONFIG_TOML = """[data]
+dataset = "synthetic"
+
+[data.options]
+num_users = 120
+num_items = 80
+num_ratings = 4000
+seed = 3
+"""
 
 
 def free_port() -> int:

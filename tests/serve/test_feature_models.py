@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONFIG_TOML, SMALL
 from fastapi.testclient import TestClient
-from serve_helpers import TOKEN, auth
+from serve_helpers import CONFIG_TOML, SMALL, TOKEN, auth
 
 from metarec.data.dataset import Interactions
 from metarec.data.splits import SplitConfig, split_dataset
