@@ -104,18 +104,18 @@ def test_distill_writes_a_run_folder(tmp_path: Path) -> None:
     assert rows[1]["parameters"] < rows[0]["parameters"]
     assert all(r["predictions_per_s"] > 0 and r["file_bytes"] > 0 for r in rows)
     assert (out / "student" / "distill.json").is_file()
-    other = runner.invoke(app, ["distill", "--config", str(config), "--out",
-                                str(tmp_path / "run2"), "--teacher-checkpoint",
-                                str(out / "student"), "--set", "data.options.num_items=100"])
-    assert isinstance(other.exception, CheckpointError), other.output
-    assert "the teacher checkpoint" in str(other.exception)
-    assert "has 80 item ids but the data set synthetic has 100 items" in str(other.exception)
-    several = runner.invoke(app, ["distill", "--config", str(config), "--out",
-                                  str(tmp_path / "run3"), "--teacher-checkpoint",
-                                  str(out / "student"), "--set", "seeds=[0,1]"])
-    assert isinstance(several.exception, ConfigError), several.output
-    assert "teacher checkpoint" in str(several.exception)
-    assert "the run has seeds [0, 1]" in str(several.exception)
+    def refused(option: str, folder: str, error: type) -> str:
+        """The message of a distill run from the saved teacher with ``--set option``."""
+        result = runner.invoke(app, ["distill", "--config", str(config), "--out",
+                                     str(tmp_path / folder), "--teacher-checkpoint",
+                                     str(out / "student"), "--set", option])
+        assert isinstance(result.exception, error), result.output
+        assert "teacher checkpoint" in str(result.exception)
+        return str(result.exception)
+
+    assert "has 80 item ids but the data set synthetic has 100 items" in refused(
+        "data.options.num_items=100", "run2", CheckpointError)
+    assert "the run has seeds [0, 1]" in refused("seeds=[0,1]", "run3", ConfigError)
 
 
 def _invoke(tmp_path: Path, args: list[str]):  # noqa: ANN202 (typer's Result)
