@@ -235,6 +235,10 @@ class DistributedMetaTrainer:
         self._started = False
         self._digest: str | None = None
 
+    def _model_json(self) -> str:
+        """The model's configuration as the trainer state keeps it (JSON text)."""
+        return json.dumps(self.learner.model.config(), sort_keys=True, default=str)
+
     def _train_digest(self) -> str:
         if self._digest is None:
             self._digest = task_digest(self.train)
@@ -427,7 +431,7 @@ class DistributedMetaTrainer:
             "batcher": learner.batcher_.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "world_size": self.context.world_size,
-            "model": json.dumps(learner.model.config(), sort_keys=True, default=str),
+            "model": self._model_json(),
             "train_digest": self._train_digest(),
         }
 
@@ -445,7 +449,7 @@ class DistributedMetaTrainer:
                                   "with the same settings (only "
                                   f"{', '.join(sorted(MAY_CHANGE_ON_RESUME))} may change) "
                                   "or start a new --out")
-        model = json.loads(json.dumps(learner.model.config(), default=str))
+        model = json.loads(self._model_json())
         where = first_difference(json.loads(state.get("model", "null")) or model, model)
         if where is not None:
             raise CheckpointError(f"checkpoint holds another model ({where}): resume with "
