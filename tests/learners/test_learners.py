@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -195,13 +196,29 @@ def test_saving_an_unfitted_learner_over_a_fitted_one_leaves_no_memory(fitted, d
 
 
 @pytest.mark.parametrize("damage", ["json", "no-model", "kind", "weights", "memory",
-                                    "bigger", "other-learner"])
+                                    "bigger", "other-learner", "digests", "flipped-weights",
+                                    "flipped-memory", "no-memory"])
 def test_load_of_a_damaged_checkpoint_is_a_checkpoint_error(damage: str, fitted, data,
                                                            tmp_path: Path) -> None:
     ds, _ = data
     folder = fitted("metasgd").save(tmp_path / "m")
     meta = json.loads((folder / "learner.json").read_text())
-    if damage == "json":
+    if damage in ("weights", "memory", "bigger"):
+        # Checkpoints written before learner.json recorded the files' SHA-256: the
+        # safetensors reader and the model still refuse what does not fit.
+        del meta["sha256"]
+        (folder / "learner.json").write_text(json.dumps(meta))
+    if damage.startswith("flipped-"):  # one byte of the last tensor: still a valid file
+        damaged = folder / f"{damage.removeprefix('flipped-')}.safetensors"
+        data_bytes = bytearray(damaged.read_bytes())
+        data_bytes[-1] ^= 0x01
+        damaged.write_bytes(bytes(data_bytes))
+    elif damage == "no-memory":  # recorded in learner.json, so its loss is no silent drop
+        (folder / "memory.safetensors").unlink()
+    elif damage == "digests":
+        meta["sha256"] = "not an object"
+        (folder / "learner.json").write_text(json.dumps(meta))
+    elif damage == "json":
         (folder / "learner.json").write_text("{not json")
     elif damage in ("no-model", "kind"):
         if damage == "no-model":
@@ -222,6 +239,22 @@ def test_load_of_a_damaged_checkpoint_is_a_checkpoint_error(damage: str, fitted,
         (folder / "learner.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"m/(learner\.json|weights|memory)"):
         Learner.load(folder, features=ds)
+
+
+def test_learner_json_records_each_file_s_sha256_and_older_checkpoints_still_load(
+        fitted, data, tmp_path: Path) -> None:
+    ds, _ = data
+    learner = fitted("metasgd")
+    folder = learner.save(tmp_path / "m")
+    meta = json.loads((folder / "learner.json").read_text())
+    assert meta["sha256"] == {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+                              for name in ("weights.safetensors", "memory.safetensors")}
+    del meta["sha256"]  # as written before the digests were recorded
+    (folder / "learner.json").write_text(json.dumps(meta))
+    loaded = Learner.load(folder, features=ds)
+    state, again = learner.state_dict(), loaded.state_dict()
+    assert state.keys() == again.keys() and all(torch.equal(state[k], again[k]) for k in state)
+    np.testing.assert_array_equal(loaded.known_.rating, learner.known_.rating)
 
 
 @pytest.mark.parametrize("other", ["fields", "items"])

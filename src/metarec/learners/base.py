@@ -9,6 +9,7 @@ side-feature tables of a :class:`~metarec.data.Dataset` (anything with ``users``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -22,9 +23,10 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.numpy import load_file as load_numpy
-from safetensors.numpy import save_file as save_numpy
-from safetensors.torch import load_file, save_file
+from safetensors.numpy import load as load_numpy
+from safetensors.numpy import save as save_numpy
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 from torch.func import vmap
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torch.utils._pytree import tree_map
@@ -519,18 +521,17 @@ class Learner(ABC):
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous().cpu() for k, v in self.state_dict().items()}
-        with replacing(folder / "weights.safetensors") as temporary:
-            save_file(state, str(temporary))
+        digests = {"weights.safetensors": _write_file(folder / "weights.safetensors",
+                                                      save_tensors(state))}
         memory = folder / "memory.safetensors"
         if self.known_ is not None:
             # The training ratings: recommend()'s default support and exclusions, and
             # ridge's memory and its neighbours' similarities.
-            with replacing(memory) as temporary:
-                save_numpy(_compact(self.known_), str(temporary))
+            digests[memory.name] = _write_file(memory, save_numpy(_compact(self.known_)))
         else:  # an unfitted learner: no memory of an earlier save may stay beside it
             memory.unlink(missing_ok=True)
         meta = {"learner": self.name, "config": self.config.to_dict(),
-                "model": self.model.config(), "history": self.history_}
+                "model": self.model.config(), "history": self.history_, "sha256": digests}
         with replacing(folder / "learner.json") as temporary:
             temporary.write_text(json.dumps(meta, indent=2))
         return folder
@@ -557,6 +558,9 @@ class Learner(ABC):
             model = model_from_config(meta["model"])
             config = LearnerConfig.from_dict(meta["config"])
             kind = learner_class(meta["learner"])
+            digests = meta.get("sha256", {})
+            if not isinstance(digests, dict):
+                raise TypeError(f"sha256 is {type(digests).__name__}, not an object")
         except (OSError, ValueError, KeyError, TypeError, ConfigError, CheckpointError) as error:
             raise CheckpointError(f"{meta_path}: not a learner this version can read "
                                   f"({first_line(error)})") from error
@@ -571,7 +575,7 @@ class Learner(ABC):
                 config = replace(config, device="cpu")
         learner = kind(model, config)
         try:
-            state = load_file(str(weights_path))
+            state = load_tensors(_read_file(weights_path, digests))
             learner.load_state_dict({k: v.to(learner.dtype) if v.is_floating_point() else v
                                      for k, v in state.items()})
         except (OSError, RuntimeError, KeyError, ValueError, SafetensorError) as error:
@@ -583,9 +587,9 @@ class Learner(ABC):
             check_fits(learner.model, features, f"checkpoint {folder}")
         learner.features_ = features
         memory_path = folder / "memory.safetensors"
-        if memory_path.is_file():
+        if memory_path.is_file() or memory_path.name in digests:  # recorded: must be there
             try:
-                memory = load_numpy(str(memory_path))
+                memory = load_numpy(_read_file(memory_path, digests))
                 learner.known_ = Interactions(memory["user"].astype(np.int64),
                                               memory["item"].astype(np.int64),
                                               memory["rating"], memory["timestamp"])
@@ -594,6 +598,25 @@ class Learner(ABC):
                                       f"({first_line(error)})") from error
         learner.model.eval()
         return learner
+
+
+def _write_file(path: Path, data: bytes) -> str:
+    """Write ``data`` to ``path`` in one step (:func:`replacing`); its SHA-256, for
+    ``learner.json``."""
+    with replacing(path) as temporary:
+        temporary.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_file(path: Path, digests: dict[str, str]) -> bytes:
+    """The bytes of ``path``, checked against the SHA-256 that ``learner.json`` records
+    for it (a checkpoint written before the digests were recorded has none to check)."""
+    data = path.read_bytes()
+    expected = digests.get(path.name)
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise CheckpointError(f"{path}: damaged, or not the file learner.json was saved "
+                              "with (its SHA-256 differs from the one recorded there)")
+    return data
 
 
 def _compact(ratings: Interactions) -> dict[str, np.ndarray]:
