@@ -1,17 +1,20 @@
 """Users per cold-start scenario under the ``time`` split protocol, two new-item cutoffs
 side by side: the ``new_item_quantile`` of the items' first-rating times (the rule since
 2026-12-05, :func:`metarec.data.splits.new_item_mask`) against the same quantile of all
-rating times (the rule before it, re-stated here), for each MovieLens data set found in
-``../shared/datasets`` (seed 0, default ``SplitConfig`` otherwise).
+rating times (the rule before it, re-stated here), for the three MovieLens data sets in
+``--data-dir`` (``ml-100k/``, ``ml-latest-small/``, ``ml-1m/``; by default
+``../shared/datasets`` beside the repository), seed 0, default ``SplitConfig`` otherwise.
 
-    python benchmarks/time_split_sizes.py
+    python benchmarks/time_split_sizes.py [--data-dir DIR]
 
-Prints the table and writes ``benchmarks/results/time_split_sizes.json``.
+Prints the table and writes ``benchmarks/results/time_split_sizes.json``; a data set
+missing from ``--data-dir`` stops it before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -41,7 +44,12 @@ def all_ratings_cutoff(dataset: Dataset, config: SplitConfig) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, default=SHARED)
     args = parser.parse_args()
+    missing = [folder for folder in DATASETS.values() if not (args.data_dir / folder).is_dir()]
+    if missing:
+        parser.error(f"{args.data_dir}: no {', '.join(f'{m}/' for m in missing)} "
+                     "(pass --data-dir)")
     config = SplitConfig(protocol="time", seed=args.seed)
     table = Table(title=f"Users per scenario, time protocol, seed {args.seed}")
     for column in ("data set", "cutoff", "new items", *SCENARIOS):
@@ -49,10 +57,7 @@ def main() -> None:
                          else "right")
     results = []
     for name, folder in DATASETS.items():
-        if not (SHARED / folder).is_dir():
-            print(f"skipping {name}: {folder} not found beside the repository")
-            continue
-        dataset = load_dataset(name, data_dir=SHARED / folder)
+        dataset = load_dataset(name, data_dir=args.data_dir / folder)
         for rule in ("first ratings", "all ratings"):
             if rule == "first ratings":
                 split = split_dataset(dataset, config)
