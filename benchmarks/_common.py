@@ -1,5 +1,6 @@
-"""Helpers shared by the benchmark scripts: data loading with a synthetic fallback, and
-writing the JSON result document."""
+"""Helpers shared by the benchmark scripts: loading ML-1M (or, when asked, the generated
+set), and writing the JSON result document. Data that are not there stop a script before
+it writes anything, so one data set's results are never written over another's."""
 
 from __future__ import annotations
 
@@ -17,27 +18,28 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
 
 
-def load_ml1m(data_dir: Path | None = None) -> Dataset | None:
-    """ML-1M with MeLU's side features from ``data_dir`` (default ``../shared/datasets``),
-    or None when the files are not there."""
+def load_ml1m(data_dir: Path | None = None) -> Dataset:
+    """ML-1M with MeLU's side features from ``data_dir`` (default ``../shared/datasets``,
+    beside the repository), which holds ``ml-1m/`` and ``melu-ml1m/``; when either is
+    missing the script stops with a one-line message."""
     from metarec.data.readers.ml1m import read_ml1m
 
     root = Path(data_dir) if data_dir else SHARED
     ml1m, melu = root / "ml-1m", root / "melu-ml1m" / "movies_extrainfos.dat"
-    if not (ml1m / "ratings.dat").is_file():
-        return None
-    return read_ml1m(ml1m, extras=melu if melu.is_file() else None)
+    if not (ml1m / "ratings.dat").is_file() or not melu.is_file():
+        raise SystemExit(f"ML-1M not found in {root}: pass --data-dir with ml-1m/ and "
+                         "melu-ml1m/")
+    return read_ml1m(ml1m, extras=melu)
 
 
 def speed_dataset(choice: str, data_dir: Path | None = None) -> tuple[str, Dataset]:
-    """The speed benchmarks' data and its name: ML-1M with MeLU's side features unless
-    ``choice`` is ``"synthetic"`` or the files are not there, else the generated set."""
+    """The speed benchmarks' data and its name: the generated set for ``choice``
+    ``"synthetic"``, else ML-1M with MeLU's side features (:func:`load_ml1m`)."""
     from metarec.data.synthetic import generate
 
-    dataset = None if choice == "synthetic" else load_ml1m(data_dir)
-    if dataset is None:
+    if choice == "synthetic":
         return "synthetic", generate()
-    return "movielens-1m+melu", dataset
+    return "movielens-1m+melu", load_ml1m(data_dir)
 
 
 def scenario_table(title: str) -> Table:

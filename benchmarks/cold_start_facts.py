@@ -60,8 +60,6 @@ def main() -> None:
     parser.add_argument("--name", default="cold_start_facts", help="results/NAME.json")
     args = parser.parse_args()
     dataset = load_ml1m(args.data_dir)
-    if dataset is None:
-        raise SystemExit("ML-1M not found: pass --data-dir with ml-1m/ and melu-ml1m/")
     config = load_config(args.config, [f"split.seed={args.seed}"])
     split = split_dataset(dataset, config.split)
     train_items = np.unique(split.train_ratings.item)

@@ -57,7 +57,9 @@ def main() -> None:
     datasets = [("synthetic", {"dataset": "synthetic", "options": {
         "num_users": args.users, "num_items": args.users // 3,
         "num_ratings": args.users * 40}})]
-    if args.ml1m and (args.data_dir / "ml-1m" / "ratings.dat").is_file():
+    if args.ml1m and not (args.data_dir / "ml-1m" / "ratings.dat").is_file():
+        parser.error(f"--ml1m: {args.data_dir} has no ml-1m/ratings.dat (pass --data-dir)")
+    if args.ml1m:
         datasets.append(("ml-1m", {"dataset": str(args.data_dir / "ml-1m"),
                                    "options": {}}))
     regimes = [("all labels", 1.0, "pretrain"), (f"{args.few:.0%} labels", args.few,

@@ -58,8 +58,6 @@ def main() -> None:
     args = parser.parse_args()
 
     dataset = load_ml1m(args.data_dir)
-    if dataset is None:
-        raise SystemExit("ML-1M not found: pass --data-dir with ml-1m/ and melu-ml1m/")
     config = load_config(args.run / "config.toml")
     split = make_split(dataset, config, args.seed)
     features = split.features(dataset)

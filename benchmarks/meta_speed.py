@@ -2,12 +2,13 @@
 MeLU-style loop (one task at a time, the model copied per task), side by side in one run,
 plus the latency of adapting one new user.
 
-    python benchmarks/meta_speed.py                 # ML-1M + MeLU features if present
+    python benchmarks/meta_speed.py                 # ML-1M + MeLU features (--data-dir)
     python benchmarks/meta_speed.py --dataset synthetic --batches 3
     python benchmarks/meta_speed.py --learners maml-r --full-epochs 30 --name meta_speed_full
     python benchmarks/meta_speed.py --device cuda --name meta_speed_gpu   # on a GPU
 
-Writes ``benchmarks/results/meta_speed.json``.
+Writes ``benchmarks/results/meta_speed.json`` (``meta_speed_synthetic.json`` on the
+generated set).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def full_training(dataset, split, epochs: int, meta_batch: int,  # noqa: ANN001
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=["auto", "ml1m", "synthetic"], default="auto")
+    parser.add_argument("--dataset", choices=["ml1m", "synthetic"], default="ml1m")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--learners", default="maml-r,maml,fomaml,reptile,metasgd,anil")
     parser.add_argument("--adapt-learners", default="maml-r",
@@ -121,7 +122,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=3, help="meta-batches timed per method")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--name", default="meta_speed", help="results/NAME.json")
+    parser.add_argument("--name", default=None,
+                        help="results/NAME.json (default meta_speed, or meta_speed_synthetic "
+                        "on the generated set)")
     parser.add_argument("--full-epochs", type=int, default=0,
                         help="also time a whole maml-r training of this many epochs (no "
                              "early stopping) and report the process's peak RSS")
@@ -199,7 +202,8 @@ def main() -> None:
         console.print(f"{latency['learner']}: adapt one new user (20 ratings, "
                       f"{args.inner_steps} steps): p50 {latency['p50']:.2f} ms, p95 "
                       f"{latency['p95']:.2f} ms")
-    path = write_json(args.name, name, "melu", [0], rows,
+    default = "meta_speed" if args.dataset == "ml1m" else "meta_speed_synthetic"
+    path = write_json(args.name or default, name, "melu", [0], rows,
                       settings={"meta_batch": args.meta_batch, "inner_steps": args.inner_steps,
                                 "batches": args.batches, "threads": torch.get_num_threads(),
                                 "device": str(device), "device_name": where})

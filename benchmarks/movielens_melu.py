@@ -60,8 +60,6 @@ def main() -> None:
 
     console = Console()
     dataset = load_ml1m(args.data_dir)
-    if dataset is None:
-        raise SystemExit("ML-1M not found: pass --data-dir with ml-1m/ and melu-ml1m/")
     overrides = [f"learners={[x for x in args.learners.split(',') if x]!r}",
                  f"baselines={[x for x in args.baselines.split(',') if x]!r}",
                  f"seeds={[int(x) for x in args.seeds.split(',')]!r}",

@@ -4,12 +4,13 @@ against forward-mode AD (``torch.func.jacfwd``, what any other head falls back t
 in a service, every item scored from cached item vectors (``FactorHead.score_items``)
 against the head run over every item.
 
-    python benchmarks/ridge_speed.py                 # ML-1M + MeLU features if present
+    python benchmarks/ridge_speed.py                 # ML-1M + MeLU features (--data-dir)
     python benchmarks/ridge_speed.py --dataset synthetic
 
 The model is the ML-1M benchmark's ``FeatureMF`` (``ml1m_ridge_neighbours.toml``: 32
 factors, item tower 64, zip and actors left out; untrained, which does not change the
-time). Writes ``benchmarks/results/ridge_speed.json``.
+time). Writes ``benchmarks/results/ridge_speed.json`` (``ridge_speed_synthetic.json``
+on the generated set).
 """
 
 from __future__ import annotations
@@ -74,13 +75,15 @@ def ridge(dataset: Dataset, adapt_loss: str, neighbours: int = 0) -> Ridge:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=["auto", "ml1m", "synthetic"], default="auto")
+    parser.add_argument("--dataset", choices=["ml1m", "synthetic"], default="ml1m")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--meta-batch", type=int, default=32)
     parser.add_argument("--batches", type=int, default=10, help="meta-batches timed")
     parser.add_argument("--repeats", type=int, default=300, help="one-user timings")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--name", default="ridge_speed", help="results/NAME.json")
+    parser.add_argument("--name", default=None,
+                        help="results/NAME.json (default ridge_speed, or ridge_speed_synthetic "
+                        "on the generated set)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -149,7 +152,8 @@ def main() -> None:
         rows.append({"learner": "ridge", "metric": what, "unit": unit, "new": new,
                      "old": old, "speedup": speedup})
     Console(width=140).print(table)
-    path = write_json(args.name, name, "melu", [0], rows,
+    default = "ridge_speed" if args.dataset == "ml1m" else "ridge_speed_synthetic"
+    path = write_json(args.name or default, name, "melu", [0], rows,
                       settings={"meta_batch": args.meta_batch, "batches": args.batches,
                                 "repeats": args.repeats, "threads": torch.get_num_threads()})
     print(f"wrote {path}")

@@ -79,8 +79,6 @@ def main() -> None:
 
     console = Console()
     dataset = load_ml1m(args.data_dir)
-    if dataset is None:
-        raise SystemExit("ML-1M not found: pass --data-dir with ml-1m/ and melu-ml1m/")
     names = [x for x in args.predictors.split(",") if x]
     if "popularity" in names:  # its ranking is by count, which no average or blend keeps
         raise SystemExit("popularity ranks by rating count, not by a prediction that "

@@ -54,12 +54,13 @@ def main() -> None:
     runs = [(s, {**base, "data": {"dataset": "synthetic", "options": options}},
              {"source": s, "shared_share": args.shared_share}) for s in args.settings]
     ml1m, ml100k = args.data_dir / "ml-1m", args.data_dir / "ml-100k"
-    if args.movielens and (ml1m / "ratings.dat").is_file() and (ml100k / "u.data").is_file():
+    if args.movielens and not ((ml1m / "ratings.dat").is_file() and (ml100k / "u.data").is_file()):
+        parser.error(f"--movielens needs ml-1m/ratings.dat and ml-100k/u.data in "
+                     f"{args.data_dir} (pass --data-dir)")
+    if args.movielens:
         runs.append(("ml-1m->ml-100k", {**base, "data": {"dataset": str(ml100k), "options": {
             "occupations": "ml-1m"}}},
                      {"source": str(ml1m), "exclude_fields": ["zip", "id"]}))
-    elif args.movielens:
-        print("MovieLens files not found: skipping ml-1m->ml-100k")
     records, reports = [], {}
     for name, values, extra in runs:
         run = config_from_dict(values)
