@@ -380,6 +380,44 @@ def test_app_from_env_takes_the_item_shrinkage(run_dir: Path, monkeypatch) -> No
         assert c.get("/health").json()["item_shrinkage"] is None
 
 
+def test_app_from_env_takes_the_learner_and_needs_a_run_dir(run_dir: Path,
+                                                             monkeypatch) -> None:
+    """A run folder with several learners could not be served under uvicorn: the
+    environment had no way to choose one (``metarec serve --learner``)."""
+    from metarec.errors import CheckpointError, ConfigError
+    from metarec.serve.app import app_from_env
+
+    shutil.copytree(run_dir / "checkpoints" / "maml-r", run_dir / "checkpoints" / "other")
+    monkeypatch.setenv("METAREC_RUN_DIR", str(run_dir))
+    with pytest.raises(CheckpointError, match="several learners saved"), \
+            TestClient(app_from_env()):
+        pass
+    monkeypatch.setenv("METAREC_LEARNER", "other")
+    with TestClient(app_from_env()) as c:
+        assert c.get("/health").json()["checkpoint"] == "other"
+    monkeypatch.delenv("METAREC_RUN_DIR")
+    with pytest.raises(ConfigError, match="METAREC_RUN_DIR is not set"):
+        app_from_env()
+
+
+def test_app_from_env_reads_each_setting_of_metarec_serve(monkeypatch) -> None:
+    import metarec.serve.app as app_module
+
+    values = {"RUN_DIR": "/runs/a", "LEARNER": "ridge-seed2", "DB": "sqlite:////tmp/x.db",
+              "DATASET": "movielens-1m", "DATA_DIR": "/data/ml-1m", "TOKEN": "t",
+              "ITEM_SHRINKAGE": "3"}
+    for name, value in values.items():
+        monkeypatch.setenv(f"METAREC_{name}", value)
+    monkeypatch.setattr(app_module, "create_app", lambda settings: settings)
+    assert app_module.app_from_env() == app_module.ServeSettings(
+        run_dir=Path("/runs/a"), learner="ridge-seed2", db_url="sqlite:////tmp/x.db",
+        dataset="movielens-1m", data_dir=Path("/data/ml-1m"), token="t", item_shrinkage=3.0)
+    for name in values:
+        if name != "RUN_DIR":
+            monkeypatch.setenv(f"METAREC_{name}", "")  # empty: the option's default
+    assert app_module.app_from_env() == app_module.ServeSettings(run_dir=Path("/runs/a"))
+
+
 def test_item_offsets_lift_a_new_film_its_first_raters_love(run_dir: Path) -> None:
     film = {"id": "new-film", "features": {"genres": ["Drama"], "rate": "R", "year": 2001}}
     loved = [{"user": f"fan{u}", "item": "new-film", "rating": 5} for u in range(4)]

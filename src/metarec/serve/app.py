@@ -477,15 +477,25 @@ def _finite(value: Any) -> Any:
 
 
 def app_from_env() -> FastAPI:
-    """An app configured from ``METAREC_RUN_DIR``, ``METAREC_DB``, ``METAREC_TOKEN`` and
-    ``METAREC_ITEM_SHRINKAGE`` (for ``uvicorn --factory metarec.serve.app:app_from_env``)."""
-    shrinkage = os.environ.get("METAREC_ITEM_SHRINKAGE") or None
+    """An app configured from the environment (for ``uvicorn --factory
+    metarec.serve.app:app_from_env``), as ``metarec serve`` is from its options:
+    ``METAREC_RUN_DIR`` (required), ``METAREC_LEARNER``, ``METAREC_DB``,
+    ``METAREC_DATASET``, ``METAREC_DATA_DIR``, ``METAREC_TOKEN`` and
+    ``METAREC_ITEM_SHRINKAGE``; unset or empty is the option's default."""
+    env = {name: os.environ.get(f"METAREC_{name}") or None
+           for name in ("RUN_DIR", "LEARNER", "DB", "DATASET", "DATA_DIR", "TOKEN",
+                        "ITEM_SHRINKAGE")}
+    if env["RUN_DIR"] is None:
+        raise ConfigError("METAREC_RUN_DIR is not set: the run folder (or saved learner "
+                          "folder) to serve")
+    shrinkage = env["ITEM_SHRINKAGE"]
     try:
         item_shrinkage = None if shrinkage is None else float(shrinkage)
     except ValueError:
         raise ConfigError(f"METAREC_ITEM_SHRINKAGE must be a number, got {shrinkage!r}"
                           ) from None
-    return create_app(ServeSettings(run_dir=Path(os.environ["METAREC_RUN_DIR"]),
-                                    db_url=os.environ.get("METAREC_DB"),
-                                    token=os.environ.get("METAREC_TOKEN") or None,
-                                    item_shrinkage=item_shrinkage))
+    data_dir = env["DATA_DIR"]
+    return create_app(ServeSettings(run_dir=Path(env["RUN_DIR"]), learner=env["LEARNER"],
+                                    db_url=env["DB"], dataset=env["DATASET"],
+                                    data_dir=None if data_dir is None else Path(data_dir),
+                                    token=env["TOKEN"], item_shrinkage=item_shrinkage))
