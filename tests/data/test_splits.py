@@ -535,6 +535,25 @@ def test_numeric_values_clamp_to_the_training_range_only_when_asked() -> None:
     assert both.items.values["director"][16:20].tolist() == [0] * 4
 
 
+@pytest.mark.parametrize(("changes", "note"), [
+    ({}, None),
+    ({"new_user_fraction": 0.0}, "no user fits new_users, new_users_new_items: no user is new "
+                                 "(split.new_user_fraction = 0)"),
+    ({"cutoff_year": 2005, "new_user_fraction": 0.0},
+     "no user fits new_items, new_users_new_items: no item is new (none released after "
+     "split.cutoff_year = 2005); no user fits new_users: no user is new "
+     "(split.new_user_fraction = 0); no user fits meta-train: a user counts in a scenario "
+     "with 3 to 12 ratings there (split.min_ratings, split.max_ratings)"),
+    ({"min_ratings": 11}, "no user fits warm, new_users, new_items, new_users_new_items, "
+                          "meta-train: a user counts in a scenario with 11 to 12 ratings "
+                          "there (split.min_ratings, split.max_ratings)"),
+])
+def test_the_empty_note_names_the_cause_of_each_empty_scenario(toy: Dataset, changes: dict,
+                                                               note: str | None) -> None:
+    """With no new item the note had blamed the bounds on a user's ratings."""
+    assert split_dataset(toy, replace(CONFIG, **changes)).empty_note() == note
+
+
 def test_config_rejects_an_unknown_query() -> None:
     with pytest.raises(ConfigError) as info:
         SplitConfig(query="rnd")  # type: ignore[arg-type]

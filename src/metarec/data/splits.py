@@ -187,14 +187,29 @@ class ColdStartSplit:
         return replace(dataset, interactions=self.train_ratings, users=users, items=items)
 
     def empty_note(self) -> str | None:
-        """Why a scenario or the training set is empty, when one is: the user bounds."""
+        """Why a scenario or the training set is empty, when one is: no new item, no new
+        user, or else the bounds on a user's ratings."""
         empty = [name for name, tasks in [*self.scenarios.items(), ("meta-train", self.train)]
                  if not len(tasks)]
         if not empty:
             return None
-        return (f"no user fits {', '.join(empty)}: a user counts in a scenario with "
-                f"{self.config.min_ratings} to {self.config.max_ratings} ratings there "
-                "(split.min_ratings, split.max_ratings)")
+        config, notes = self.config, []
+        if not len(self.new_items):
+            rule = (f"released after split.cutoff_year = {config.cutoff_year:g}"
+                    if config.protocol == "melu" else "first rated after the "
+                    f"split.new_item_quantile = {config.new_item_quantile:g} of first ratings")
+            notes.append((f"no item is new (none {rule})", [n for n in empty if "items" in n]))
+        if not len(self.new_users):
+            notes.append((f"no user is new (split.new_user_fraction = "
+                          f"{config.new_user_fraction:g})",
+                          [n for n in empty if n.startswith("new_users") and n not in
+                           {name for _, names in notes for name in names}]))
+        explained = {name for _, names in notes for name in names}
+        notes.append((f"a user counts in a scenario with {config.min_ratings} to "
+                      f"{config.max_ratings} ratings there (split.min_ratings, "
+                      "split.max_ratings)", [n for n in empty if n not in explained]))
+        return "; ".join(f"no user fits {', '.join(names)}: {why}" for why, names in notes
+                         if names)
 
     def require_training(self, dataset: str) -> None:
         """A :class:`DataError` when there is nothing to train on (too sparse a data set
