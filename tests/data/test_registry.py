@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 from pathlib import Path
@@ -187,6 +188,11 @@ def test_data_dir_of_another_data_set_of_the_same_format_does_not_count(tmp_path
     assert registry.local_path("movielens-latest-small", renamed) is None
     (renamed / "README.txt").unlink()
     assert registry.local_path("movielens-25m", renamed) is None
+    # ... and the error says why such a folder does not count
+    with pytest.raises(DownloadError, match=re.escape(
+            f"; {renamed} holds files of its format, as movielens-latest-small would: name "
+            "the folder ml-25m or keep the archive's README.txt in it)")):
+        registry.load_dataset("movielens-25m", data_dir=renamed)
     assert registry.local_path("movielens-25m", touch(tmp_path / "ml-25m", "ratings.csv",
                                                       "movies.csv")) == tmp_path / "ml-25m"
 

@@ -339,6 +339,15 @@ def not_on_disk_message(info: DatasetInfo, data_dir: Path | None = None) -> str:
     """One line saying that ``info`` is not on disk and how to get it there."""
     folder = default_folder(info, data_dir)
     where = f"{folder}" + (f" and {data_dir}" if data_dir is not None else "")
+    if data_dir is not None:
+        given = Path(data_dir).expanduser()
+        if given.is_dir() and _detect_in_folder(given) == info.reader:
+            others = [i.name for i in REGISTRY.values() if i.reader == info.reader
+                      and i is not info]
+            # The files are of the format, but the folder does not say which data set.
+            where += (f"; {given} holds files of its format, as {' or '.join(others)} "
+                      f"would: name the folder {info.folder} or keep the archive's "
+                      "README.txt in it")
     if info.url is None:
         return (f"{info.name} is not on disk (looked in {where}): {info.manual} in {folder}, "
                 "or pass --data-dir PATH to a folder that holds them")
