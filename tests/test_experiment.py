@@ -310,17 +310,15 @@ def test_evaluate_prequential_of_a_run_without_learners(tmp_path: Path) -> None:
     assert "static" in result.output
 
 
-@pytest.mark.parametrize("name", ["pretrain", "maml-r"])
-def test_no_evaluation_rating_reaches_a_trained_model(name: str) -> None:
-    """Setting every scenario's query ratings to 5 changes neither the split's training
-    tasks nor anything trained on them (the model's starting mean included)."""
+def _with_queries_rated_five(config):
+    """The run's data set, split and the same with every scenario's query ratings set to
+    5 (the split's training tasks are unchanged: checked)."""
     import dataclasses
 
     import numpy as np
 
-    from metarec.experiment import load_data, make_split, train_learner
+    from metarec.experiment import load_data, make_split
 
-    config = load_config(None, [*SMALL, "learner.epochs=1"])
     dataset = load_data(config)
     split = make_split(dataset, config, 0)
     held_out = set()
@@ -338,10 +336,52 @@ def test_no_evaluation_rating_reaches_a_trained_model(name: str) -> None:
     changed_split = make_split(changed, config, 0)
     np.testing.assert_array_equal(changed_split.train_ratings.rating,
                                   split.train_ratings.rating)
+    return dataset, split, changed, changed_split
+
+
+@pytest.mark.parametrize("name", ["pretrain", "maml-r"])
+def test_no_evaluation_rating_reaches_a_trained_model(name: str) -> None:
+    """Setting every scenario's query ratings to 5 changes neither the split's training
+    tasks nor anything trained on them (the model's starting mean included)."""
+    import numpy as np
+
+    from metarec.experiment import train_learner
+
+    config = load_config(None, [*SMALL, "learner.epochs=1"])
+    dataset, split, changed, changed_split = _with_queries_rated_five(config)
     tasks = split.validation
     original = train_learner(name, dataset, split, config, 0).predict_tasks(tasks)
     again = train_learner(name, changed, changed_split, config, 0).predict_tasks(tasks)
     np.testing.assert_array_equal(again, original)
+
+
+def test_no_evaluation_rating_reaches_a_prediction_of_any_baseline_or_ridge() -> None:
+    """Every baseline and ``ridge`` with its memory and neighbourhood term predict every
+    scenario's query rows the same when those rows' ratings are all 5: nothing they fit
+    or choose on validation (``biased-mf``'s regularisation, ``foldin``'s precision, the
+    term's scale) reads a held-out rating, and no predictor reads the query's own."""
+    import numpy as np
+
+    from metarec.experiment import BASELINES, predictors_for, train_learner
+
+    config = load_config(None, [*SMALL, "learner.epochs=1", "model.kind='FeatureMF'",
+                                "per_learner.ridge.memory_precision=1.0",
+                                "per_learner.ridge.neighbours=5"])
+    names = [*BASELINES, "ridge"]
+    runs = _with_queries_rated_five(config)
+    assert all((runs[3].scenarios[s].query.rating != runs[1].scenarios[s].query.rating
+                ).any() for s in SCENARIOS)
+    predictions = []
+    for dataset, split in (runs[:2], runs[2:]):
+        trained = {name: train_learner(name, dataset, split, config, 0)
+                   for name in ("pretrain", "ridge")}
+        predictors = predictors_for(trained, split, config, names, dataset)
+        predictions.append({(name, scenario): predictors[name](split.scenarios[scenario])
+                            for name in names for scenario in SCENARIOS})
+    original, again = predictions
+    assert {name for name, _ in original} == {*BASELINES, "ridge"}
+    for key, values in original.items():
+        np.testing.assert_array_equal(again[key], values, err_msg=str(key))
 
 
 def test_a_split_with_nothing_to_train_on_is_a_data_error_before_training(tmp_path) -> None:
