@@ -1,14 +1,14 @@
 """Knowledge distillation: teacher vs distilled student vs the same student trained
 without a teacher.
 
-On the generated data set (and ML-1M new users with ``--ml1m`` when
-``../shared/datasets/ml-1m`` exists): a large FeatureMLP teacher (plain training), a small
-FeatureMLP student trained with ``alpha * MSE(student, teacher) + (1 - alpha) *
-MSE(student, rating)`` plus uniformly drawn distillation pairs, and the same student
-without the teacher. Two label regimes: every training user labelled, and only
-``--few`` of them (the teacher saw all; the distillation pairs cover all). Reports MAE,
-nDCG@3 on new users, parameters, weight-file bytes, global predictions/s and median
-per-user adaptation latency (ms).
+On the generated data set (and ML-1M new users with ``--ml1m``, from ``--data-dir``'s
+``ml-1m/``, by default in ../shared/datasets beside the repository): a large FeatureMLP
+teacher (plain training), a small FeatureMLP student trained with ``alpha * MSE(student,
+teacher) + (1 - alpha) * MSE(student, rating)`` plus uniformly drawn distillation pairs,
+and the same student without the teacher. Two label regimes: every training user labelled,
+and only ``--few`` of them (the teacher saw all; the distillation pairs cover all).
+Reports MAE, nDCG@3 on new users, parameters, weight-file bytes, global predictions/s and
+median per-user adaptation latency (ms).
 
     python benchmarks/distill.py --epochs 8
 """

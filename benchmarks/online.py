@@ -1,11 +1,11 @@
 """Prequential benchmark: static model vs online SGD vs online meta-adaptation.
 
-For each data set (MovieLens-100k from ``--data-dir``, by default ../shared/datasets/ml-100k
-beside the repository, unless ``--no-movielens``; and the generated data set), events are
-taken in time order. A MAML-R learner is meta-trained on tasks built from the first
-``--warmup`` fraction of the stream only; the rest is streamed prequentially (each block of
-events is predicted before it is learned from). Writes benchmarks/results/online.json and
-online.png (error over time).
+For each data set (MovieLens-100k from ``--data-dir``'s ``ml-100k/``, by default in
+../shared/datasets beside the repository, unless ``--no-movielens``; and the generated
+data set), events are taken in time order. A MAML-R learner is meta-trained on tasks built
+from the first ``--warmup`` fraction of the stream only; the rest is streamed
+prequentially (each block of events is predicted before it is learned from). Writes
+benchmarks/results/online.json and online.png (error over time).
 
     python benchmarks/online.py --epochs 5 --block-size 20
 
@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _common import SHARED  # noqa: E402
 
 from metarec.data.dataset import Dataset  # noqa: E402
 from metarec.data.registry import load_dataset  # noqa: E402
@@ -45,7 +46,6 @@ from metarec.models import FeatureMLP  # noqa: E402
 from metarec.tasks.taskset import TaskSet  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ML100K = ROOT / ".." / "shared" / "datasets" / "ml-100k"
 
 
 def warmup_tasks(events, query_size: int = 5, min_events: int = 8,
@@ -126,17 +126,18 @@ def main() -> None:
     parser.add_argument("--no-item-offsets", dest="item_shrinkage", action="store_const",
                         const=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--data-dir", type=Path, default=ML100K,
-                        help="MovieLens-100k's folder (u.data)")
+    parser.add_argument("--data-dir", type=Path, default=SHARED,
+                        help="the folder holding ml-100k/")
     parser.add_argument("--no-movielens", dest="movielens", action="store_false",
                         help="the generated data set only")
     args = parser.parse_args()
-    if args.movielens and not (args.data_dir / "u.data").is_file():
-        parser.error(f"{args.data_dir}: no u.data (pass --data-dir, or --no-movielens)")
+    if args.movielens and not (args.data_dir / "ml-100k" / "u.data").is_file():
+        parser.error(f"{args.data_dir}: no ml-100k/u.data (pass --data-dir, or "
+                     "--no-movielens)")
     torch.set_num_threads(2)
     datasets = []
     if args.movielens:
-        datasets.append(load_dataset(args.data_dir))
+        datasets.append(load_dataset(args.data_dir / "ml-100k"))
     datasets.append(generate(SyntheticConfig(num_users=1000, num_items=800,
                                              num_ratings=args.synthetic_ratings)))
     records = [r for d in datasets for r in run_dataset(d, args)]

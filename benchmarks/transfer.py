@@ -7,7 +7,8 @@ target's training users and scores the target's cold-start scenarios, MAE and nD
 * ``same``: one generated data set, its training users split in halves, source half ->
   target half (a non-meta control: both halves share everything);
 * ``domains``: :func:`metarec.data.domains.generate_domains` with ``--shared-share``;
-* ``ml-1m->ml-100k`` (``--movielens``, when ``../shared/datasets`` has both): shared
+* ``ml-1m->ml-100k`` (``--movielens``, from ``--data-dir``'s ``ml-1m/`` and ``ml-100k/``,
+  by default in ../shared/datasets beside the repository): shared
   fields gender, age (ML-100k ages mapped to ML-1M's groups), occupation (ML-100k words
   read as ML-1M codes), genres, year; zip and the id embeddings excluded (the two
   catalogues number users and movies differently).
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=["same", "domains"],
                         choices=["same", "domains"])
     parser.add_argument("--movielens", action="store_true",
-                        help="add ML-1M -> ML-100k when ../shared/datasets has them")
+                        help="add ML-1M -> ML-100k (from --data-dir)")
     parser.add_argument("--data-dir", type=Path, default=SHARED)
     parser.add_argument("--scenarios", nargs="+",
                         default=["warm", "new_users", "new_items", "new_users_new_items"])

@@ -17,7 +17,7 @@ CASES = [
     ("film_effect", ["--run", "{d}"], "ML-1M not found in {d}: pass --data-dir"),
     ("meta_speed", [], "ML-1M not found in {d}: pass --data-dir"),
     ("ridge_speed", [], "ML-1M not found in {d}: pass --data-dir"),
-    ("online", [], "{d}: no u.data (pass --data-dir, or --no-movielens)"),
+    ("online", [], "{d}: no ml-100k/u.data (pass --data-dir, or --no-movielens)"),
     ("transfer", ["--movielens"], "--movielens needs ml-1m/ratings.dat and ml-100k/u.data"),
     ("distill", ["--ml1m"], "--ml1m: {d} has no ml-1m/ratings.dat (pass --data-dir)"),
 ]
@@ -35,8 +35,15 @@ def test_missing_data_stops_the_script_before_it_writes(script: str, extra: list
     args = [a.format(d=empty) for a in extra]
     monkeypatch.setattr(sys, "argv", [f"{script}.py", *args, "--data-dir", str(empty)])
     monkeypatch.chdir(tmp_path)
+    before = _written(benchmarks / "results")
     with pytest.raises(SystemExit) as stop:
         module.main()
     said = str(stop.value.code) if stop.value.code not in (None, 2) else capsys.readouterr().err
     assert message.format(d=empty) in said
+    assert _written(benchmarks / "results") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def _written(folder: Path) -> dict[str, tuple[int, int]]:
+    """Each file's size and modification time (nanoseconds) under ``folder``."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
