@@ -186,6 +186,9 @@ def test_data_dir_of_another_data_set_of_the_same_format_does_not_count(tmp_path
     (renamed / "README.txt").write_text("This dataset (ml-25m) describes ...\n")
     assert registry.local_path("movielens-25m", renamed) == renamed
     assert registry.local_path("movielens-latest-small", renamed) is None
+    with pytest.raises(DownloadError, match=re.escape(
+            f"; {renamed} holds movielens-25m, by its name or README.txt)")):
+        registry.load_dataset("movielens-latest-small", data_dir=renamed)
     (renamed / "README.txt").unlink()
     assert registry.local_path("movielens-25m", renamed) is None
     # ... and the error says why such a folder does not count

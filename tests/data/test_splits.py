@@ -14,7 +14,7 @@ import torch
 
 from metarec.data.dataset import Dataset, Interactions, build_dataset
 from metarec.data.splits import SCENARIOS, SplitConfig, new_item_mask, split_dataset
-from metarec.errors import ConfigError
+from metarec.errors import ConfigError, DataError
 from metarec.tasks.taskset import TaskSet
 
 DATASETS = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
@@ -544,6 +544,10 @@ def test_numeric_values_clamp_to_the_training_range_only_when_asked() -> None:
      "split.cutoff_year = 2005); no user fits new_users: no user is new "
      "(split.new_user_fraction = 0); no user fits meta-train: a user counts in a scenario "
      "with 3 to 12 ratings there (split.min_ratings, split.max_ratings)"),
+    ({"cutoff_year": 1000}, "no user fits warm, new_users, meta-train: every rated item is "
+                            "new (released after split.cutoff_year = 1000); no user fits "
+                            "new_items: a user counts in a scenario with 3 to 12 ratings "
+                            "there (split.min_ratings, split.max_ratings)"),
     ({"min_ratings": 11}, "no user fits warm, new_users, new_items, new_users_new_items, "
                           "meta-train: a user counts in a scenario with 11 to 12 ratings "
                           "there (split.min_ratings, split.max_ratings)"),
@@ -552,6 +556,13 @@ def test_the_empty_note_names_the_cause_of_each_empty_scenario(toy: Dataset, cha
                                                                note: str | None) -> None:
     """With no new item the note had blamed the bounds on a user's ratings."""
     assert split_dataset(toy, replace(CONFIG, **changes)).empty_note() == note
+
+
+def test_nothing_to_train_on_because_every_item_is_new_says_to_move_the_cutoff(
+        toy: Dataset) -> None:
+    with pytest.raises(DataError, match=r"toy: nothing to train on: .*every rated item is "
+                                        r"new .*; move the split's new-item cutoff$"):
+        split_dataset(toy, replace(CONFIG, cutoff_year=1000)).require_training("toy")
 
 
 def test_config_rejects_an_unknown_query() -> None:

@@ -170,15 +170,23 @@ def local_path(name: str, data_dir: Path | None = None) -> Path | None:
 def _is_folder_of(folder: Path, info: DatasetInfo) -> bool:
     """Whether ``folder``, whose files are in ``info``'s format, holds ``info`` and not
     another registered data set of that format (MovieLens latest-small and 25M share
-    one): true when no other entry shares the format, when the folder has the archive's
-    name, or when its ``README.txt`` names it as GroupLens's do ("This dataset
-    (ml-25m) describes ...")."""
-    shared = [i for i in REGISTRY.values() if i.reader == info.reader and i is not info]
-    if not shared or folder.name == info.folder:
+    one): true when no other entry shares the format, or when the folder names it
+    (:func:`_names`)."""
+    return not _sharing_format(info) or _names(folder, info)
+
+
+def _sharing_format(info: DatasetInfo) -> list[DatasetInfo]:
+    """The other registered data sets whose files are in ``info``'s format."""
+    return [i for i in REGISTRY.values() if i.reader == info.reader and i is not info]
+
+
+def _names(folder: Path, info: DatasetInfo) -> bool:
+    """Whether ``folder`` says it holds ``info``: it has the archive's name, or its
+    ``README.txt`` names it as GroupLens's do ("This dataset (ml-25m) describes ...")."""
+    if folder.name == info.folder:
         return True
-    readme = folder / "README.txt"
     try:
-        head = readme.read_bytes()[:4096].decode("utf-8", "replace")
+        head = (folder / "README.txt").read_bytes()[:4096].decode("utf-8", "replace")
     except OSError:
         return False
     return f"({info.folder})" in head
@@ -342,12 +350,14 @@ def not_on_disk_message(info: DatasetInfo, data_dir: Path | None = None) -> str:
     if data_dir is not None:
         given = Path(data_dir).expanduser()
         if given.is_dir() and _detect_in_folder(given) == info.reader:
-            others = [i.name for i in REGISTRY.values() if i.reader == info.reader
-                      and i is not info]
-            # The files are of the format, but the folder does not say which data set.
-            where += (f"; {given} holds files of its format, as {' or '.join(others)} "
-                      f"would: name the folder {info.folder} or keep the archive's "
-                      "README.txt in it")
+            others = _sharing_format(info)
+            named = [i.name for i in others if _names(given, i)]
+            if named:  # by its name or README.txt
+                where += f"; {given} holds {named[0]}, by its name or README.txt"
+            else:  # files of the format, but nothing says which data set
+                where += (f"; {given} holds files of its format, as "
+                          f"{' or '.join(i.name for i in others)} would: name the folder "
+                          f"{info.folder} or keep the archive's README.txt in it")
     if info.url is None:
         return (f"{info.name} is not on disk (looked in {where}): {info.manual} in {folder}, "
                 "or pass --data-dir PATH to a folder that holds them")

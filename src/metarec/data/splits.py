@@ -126,6 +126,8 @@ class ColdStartSplit:
     unbounded_new_items: Interactions | None = None
     """New-film ratings of existing, non-validation users with no ``new_items`` task
     (their count there is outside the bounds): no scenario evaluates them."""
+    old_items_rated: int | None = None
+    """How many items that are not new have a rating (for :meth:`empty_note`)."""
 
     @cached_property
     def validation_new_items(self) -> TaskSet:
@@ -187,36 +189,42 @@ class ColdStartSplit:
         return replace(dataset, interactions=self.train_ratings, users=users, items=items)
 
     def empty_note(self) -> str | None:
-        """Why a scenario or the training set is empty, when one is: no new item, no new
-        user, or else the bounds on a user's ratings."""
+        """Why a scenario or the training set is empty, when one is: no new item, no
+        item that is not new, no new user, or else the bounds on a user's ratings."""
         empty = [name for name, tasks in [*self.scenarios.items(), ("meta-train", self.train)]
                  if not len(tasks)]
         if not empty:
             return None
-        config, notes = self.config, []
+        config = self.config
+        rule = (f"released after split.cutoff_year = {config.cutoff_year:g}"
+                if config.protocol == "melu" else "first rated after the "
+                f"split.new_item_quantile = {config.new_item_quantile:g} of first ratings")
+        causes = []
         if not len(self.new_items):
-            rule = (f"released after split.cutoff_year = {config.cutoff_year:g}"
-                    if config.protocol == "melu" else "first rated after the "
-                    f"split.new_item_quantile = {config.new_item_quantile:g} of first ratings")
-            notes.append((f"no item is new (none {rule})", [n for n in empty if "items" in n]))
+            causes.append((f"no item is new (none {rule})", lambda n: "items" in n))
+        if self.old_items_rated == 0:
+            causes.append((f"every rated item is new ({rule})", lambda n: "items" not in n))
         if not len(self.new_users):
-            notes.append((f"no user is new (split.new_user_fraction = "
-                          f"{config.new_user_fraction:g})",
-                          [n for n in empty if n.startswith("new_users") and n not in
-                           {name for _, names in notes for name in names}]))
-        explained = {name for _, names in notes for name in names}
-        notes.append((f"a user counts in a scenario with {config.min_ratings} to "
-                      f"{config.max_ratings} ratings there (split.min_ratings, "
-                      "split.max_ratings)", [n for n in empty if n not in explained]))
-        return "; ".join(f"no user fits {', '.join(names)}: {why}" for why, names in notes
-                         if names)
+            causes.append((f"no user is new (split.new_user_fraction = "
+                           f"{config.new_user_fraction:g})", lambda n: n.startswith("new_users")))
+        causes.append((f"a user counts in a scenario with {config.min_ratings} to "
+                       f"{config.max_ratings} ratings there (split.min_ratings, "
+                       "split.max_ratings)", lambda n: True))
+        notes = []
+        for why, applies in causes:
+            names = [n for n in empty if applies(n)]
+            empty = [n for n in empty if n not in names]
+            if names:
+                notes.append(f"no user fits {', '.join(names)}: {why}")
+        return "; ".join(notes)
 
     def require_training(self, dataset: str) -> None:
         """A :class:`DataError` when there is nothing to train on (too sparse a data set
         for the split's bounds), before anything trains on nothing."""
         if not len(self.train):
-            raise DataError(f"{dataset}: nothing to train on: {self.empty_note()}; lower "
-                            "split.min_ratings or use a denser data set")
+            advice = ("move the split's new-item cutoff" if self.old_items_rated == 0
+                      else "lower split.min_ratings or use a denser data set")
+            raise DataError(f"{dataset}: nothing to train on: {self.empty_note()}; {advice}")
 
     def summary(self) -> list[dict[str, object]]:
         """One row per scenario and per training set: users, support and query ratings."""
@@ -298,7 +306,8 @@ def split_dataset(dataset: Dataset, config: SplitConfig | None = None) -> ColdSt
                             & ~np.isin(rows.user, scenarios["new_items"].users)
                             & ~np.isin(rows.user, validation_users))
     return ColdStartSplit(cfg, scenarios, train, validation, existing_users, new_users,
-                          validation_users, np.flatnonzero(new_items_mask), unbounded)
+                          validation_users, np.flatnonzero(new_items_mask), unbounded,
+                          len(np.unique(inter.item[~new_items_mask[inter.item]])))
 
 
 def _support_query(rows: Interactions, cfg: SplitConfig, rng: np.random.Generator,
