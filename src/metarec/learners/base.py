@@ -614,8 +614,9 @@ def _read_file(path: Path, digests: dict[str, str]) -> bytes:
     data = path.read_bytes()
     expected = digests.get(path.name)
     if expected is not None and hashlib.sha256(data).hexdigest() != expected:
-        raise CheckpointError(f"{path}: damaged, or not the file learner.json was saved "
-                              "with (its SHA-256 differs from the one recorded there)")
+        raise CheckpointError(f"{path}: not the file learner.json was saved with (its "
+                              "SHA-256 differs): damaged, half-saved, or saved over while "
+                              "being loaded")
     return data
 
 
