@@ -312,8 +312,8 @@ def test_resume_refuses_a_different_meta_batch_size(data, tmp_path) -> None:
                                       checkpoint_dir=tmp_path / "none").resume()
 
 
-@pytest.mark.parametrize("change", ["inner_steps", "model", "split", "epochs", "damaged",
-                                    "weights"])
+@pytest.mark.parametrize("change", ["inner_steps", "model", "split", "epochs", "batch_size",
+                                    "damaged", "weights"])
 def test_resume_refuses_other_settings_model_or_tasks(data, tmp_path, change: str) -> None:
     """A resume had checked only meta_batch_size, seed and dtype: other settings, another
     model or another data set trained on silently (the sampler's old position included);
@@ -336,6 +336,8 @@ def test_resume_refuses_other_settings_model_or_tasks(data, tmp_path, change: st
         message = "trained on other training tasks"
     elif change == "epochs":  # may change: train longer
         learner.config.epochs = 31
+    elif change == "batch_size":  # may change: pretrain's, which no meta-learner reads
+        learner.config.batch_size = 7
     elif change == "damaged":
         state = torch.load(tmp_path / STATE_FILE, weights_only=True)
         del state["batcher"]

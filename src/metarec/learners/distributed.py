@@ -44,9 +44,10 @@ from metarec.tasks.taskset import TaskSet
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.pt"
-MAY_CHANGE_ON_RESUME = frozenset({"epochs", "device", "eval_batch_size"})
-"""Learner settings a resumed run may change: train longer, on another device, or
-validate in other batch sizes. Every other setting must be the checkpoint's."""
+MAY_CHANGE_ON_RESUME = frozenset({"epochs", "device", "eval_batch_size", "batch_size"})
+"""Learner settings a resumed run may change: train longer, on another device, validate
+in other batch sizes, or ``batch_size`` (``pretrain``'s minibatch, which no meta-learner
+reads). Every other setting must be the checkpoint's."""
 StepCallback = Callable[[dict[str, Any]], None]
 """Called after every meta-step with ``{"step", "epoch", "loss", "tasks"}``."""
 
