@@ -28,7 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import SHARED  # noqa: E402
+from _common import RESULTS, SHARED  # noqa: E402
 
 from metarec.data.dataset import Dataset  # noqa: E402
 from metarec.data.registry import load_dataset  # noqa: E402
@@ -44,8 +44,6 @@ from metarec.learners.online import OnlineConfig, OnlineRecommender  # noqa: E40
 from metarec.learners.registry import learner_class  # noqa: E402
 from metarec.models import FeatureMLP  # noqa: E402
 from metarec.tasks.taskset import TaskSet  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def warmup_tasks(events, query_size: int = 5, min_events: int = 8,
@@ -125,7 +123,7 @@ def main() -> None:
                         "tuned on the stream)")
     parser.add_argument("--no-item-offsets", dest="item_shrinkage", action="store_const",
                         const=None)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--data-dir", type=Path, default=SHARED,
                         help="the folder holding ml-100k/")
     parser.add_argument("--no-movielens", dest="movielens", action="store_false",
